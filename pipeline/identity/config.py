@@ -1,0 +1,157 @@
+"""The identity configuration (CONTRACT 4): namespaces, limits and circuit breaker.
+
+Loaded from TOML with the standard library; a bad file fails at start with a message
+that names the offending line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+KINDS = ("person", "device", "cookie", "partner")
+NORMALIZERS = ("trim", "lowercase", "uppercase", "e164", "digits")
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "schemas" / "identity.default.toml"
+_NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    kind: str
+    priority: int
+    unique: bool
+    normalize: tuple[str, ...] = ("trim",)
+    format: re.Pattern[str] | None = None
+    blocked: frozenset[str] = frozenset()
+    hash: bool = False
+    default_region: str = "US"
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    namespaces: dict[str, Namespace]
+    max_graph_size: int = 50
+    quarantine_max_reassignments: int = 5
+    quarantine_window_s: int = 86400
+    source: str = field(default=str(DEFAULT_PATH), compare=False)
+
+    def priority(self, namespace: str) -> int:
+        return self.namespaces[namespace].priority
+
+    def for_redis(self) -> dict[str, Any]:
+        """What the Lua operations need to know, as one msgpack-able map."""
+        return {
+            "namespaces": {
+                n.name: {"kind": n.kind, "priority": n.priority, "unique": n.unique}
+                for n in self.namespaces.values()
+            },
+            "max_graph_size": self.max_graph_size,
+            "quarantine_max": self.quarantine_max_reassignments,
+            "quarantine_window_ms": self.quarantine_window_s * 1000,
+        }
+
+
+def _line_of(text: str, needle: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    return None
+
+
+def _fail(path: str, text: str, needle: str, message: str) -> ConfigError:
+    line = _line_of(text, needle)
+    where = f"{path}, line {line}" if line else path
+    return ConfigError(f"{where}: {message}")
+
+
+def _namespace(path: str, text: str, name: str, raw: Any, common_blocked: set[str]) -> Namespace:
+    header = f"[namespaces.{name}]"
+    if not _NAMESPACE_RE.match(name):
+        raise _fail(path, text, header, f"namespace name {name!r} must match {_NAMESPACE_RE.pattern}")
+    if not isinstance(raw, dict):
+        raise _fail(path, text, header, f"namespace {name!r} must be a table")
+    known = {"kind", "priority", "unique", "normalize", "format", "blocked", "hash",
+             "default_region"}
+    for key in raw:
+        if key not in known:
+            raise _fail(path, text, key, f"namespace {name!r}: unknown key {key!r}")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise _fail(path, text, "kind", f"namespace {name!r}: kind must be one of {KINDS}")
+    priority = raw.get("priority")
+    if not isinstance(priority, int) or isinstance(priority, bool) or priority < 1:
+        raise _fail(path, text, "priority", f"namespace {name!r}: priority must be an integer >= 1")
+    unique = raw.get("unique", False)
+    if not isinstance(unique, bool):
+        raise _fail(path, text, "unique", f"namespace {name!r}: unique must be true or false")
+    normalize = raw.get("normalize", ["trim"])
+    if not isinstance(normalize, list) or any(step not in NORMALIZERS for step in normalize):
+        raise _fail(path, text, "normalize",
+                    f"namespace {name!r}: normalize steps must be among {NORMALIZERS}")
+    pattern = raw.get("format")
+    compiled = None
+    if pattern is not None:
+        try:
+            compiled = re.compile(str(pattern))
+        except re.error as exc:
+            raise _fail(path, text, "format", f"namespace {name!r}: bad format regex: {exc}") from exc
+    blocked = raw.get("blocked", [])
+    if not isinstance(blocked, list) or not all(isinstance(b, str) for b in blocked):
+        raise _fail(path, text, "blocked", f"namespace {name!r}: blocked must be a list of strings")
+    return Namespace(
+        name=name,
+        kind=kind,
+        priority=priority,
+        unique=unique,
+        normalize=tuple(normalize),
+        format=compiled,
+        blocked=frozenset(b.casefold() for b in [*blocked, *common_blocked]),
+        hash=bool(raw.get("hash", False)),
+        default_region=str(raw.get("default_region", "US")),
+    )
+
+
+def parse(text: str, path: str = "<config>") -> IdentityConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    namespaces_raw = raw.get("namespaces")
+    if not isinstance(namespaces_raw, dict) or not namespaces_raw:
+        raise _fail(path, text, "[namespaces", "at least one [namespaces.<name>] table is needed")
+    common = raw.get("blocked", [])
+    if not isinstance(common, list):
+        raise _fail(path, text, "blocked", "blocked must be a list of strings")
+    namespaces = {
+        name: _namespace(path, text, name, spec, set(common))
+        for name, spec in namespaces_raw.items()
+    }
+    size = raw.get("max_graph_size", 50)
+    if not isinstance(size, int) or size < 2:
+        raise _fail(path, text, "max_graph_size", "max_graph_size must be an integer >= 2")
+    quarantine = raw.get("quarantine", {})
+    max_moves = quarantine.get("max_reassignments", 5)
+    window = quarantine.get("window_seconds", 86400)
+    if not isinstance(max_moves, int) or max_moves < 1:
+        raise _fail(path, text, "max_reassignments", "max_reassignments must be an integer >= 1")
+    if not isinstance(window, int) or window < 1:
+        raise _fail(path, text, "window_seconds", "window_seconds must be an integer >= 1")
+    return IdentityConfig(namespaces, size, max_moves, window, path)
+
+
+def load(path: str | None = None) -> IdentityConfig:
+    """The configuration at ``path`` (CDP_IDENTITY_CONFIG), else the shipped defaults."""
+    target = Path(path) if path else DEFAULT_PATH
+    try:
+        text = target.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read identity configuration {target}: {exc}") from exc
+    return parse(text, str(target))
