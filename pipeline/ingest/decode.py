@@ -1,0 +1,131 @@
+"""Record value bytes -> a JSON-like dict, from msgpack or UTF-8 JSON, told apart by the
+first byte.
+
+Hostile input is expected: every failure is a ``Rejected``, nesting is bounded without
+recursion, and only JSON-representable values get through, so JSON and msgpack
+producers are treated alike downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import msgpack
+
+from pipeline.model import Rejected
+
+MAX_DEPTH = 32
+
+_BOM = b"\xef\xbb\xbf"
+_JSON_SPACE = b" \t\r\n"
+# fixmap, map16, map32: the only ways a msgpack value can start as a map.
+_MSGPACK_MAP = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
+# A JSON string, or one bracket: strings are skipped so brackets inside them don't count.
+# Bytes are fine: '"', '\\' and brackets never occur inside a UTF-8 multi-byte sequence.
+_JSON_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+_OPEN = frozenset((b"{", b"["))
+_CLOSE = frozenset((b"}", b"]"))
+_MSGPACK_ERRORS = (
+    msgpack.UnpackException,  # FormatError, StackError, ExtraData (also ValueErrors)
+    ValueError,  # incomplete input, UnicodeDecodeError, bad map keys, bad timestamp ext
+    TypeError,
+    OverflowError,
+)
+
+
+def decode_value(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
+    """The map a record value holds, or ``Rejected`` saying why there is none."""
+    if raw is None:
+        raise Rejected("null_value", "the record has no value")
+    if len(raw) > max_bytes:
+        raise Rejected("oversized", f"{len(raw)} bytes, at most {max_bytes}")
+    if raw and raw[0] in _MSGPACK_MAP:
+        value = _unpack_msgpack(raw, max_bytes)
+    elif raw.removeprefix(_BOM).lstrip(_JSON_SPACE)[:1] == b"{":
+        value = _load_json(raw)
+    else:
+        first = f"byte 0x{raw[0]:02x}" if raw else "nothing (empty value)"
+        raise Rejected(
+            "not_an_object",
+            f"a value must be a JSON object or a msgpack map; this one starts with {first}",
+        )
+    _check_tree(value)
+    return value
+
+
+def _unpack_msgpack(raw: bytes, max_bytes: int) -> dict[str, Any]:
+    try:
+        value = msgpack.unpackb(
+            raw,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=max_bytes,
+            max_bin_len=max_bytes,
+            max_array_len=max_bytes,
+            max_map_len=max_bytes,
+            max_ext_len=max_bytes,
+        )
+    except msgpack.StackError as exc:
+        raise Rejected("too_deep", f"msgpack nested too deeply, at most {MAX_DEPTH}") from exc
+    except msgpack.ExtraData as exc:
+        raise Rejected("undecodable", "msgpack map followed by extra bytes") from exc
+    except _MSGPACK_ERRORS as exc:
+        raise Rejected("undecodable", f"not valid msgpack: {exc}") from exc
+    return value  # a map: its first byte said so
+
+
+def _load_json(raw: bytes) -> dict[str, Any]:
+    # Depth is checked before parsing so json never recurses deeper than MAX_DEPTH.
+    depth = 0
+    for token in _JSON_STRUCTURE.finditer(raw):
+        if token.group() in _OPEN:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise Rejected("too_deep", f"JSON nested more than {MAX_DEPTH} levels")
+        elif token.group() in _CLOSE:
+            depth -= 1
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+        value = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise Rejected("undecodable", f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, too many int digits
+        raise Rejected("undecodable", f"not valid JSON: {exc}") from exc
+    return value  # an object: it starts with "{"
+
+
+def _check_tree(root: dict[str, Any]) -> None:
+    """Bounded depth, string keys, JSON types only; iterative, so no recursion limit."""
+    stack: list[tuple[dict[str, Any] | list[Any], str, int]] = [(root, "", 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise Rejected("too_deep", f"{path} is nested more than {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            if not all(isinstance(key, str) for key in node):
+                raise Rejected(
+                    "bad_key", f"{path or 'the value'} has a map key that is not a string"
+                )
+            pairs: Iterable[tuple[str | int, Any]] = node.items()
+        else:
+            pairs = enumerate(node)
+        for label, child in pairs:
+            if isinstance(child, dict | list):
+                stack.append((child, _join(path, label), depth + 1))
+            elif isinstance(child, float) and not math.isfinite(child):
+                raise Rejected("unsupported_type", f"{_join(path, label)} is {child}")
+            elif not (child is None or isinstance(child, str | int | float)):
+                name = type(child).__name__
+                raise Rejected(
+                    "unsupported_type", f"{_join(path, label)} is {name}, which JSON cannot hold"
+                )
+
+
+def _join(path: str, label: str | int) -> str:
+    if isinstance(label, int):
+        return f"{path}[{label}]"
+    return f"{path}.{label}" if path else label

@@ -1,0 +1,135 @@
+"""Identities normalised per namespace (CONTRACT 4) and the event's primary identity."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import phonenumbers
+
+from pipeline.identity.config import IdentityConfig, Namespace
+from pipeline.model import DroppedIdentity, Identity, Rejected
+
+# Longer raw values are never identities; the bound keeps format regexes and phone
+# parsing cheap on hostile input.
+MAX_ID_CHARS = 1024
+
+_NON_DIGITS = re.compile(r"[^0-9]")  # not \D: that keeps Unicode digits such as '٣'
+
+
+class InvalidIdentity(Rejected):
+    """An identity that cannot be used: left out of an event, or a privacy request's
+    reason to be rejected. ``reason`` is unknown_namespace, blocked_value or bad_format."""
+
+
+def _e164(value: str, namespace: Namespace) -> str:
+    try:
+        number = phonenumbers.parse(value, namespace.default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidIdentity(
+            "bad_format", f"{namespace.name} is not a phone number: {exc}"
+        ) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidIdentity("bad_format", f"{namespace.name} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_STEPS: dict[str, Callable[[str, Namespace], str]] = {
+    "trim": lambda value, _: value.strip(),
+    "lowercase": lambda value, _: value.lower(),
+    "uppercase": lambda value, _: value.upper(),
+    "digits": lambda value, _: _NON_DIGITS.sub("", value),
+    "e164": _e164,
+}
+
+
+def normalise_value(namespace: Namespace, value: object) -> str:
+    """The stored form of ``value`` in ``namespace``, or ``InvalidIdentity``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidIdentity("bad_format", f"{namespace.name} must be a string or an integer")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidIdentity(
+            "bad_format", f"{namespace.name} has {len(value)} characters, at most {MAX_ID_CHARS}"
+        )
+    # Junk such as "null" is blocked before the steps too: e164 would call it bad_format.
+    _check_blocked(namespace, value.strip())
+    for step in namespace.normalize:
+        value = _STEPS[step](value, namespace)
+    _check_blocked(namespace, value)
+    if namespace.format is not None and not namespace.format.fullmatch(value):
+        raise InvalidIdentity("bad_format", f"{namespace.name} does not match its format")
+    return hashlib.sha256(value.encode()).hexdigest() if namespace.hash else value
+
+
+def _check_blocked(namespace: Namespace, value: str) -> None:
+    if not value:
+        raise InvalidIdentity("blocked_value", f"{namespace.name} is empty")
+    if value.casefold() in namespace.blocked:
+        raise InvalidIdentity("blocked_value", f"{namespace.name} {value!r} is blocked")
+
+
+def normalise_identity(config: IdentityConfig, namespace: str, value: object) -> Identity:
+    """The normalised identity, or ``InvalidIdentity`` saying why there is none."""
+    spec = config.namespaces.get(namespace)
+    if spec is None:
+        raise InvalidIdentity(
+            "unknown_namespace", f"namespace {_short(namespace)} is not configured"
+        )
+    return Identity(namespace, normalise_value(spec, value))
+
+
+def resolve_identities(
+    entries: Sequence[dict[str, Any]], config: IdentityConfig
+) -> tuple[list[Identity], Identity, list[DroppedIdentity]]:
+    """An envelope's identities -> (kept, in first-seen order; primary; dropped).
+
+    Invalid ones are dropped; the event is rejected when none is left, when a unique
+    namespace has two values, or when more than one is flagged primary.
+    """
+    kept: dict[Identity, bool] = {}  # identity -> flagged primary; duplicates merge here
+    dropped: list[DroppedIdentity] = []
+    flagged: set[tuple[str, str]] = set()
+    for entry in entries:
+        namespace, value = entry["namespace"], entry["id"]
+        is_primary = entry.get("primary") is True
+        try:
+            identity = normalise_identity(config, namespace, value)
+        except InvalidIdentity as exc:
+            dropped.append(DroppedIdentity(namespace, exc.reason))
+            if is_primary:
+                flagged.add((namespace, str(value)))
+            continue
+        kept[identity] = kept.get(identity, False) or is_primary
+        if is_primary:
+            flagged.add((identity.namespace, identity.id))
+    if not kept:
+        why = ", ".join(f"{_short(d.namespace)} ({d.reason})" for d in dropped)
+        raise Rejected("no_valid_identity", f"no valid identity left; dropped: {why}")
+    _check_unique(kept, config)
+    if len(flagged) > 1:
+        raise Rejected("multiple_primary", f"{len(flagged)} identities flagged primary, at most 1")
+    # A flagged identity that was dropped leaves the choice to priority.
+    primary = next((identity for identity, flag in kept.items() if flag), None)
+    if primary is None:
+        primary = min(kept, key=lambda identity: (config.priority(identity.namespace), identity.id))
+    return list(kept), primary, dropped
+
+
+def _check_unique(kept: dict[Identity, bool], config: IdentityConfig) -> None:
+    first: dict[str, str] = {}
+    for identity in kept:
+        unique = config.namespaces[identity.namespace].unique
+        if unique and first.setdefault(identity.namespace, identity.id) != identity.id:
+            raise Rejected(
+                "conflicting_unique_identities",
+                f"two different {identity.namespace} values in one event; "
+                f"{identity.namespace} is unique, so an event names one person",
+            )
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 64 else text[:61] + "...")

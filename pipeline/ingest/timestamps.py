@@ -1,0 +1,68 @@
+"""Event timestamps -> epoch milliseconds (UTC), within a plausible range."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+from pipeline.ingest.envelope import EVENT_SCHEMA
+from pipeline.model import Rejected
+
+EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: older data is a bug, not history
+MAX_AHEAD_MS = 86_400_000  # one day of producer clock skew
+
+_ISO = EVENT_SCHEMA.patterns["timestamp"]  # its groups: y, m, d, H, M, S, fraction, zone
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def parse_timestamp(value: object, now: int) -> int:
+    """Epoch ms of an ISO-8601 string with a zone or of integer epoch ms.
+
+    ``now`` (epoch ms) is a parameter so that the future bound is testable.
+    """
+    if isinstance(value, str):
+        ms = _iso_to_ms(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        ms = value
+    elif isinstance(value, float) and value.is_integer():
+        ms = int(value)  # JSON Schema counts 1.7e12 as an integer, so the schema lets it by
+    else:
+        raise Rejected("bad_timestamp", "timestamp must be an ISO-8601 string or epoch ms")
+    if ms < EARLIEST_MS:
+        raise Rejected("bad_timestamp", f"timestamp {value!r} is before 2000")
+    if ms > now + MAX_AHEAD_MS:
+        raise Rejected("bad_timestamp", f"timestamp {value!r} is more than a day in the future")
+    return ms
+
+
+def _iso_to_ms(text: str) -> int:
+    match = _ISO.fullmatch(text)
+    if match is None:
+        raise Rejected(
+            "bad_timestamp", f"timestamp {text[:60]!r} is not ISO-8601 with a zone (Z or ±hh:mm)"
+        )
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    try:
+        offset = timedelta(0) if zone == "Z" else _offset(zone)
+        moment = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=timezone(offset),
+        )
+    except ValueError as exc:  # month 13, 24:00, second 60, offset >= 24h
+        raise Rejected("bad_timestamp", f"timestamp {text!r}: {exc}") from exc
+    millis = int((fraction or "0").ljust(3, "0")[:3])  # truncate: ms is the resolution
+    return (moment - _EPOCH) // timedelta(milliseconds=1) + millis
+
+
+def _offset(zone: str) -> timedelta:
+    sign = -1 if zone[0] == "-" else 1
+    return sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))

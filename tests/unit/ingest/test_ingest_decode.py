@@ -1,0 +1,146 @@
+"""decode_value: JSON or msgpack told apart by the first byte; every failure a reason."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgpack
+import pytest
+
+from pipeline.ingest.decode import MAX_DEPTH, decode_value
+from pipeline.model import Rejected
+
+DOC = {"a": 1, "b": [1.5, "x", None, True], "c": {"d": "é"}}
+
+
+def reason_of(raw: bytes | None, max_bytes: int = 10_000) -> str:
+    with pytest.raises(Rejected) as caught:
+        decode_value(raw, max_bytes)
+    assert caught.value.detail
+    return caught.value.reason
+
+
+def nested(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):  # levels containers around a scalar
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps(DOC).encode(),
+        b"\xef\xbb\xbf" + json.dumps(DOC).encode(),  # UTF-8 BOM
+        b" \r\n\t" + json.dumps(DOC).encode() + b"\n",  # JSON whitespace around
+        msgpack.packb(DOC),
+        msgpack.packb(DOC, use_bin_type=False),  # old raw-str msgpack
+    ],
+)
+def test_both_encodings_decode_to_the_same_map(raw: bytes) -> None:
+    assert decode_value(raw, 10_000) == DOC
+
+
+@pytest.mark.parametrize("size", [15, 16, 70_000])  # fixmap, map16, map32
+def test_every_msgpack_map_header(size: int) -> None:
+    doc = {f"k{i}": i for i in range(size)}
+    assert decode_value(msgpack.packb(doc), 10**7) == doc
+
+
+def test_null_value() -> None:
+    assert reason_of(None) == "null_value"
+
+
+def test_oversized_counts_bytes() -> None:
+    raw = json.dumps({"a": "x" * 100}).encode()
+    assert decode_value(raw, len(raw))
+    assert reason_of(raw, len(raw) - 1) == "oversized"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"[1, 2]", b'"text"', b"42", b"null", b"hello", msgpack.packb([1, 2]), b"\x00"],
+)
+def test_not_an_object(raw: bytes) -> None:
+    assert reason_of(raw) == "not_an_object"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b'{"a": }',
+        b'{"a": 1} {"b": 2}',  # trailing garbage
+        b'{"a": 1} x',
+        b'{"a": "\xff"}',  # not UTF-8
+        b'{"a": ' + b"9" * 5000 + b"}",  # more digits than Python converts
+        msgpack.packb({"a": 1}) + b"\x01",  # trailing byte
+        msgpack.packb({"a": "xyz"})[:-1],  # truncated
+        b"\x81\xa1a\xc1",  # 0xc1 is never used in msgpack
+        b"\x81\xa2\xff\xfe\x01",  # str that is not UTF-8
+        b"\xdf\xff\xff\xff\xff",  # claims 4 billion entries
+    ],
+)
+def test_undecodable(raw: bytes) -> None:
+    assert reason_of(raw) == "undecodable"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        msgpack.packb({"a": b"bytes"}, use_bin_type=True),
+        msgpack.packb({"a": [msgpack.ExtType(5, b"x")]}),
+        msgpack.packb({"a": msgpack.Timestamp(1, 0)}),
+        msgpack.packb({"a": float("nan")}),
+        b'{"a": NaN}',
+        b'{"a": {"b": -Infinity}}',
+    ],
+)
+def test_values_json_cannot_hold(raw: bytes) -> None:
+    assert reason_of(raw) == "unsupported_type"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        msgpack.packb({b"bin": 1}, use_bin_type=True),
+        msgpack.packb({"a": [{b"bin": 1}]}, use_bin_type=True),
+    ],
+)
+def test_map_keys_are_strings(raw: bytes) -> None:
+    assert reason_of(raw) == "bad_key"
+
+
+def test_msgpack_refuses_int_keys_itself() -> None:
+    # strict_map_key: msgpack raises before a non-str, non-bytes key is even built.
+    assert reason_of(b"\x81\x01\xa1a") == "undecodable"
+
+
+@pytest.mark.parametrize("encode", [json.dumps, msgpack.packb])
+def test_depth_limit(encode: Any) -> None:
+    def raw(levels: int) -> bytes:
+        data = encode(nested(levels))
+        return data.encode() if isinstance(data, str) else data
+
+    assert decode_value(raw(MAX_DEPTH), 10**6)
+    assert reason_of(raw(MAX_DEPTH + 1), 10**6) == "too_deep"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":' + b"[" * 10_000 + b"]" * 10_000 + b"}",
+        b'{"a":' + b"[" * 100_000,  # unterminated
+        b"\x81\xa1a" + b"\x91" * 100_000 + b"\x01",
+        b"\x81\xa1a" + b"\x81\xa1a" * 100_000 + b"\x01",
+    ],
+)
+def test_hostile_nesting_is_rejected_without_recursion(raw: bytes) -> None:
+    assert reason_of(raw, 10**6) == "too_deep"
+
+
+def test_brackets_inside_strings_do_not_count_as_depth() -> None:
+    doc = {"a": "[" * 1000, "b": '\\"{{{{', "c": "é" * 3}
+    assert decode_value(json.dumps(doc).encode(), 10**6) == doc
+    assert decode_value(json.dumps(doc, ensure_ascii=False).encode(), 10**6) == doc

@@ -1,0 +1,198 @@
+"""parse_event on whole envelopes: the schema, timestamps, channel, the reason codes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.ingest import REJECT_REASONS
+from pipeline.ingest.timestamps import EARLIEST_MS, MAX_AHEAD_MS, parse_timestamp
+from pipeline.model import Event, Identity, Rejected, Source
+
+Envelope = Callable[..., dict[str, Any]]
+Parse = Callable[..., Event]
+
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+
+
+def rejected(parse: Parse, doc: dict[str, Any] | bytes | None) -> Rejected:
+    with pytest.raises(Rejected) as caught:
+        parse(doc)
+    assert caught.value.reason in REJECT_REASONS
+    return caught.value
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+def test_contract_example(parse: Parse, envelope: Envelope, encoding: str) -> None:
+    event = parse(envelope(), encoding=encoding)
+    assert event.event_id == "b8a0c6e2-0001"
+    assert event.timestamp_ms == 1_795_877_121_123
+    assert event.kind == "experience"
+    assert event.channel == "web"
+    assert event.identities == [Identity("ecid", "38652"), Identity("crm_id", "31260XYZ")]
+    assert event.primary == Identity("crm_id", "31260XYZ")
+    assert event.attributes == {"firstName": "Evan", "loyalty": {"tier": "gold"}}
+    assert event.event == {"type": "commerce.productViews", "sku": "SHOE-42"}
+    assert event.type == "commerce.productViews"
+    assert event.source == Source("cdp.events.web", 3, 42)
+    assert event.dropped == []
+
+
+def test_optional_fields_default(parse: Parse, envelope: Envelope) -> None:
+    event = parse(
+        envelope(channel=None, attributes=None, event=None, kind="record"), channel_default="kiosk"
+    )
+    assert (event.channel, event.attributes, event.event, event.type) == ("kiosk", {}, {}, "record")
+
+
+def test_null_optional_fields_mean_absent(parse: Parse, envelope: Envelope) -> None:
+    raw = json.dumps({**envelope(), "channel": None, "attributes": None, "event": None})
+    event = parse(raw.encode(), channel_default="pos")
+    assert (event.channel, event.attributes, event.event) == ("pos", {}, {})
+
+
+def test_unknown_top_level_fields_are_ignored(parse: Parse, envelope: Envelope) -> None:
+    assert parse(envelope(producer_version="3.1", _meta={"x": 1})).event_id
+
+
+@pytest.mark.parametrize("name", ["event_id", "timestamp", "kind", "identities"])
+def test_missing_field(parse: Parse, envelope: Envelope, name: str) -> None:
+    doc = envelope()
+    del doc[name]
+    error = rejected(parse, doc)
+    assert (error.reason, error.detail) == ("missing_field", f"{name} is required")
+
+
+def test_missing_identity_field(parse: Parse, envelope: Envelope) -> None:
+    error = rejected(parse, envelope(identities=[{"namespace": "ecid", "id": "1"}, {"id": "2"}]))
+    assert (error.reason, error.detail) == ("missing_field", "identities[1].namespace is required")
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason", "detail"),
+    [
+        ({"event_id": ""}, "bad_event_id", "event_id is empty"),
+        ({"event_id": "x" * 257}, "bad_event_id", "event_id has 257 characters, at most 256"),
+        ({"event_id": 7}, "bad_event_id", "event_id must be a string, not an integer"),
+        ({"kind": "click"}, "bad_kind", "kind must be one of record, experience, not 'click'"),
+        ({"channel": "Web"}, "bad_channel", None),
+        ({"channel": "web\n"}, "bad_channel", None),  # Python's "$" would let this by
+        ({"channel": 5}, "bad_channel", None),
+        ({"identities": []}, "no_valid_identity", "identities has 0, at least 1 needed"),
+        ({"identities": {"namespace": "ecid"}}, "wrong_type", None),
+        (
+            {"identities": [{"namespace": "ecid", "id": str(i)} for i in range(21)]},
+            "too_many_identities",
+            "21 identities, at most 20",
+        ),
+        (
+            {"identities": [{"namespace": "ecid", "id": "1"}, {"namespace": "ecid", "id": 1.5}]},
+            "wrong_type",
+            "identities[1].id must be a string or an integer, not a number",
+        ),
+        (
+            {"identities": [{"namespace": "ecid", "id": "1", "primary": "yes"}]},
+            "wrong_type",
+            "identities[0].primary must be true or false, not a string",
+        ),
+        ({"attributes": [1]}, "wrong_type", "attributes must be an object, not an array"),
+        ({"event": "click"}, "wrong_type", "event must be an object, not a string"),
+        ({"event": {"type": 3}}, "wrong_type", "event.type must be a string, not an integer"),
+    ],
+)
+def test_schema_reasons(
+    parse: Parse, envelope: Envelope, fields: dict[str, Any], reason: str, detail: str | None
+) -> None:
+    error = rejected(parse, envelope(**fields))
+    assert error.reason == reason
+    if detail is not None:
+        assert error.detail == detail
+
+
+def test_first_error_is_the_shallowest(parse: Parse, envelope: Envelope) -> None:
+    doc = envelope(kind="bad", identities=[{"namespace": 1, "id": "x"}])
+    del doc["event_id"]
+    assert rejected(parse, doc).reason == "missing_field"
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("2026-11-28T14:45:21Z", 1_795_877_121_000),
+        ("2026-11-28T14:45:21.1Z", 1_795_877_121_100),
+        ("2026-11-28T14:45:21.123456789Z", 1_795_877_121_123),
+        ("2026-11-28T15:45:21.123+01:00", 1_795_877_121_123),
+        ("2026-11-28T09:15:21.123-05:30", 1_795_877_121_123),
+        ("2026-11-28T14:45:21.123+00:00", 1_795_877_121_123),
+        (1_795_877_121_123, 1_795_877_121_123),
+        (1_795_877_121_123.0, 1_795_877_121_123),
+    ],
+)
+def test_timestamps(text: str | int, ms: int, now_ms: int) -> None:
+    assert parse_timestamp(text, now_ms) == ms
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-28T14:45:21.123",  # naive: no zone
+        "2026-11-28T14:45:21",
+        "2026-11-28 14:45:21Z",
+        "2026-11-28",
+        "2026-13-28T14:45:21Z",
+        "2026-02-30T14:45:21Z",
+        "2026-11-28T24:00:00Z",
+        "2026-11-28T14:45:60Z",
+        "2026-11-28T14:45:21+24:00",
+        "2026-11-28T14:45:21Z\n",
+        "२०२६-11-28T14:45:21Z",  # Devanagari digits
+        "1999-12-31T23:59:59.999Z",  # before 2000
+        EARLIEST_MS - 1,
+        "2026-12-02T00:00:00.001Z",  # more than a day after now_ms
+        10**30,
+        1.5e12 + 0.5,
+        True,
+        None,
+    ],
+)
+def test_bad_timestamps(value: Any, now_ms: int) -> None:
+    with pytest.raises(Rejected) as caught:
+        parse_timestamp(value, now_ms)
+    assert caught.value.reason == "bad_timestamp"
+
+
+def test_timestamp_bounds_are_inclusive(now_ms: int) -> None:
+    assert parse_timestamp(EARLIEST_MS, now_ms) == EARLIEST_MS
+    assert parse_timestamp(now_ms + MAX_AHEAD_MS, now_ms) == now_ms + MAX_AHEAD_MS
+    with pytest.raises(Rejected):
+        parse_timestamp(now_ms + MAX_AHEAD_MS + 1, now_ms)
+
+
+@pytest.mark.parametrize("value", ["2026-11-28T14:45:21", 1.5, "2040-01-01T00:00:00Z"])
+def test_bad_timestamp_in_event(parse: Parse, envelope: Envelope, value: Any) -> None:
+    assert rejected(parse, envelope(timestamp=value)).reason == "bad_timestamp"
+
+
+def test_every_reason_code_is_documented_in_the_schemas() -> None:
+    event = json.loads((SCHEMAS / "event.schema.json").read_text())["description"]
+    privacy = json.loads((SCHEMAS / "privacy-request.schema.json").read_text())["description"]
+    documented = set(re.findall(r"[a-z_]+", event + " " + privacy))
+    assert set(REJECT_REASONS) <= documented
+
+
+def test_every_schema_field_is_described() -> None:
+    for name in ("event.schema.json", "privacy-request.schema.json"):
+        schema = json.loads((SCHEMAS / name).read_text())
+        stack = [schema]
+        while stack:
+            node = stack.pop()
+            for field, spec in node.get("properties", {}).items():
+                assert spec.get("description"), f"{name}: {field}"
+                stack.append(spec)
+            if "items" in node:
+                stack.append(node["items"])

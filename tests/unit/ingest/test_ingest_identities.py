@@ -1,0 +1,243 @@
+"""Identity normalisation per namespace, drops, merges, unique conflicts, the primary."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pipeline.identity.config import IdentityConfig, Namespace
+from pipeline.ingest import InvalidIdentity, normalise_identity
+from pipeline.ingest.identities import MAX_ID_CHARS, normalise_value
+from pipeline.model import DroppedIdentity, Event, Identity, Rejected
+
+Envelope = Callable[..., dict[str, Any]]
+Parse = Callable[..., Event]
+
+
+def ids(*pairs: tuple[str, Any], primary: int | None = None) -> list[dict[str, Any]]:
+    """Identity entries; ``primary`` is the index of the one flagged primary."""
+    return [
+        {"namespace": ns, "id": value, **({"primary": True} if index == primary else {})}
+        for index, (ns, value) in enumerate(pairs)
+    ]
+
+
+def drop_reason(config: IdentityConfig, namespace: str, value: Any) -> str:
+    with pytest.raises(InvalidIdentity) as caught:
+        normalise_identity(config, namespace, value)
+    return caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("namespace", "raw", "normalised"),
+    [
+        ("phone", "(415) 555-2671", "+14155552671"),
+        ("phone", "+1 415-555-2671", "+14155552671"),
+        ("phone", "415.555.2671", "+14155552671"),
+        ("phone", " +44 20 7946 0958 ", "+442079460958"),
+        ("email", "  Evan@Example.COM ", "evan@example.com"),
+        ("loyalty_id", " ab-12 ", "AB-12"),
+        ("crm_id", " 31260XYZ\t", "31260XYZ"),
+        ("crm_id", 31260, "31260"),  # integers become strings
+        ("device_id", "AB:CD:EF:01", "ab:cd:ef:01"),
+        ("ecid", "38652", "38652"),
+    ],
+)
+def test_default_namespaces_normalise(
+    config: IdentityConfig, namespace: str, raw: Any, normalised: str
+) -> None:
+    assert normalise_identity(config, namespace, raw) == Identity(namespace, normalised)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "value"),
+    [
+        ("email", "test@test.com"),
+        ("email", " TEST@test.com "),
+        ("crm_id", "null"),
+        ("crm_id", "NULL"),
+        ("crm_id", "undefined"),
+        ("crm_id", ""),
+        ("crm_id", "   "),
+        ("crm_id", 0),
+        ("crm_id", -1),
+        ("loyalty_id", "n/a"),
+        ("phone", "null"),  # blocked, not a bad phone number
+        ("phone", "(234) 567-8900"),  # +12345678900: valid, blocked once normalised
+        ("device_id", "00000000-0000-0000-0000-000000000000"),
+        ("ecid", "undefined"),
+    ],
+)
+def test_blocked_values(config: IdentityConfig, namespace: str, value: Any) -> None:
+    assert drop_reason(config, namespace, value) == "blocked_value"
+
+
+@pytest.mark.parametrize(
+    ("namespace", "value"),
+    [
+        ("email", "not-an-email"),
+        ("email", "a@b@c.com"),
+        ("phone", "12"),
+        ("phone", "call me"),
+        ("phone", "+1 415 555 267"),  # too short to be valid
+        ("crm_id", "has space"),
+        ("loyalty_id", "ab_12"),
+        ("device_id", "abc"),  # shorter than 4
+        ("ecid", "x" * (MAX_ID_CHARS + 1)),
+        ("ecid", True),
+        ("ecid", 1.5),
+    ],
+)
+def test_bad_format(config: IdentityConfig, namespace: str, value: Any) -> None:
+    assert drop_reason(config, namespace, value) == "bad_format"
+
+
+def test_unknown_namespace(config: IdentityConfig) -> None:
+    assert drop_reason(config, "twitter", "@evan") == "unknown_namespace"
+
+
+@pytest.mark.parametrize(
+    ("steps", "raw", "normalised"),
+    [
+        (("trim",), "  aB 1 ", "aB 1"),
+        (("lowercase",), " AbC ", " abc "),
+        (("uppercase",), "abç", "ABÇ"),
+        (("digits",), "+1 (415) ٣ 555", "1415555"),  # ASCII digits only
+        (("trim", "e164"), "4155552671", "+14155552671"),
+    ],
+)
+def test_each_step(steps: tuple[str, ...], raw: str, normalised: str) -> None:
+    namespace = Namespace("x", "partner", 9, False, normalize=steps)
+    assert normalise_value(namespace, raw) == normalised
+
+
+def test_phone_default_region() -> None:
+    namespace = Namespace("phone", "person", 4, False, ("trim", "e164"), default_region="GB")
+    assert normalise_value(namespace, "020 7946 0958") == "+442079460958"
+
+
+def test_hash_after_checks() -> None:
+    namespace = Namespace(
+        "hashed_email",
+        "person",
+        3,
+        True,
+        ("trim", "lowercase"),
+        format=re.compile(r"[^@]+@[^@]+"),
+        blocked=frozenset({"junk@x.com"}),
+        hash=True,
+    )
+    digest = hashlib.sha256(b"evan@example.com").hexdigest()
+    assert normalise_value(namespace, " Evan@Example.com") == digest
+    for value, reason in (("JUNK@x.com", "blocked_value"), ("nope", "bad_format")):
+        with pytest.raises(InvalidIdentity) as caught:
+            normalise_value(namespace, value)
+        assert caught.value.reason == reason
+
+
+def test_invalid_identities_are_dropped_and_the_event_goes_on(
+    parse: Parse, envelope: Envelope
+) -> None:
+    entries = ids(
+        ("ecid", "38652"),
+        ("email", "test@test.com"),
+        ("twitter", "@e"),
+        ("phone", "12"),
+        ("crm_id", "undefined"),
+    )
+    event = parse(envelope(identities=entries))
+    assert event.identities == [Identity("ecid", "38652")]
+    assert event.primary == Identity("ecid", "38652")
+    assert event.dropped == [
+        DroppedIdentity("email", "blocked_value"),
+        DroppedIdentity("twitter", "unknown_namespace"),
+        DroppedIdentity("phone", "bad_format"),
+        DroppedIdentity("crm_id", "blocked_value"),
+    ]
+
+
+def test_no_valid_identity_names_what_was_dropped(parse: Parse, envelope: Envelope) -> None:
+    with pytest.raises(Rejected) as caught:
+        parse(envelope(identities=ids(("email", "null"), ("twitter", "x"))))
+    assert caught.value.reason == "no_valid_identity"
+    assert "'email' (blocked_value)" in caught.value.detail
+    assert "'twitter' (unknown_namespace)" in caught.value.detail
+
+
+def test_duplicates_merge_keeping_the_primary_flag(parse: Parse, envelope: Envelope) -> None:
+    entries = ids(("email", "A@x.com"), ("ecid", "1"), ("email", " a@X.com"), primary=2)
+    event = parse(envelope(identities=entries))
+    assert event.identities == [Identity("email", "a@x.com"), Identity("ecid", "1")]
+    assert event.primary == Identity("email", "a@x.com")
+
+
+def test_conflicting_unique_identities(parse: Parse, envelope: Envelope) -> None:
+    with pytest.raises(Rejected) as caught:
+        parse(envelope(identities=ids(("email", "a@x.com"), ("email", "b@x.com"))))
+    assert caught.value.reason == "conflicting_unique_identities"
+    assert "a@x.com" not in caught.value.detail  # no personal data in headers and logs
+
+
+def test_same_unique_value_in_two_spellings_is_one(parse: Parse, envelope: Envelope) -> None:
+    event = parse(envelope(identities=ids(("email", "A@x.com"), ("email", "a@x.com"))))
+    assert event.identities == [Identity("email", "a@x.com")]
+
+
+def test_non_unique_namespace_may_repeat(parse: Parse, envelope: Envelope) -> None:
+    event = parse(envelope(identities=ids(("phone", "4155552671"), ("phone", "+442079460958"))))
+    assert len(event.identities) == 2
+
+
+def test_twenty_identities_are_accepted(parse: Parse, envelope: Envelope) -> None:
+    event = parse(envelope(identities=ids(*[("ecid", f"c{i}") for i in range(20)])))
+    assert len(event.identities) == 20
+
+
+@pytest.mark.parametrize(
+    ("entries", "primary"),
+    [
+        # No flag: highest priority (lowest number).
+        (ids(("ecid", "1"), ("device_id", "dev-1"), ("email", "e@x.com")), ("email", "e@x.com")),
+        # No flag, same priority: lowest value.
+        (ids(("ecid", "b"), ("ecid", "a"), ("ecid", "c")), ("ecid", "a")),
+        # A flag beats priority.
+        (ids(("crm_id", "C1"), ("ecid", "1"), primary=1), ("ecid", "1")),
+        # A flagged identity that was dropped falls back to priority.
+        (
+            ids(("email", "null"), ("ecid", "1"), ("phone", "4155552671"), primary=0),
+            ("phone", "+14155552671"),
+        ),
+    ],
+)
+def test_primary(
+    parse: Parse, envelope: Envelope, entries: list[dict[str, Any]], primary: tuple[str, str]
+) -> None:
+    assert parse(envelope(identities=entries)).primary == Identity(*primary)
+
+
+def test_multiple_primary(parse: Parse, envelope: Envelope) -> None:
+    entries = ids(("crm_id", "C1"), ("ecid", "1"))
+    for entry in entries:
+        entry["primary"] = True
+    with pytest.raises(Rejected) as caught:
+        parse(envelope(identities=entries))
+    assert caught.value.reason == "multiple_primary"
+
+
+def test_primary_false_is_no_flag(parse: Parse, envelope: Envelope) -> None:
+    entries = [
+        {"namespace": "crm_id", "id": "C1", "primary": False},
+        {"namespace": "ecid", "id": "1"},
+    ]
+    assert parse(envelope(identities=entries)).primary == Identity("crm_id", "C1")
+
+
+def test_shipped_config_blocks_common_junk(config: IdentityConfig) -> None:
+    assert "null" in config.namespaces["crm_id"].blocked, (
+        "schemas/identity.default.toml: the top-level `blocked` list must come before the "
+        "first [table]; below [quarantine] TOML makes it quarantine.blocked"
+    )
