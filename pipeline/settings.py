@@ -18,35 +18,54 @@ class Variable(NamedTuple):
 
 VARIABLES: tuple[Variable, ...] = (
     Variable("CDP_KAFKA_BOOTSTRAP", "localhost:9092", "Kafka bootstrap servers (host:port,...)."),
-    Variable("CDP_REDIS_URL", "redis://localhost:6379/0", "Redis URL; rediss:// for TLS, "
-             "redis://:password@host for AUTH."),
-    Variable("CDP_IDENTITY_CONFIG", "", "Path of an identity configuration TOML file that "
-             "replaces schemas/identity.default.toml."),
+    Variable(
+        "CDP_REDIS_URL",
+        "redis://localhost:6379/0",
+        "Redis URL; rediss:// for TLS, redis://:password@host for AUTH.",
+    ),
+    Variable(
+        "CDP_IDENTITY_CONFIG",
+        "",
+        "Path of an identity configuration TOML file that replaces schemas/identity.default.toml.",
+    ),
     Variable("CDP_TOPIC_PREFIX", "cdp.", "Prefix of every topic the pipeline reads or owns."),
     Variable("CDP_TOPIC_PARTITIONS", "4", "Partitions of the topics the pipeline creates."),
     Variable("CDP_TOPIC_REPLICATION", "1", "Replication factor of the topics it creates."),
-    Variable("CDP_APP_ID", "cdp-pipeline", "Kafka consumer group / Faust app id; workers "
-             "with the same id share the partitions."),
+    Variable(
+        "CDP_APP_ID",
+        "cdp-pipeline",
+        "Kafka consumer group / Faust app id; workers with the same id share the partitions.",
+    ),
     Variable("CDP_HTTP_HOST", "127.0.0.1", "Address the worker's HTTP API binds to."),
     Variable("CDP_HTTP_PORT", "6066", "Port of the worker's HTTP API (one per worker)."),
-    Variable("CDP_API_TOKEN", "", "If set, every HTTP route but /healthz, /readyz and "
-             "/metrics needs 'Authorization: Bearer <token>'."),
+    Variable(
+        "CDP_API_TOKEN",
+        "",
+        "If set, every HTTP route but /healthz, /readyz and "
+        "/metrics needs 'Authorization: Bearer <token>'.",
+    ),
     Variable("CDP_OUTPUT_ENCODING", "msgpack", "Encoding of output records: msgpack or json."),
-    Variable("CDP_MERGE_POLICY", "timestamp", "Default merge policy: timestamp or "
-             "source_precedence."),
-    Variable("CDP_SOURCE_PRECEDENCE", "crm,loyalty,pos,callcenter,mobile,web",
-             "Channel order for the source_precedence policy, strongest first."),
+    Variable(
+        "CDP_MERGE_POLICY", "timestamp", "Default merge policy: timestamp or source_precedence."
+    ),
+    Variable(
+        "CDP_SOURCE_PRECEDENCE",
+        "crm,loyalty,pos,callcenter,mobile,web",
+        "Channel order for the source_precedence policy, strongest first.",
+    ),
     Variable("CDP_RECENT_EVENTS", "20", "Length of events.recent in a profile."),
     Variable("CDP_BATCH_SIZE", "500", "Most events stitched in one Redis call."),
     Variable("CDP_BATCH_WINDOW_MS", "20", "Longest wait to fill a batch."),
-    Variable("CDP_DEDUPE_TTL_S", "604800", "How long an event_id is remembered for "
-             "redelivery (seconds)."),
+    Variable(
+        "CDP_DEDUPE_TTL_S", "604800", "How long an event_id is remembered for redelivery (seconds)."
+    ),
     Variable("CDP_MAX_EVENT_BYTES", "1048576", "Largest accepted event value (bytes)."),
     Variable("CDP_STATE_DIR", ".cdp", "Where `cdp stack` keeps jars, data, logs and pids."),
     Variable("CDP_LOG_FORMAT", "text", "text or json."),
     Variable("CDP_LOG_LEVEL", "info", "debug, info, warning or error."),
-    Variable("CDP_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT "
-             "or SASL_SSL."),
+    Variable(
+        "CDP_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    ),
     Variable("CDP_KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."),
     Variable("CDP_KAFKA_SASL_USERNAME", "", "SASL user name."),
     Variable("CDP_KAFKA_SASL_PASSWORD", "", "SASL password."),

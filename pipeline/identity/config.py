@@ -75,11 +75,21 @@ def _fail(path: str, text: str, needle: str, message: str) -> ConfigError:
 def _namespace(path: str, text: str, name: str, raw: Any, common_blocked: set[str]) -> Namespace:
     header = f"[namespaces.{name}]"
     if not _NAMESPACE_RE.match(name):
-        raise _fail(path, text, header, f"namespace name {name!r} must match {_NAMESPACE_RE.pattern}")
+        raise _fail(
+            path, text, header, f"namespace name {name!r} must match {_NAMESPACE_RE.pattern}"
+        )
     if not isinstance(raw, dict):
         raise _fail(path, text, header, f"namespace {name!r} must be a table")
-    known = {"kind", "priority", "unique", "normalize", "format", "blocked", "hash",
-             "default_region"}
+    known = {
+        "kind",
+        "priority",
+        "unique",
+        "normalize",
+        "format",
+        "blocked",
+        "hash",
+        "default_region",
+    }
     for key in raw:
         if key not in known:
             raise _fail(path, text, key, f"namespace {name!r}: unknown key {key!r}")
@@ -94,15 +104,21 @@ def _namespace(path: str, text: str, name: str, raw: Any, common_blocked: set[st
         raise _fail(path, text, "unique", f"namespace {name!r}: unique must be true or false")
     normalize = raw.get("normalize", ["trim"])
     if not isinstance(normalize, list) or any(step not in NORMALIZERS for step in normalize):
-        raise _fail(path, text, "normalize",
-                    f"namespace {name!r}: normalize steps must be among {NORMALIZERS}")
+        raise _fail(
+            path,
+            text,
+            "normalize",
+            f"namespace {name!r}: normalize steps must be among {NORMALIZERS}",
+        )
     pattern = raw.get("format")
     compiled = None
     if pattern is not None:
         try:
             compiled = re.compile(str(pattern))
         except re.error as exc:
-            raise _fail(path, text, "format", f"namespace {name!r}: bad format regex: {exc}") from exc
+            raise _fail(
+                path, text, "format", f"namespace {name!r}: bad format regex: {exc}"
+            ) from exc
     blocked = raw.get("blocked", [])
     if not isinstance(blocked, list) or not all(isinstance(b, str) for b in blocked):
         raise _fail(path, text, "blocked", f"namespace {name!r}: blocked must be a list of strings")

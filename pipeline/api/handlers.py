@@ -1,0 +1,190 @@
+"""The HTTP API's logic (CONTRACT 6), as plain functions of a query: no web server here."""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.identity.commands import GraphStore, Link, RawGraph
+from pipeline.identity.config import IdentityConfig
+from pipeline.ingest import normalise_identity
+from pipeline.ingest.privacy import PrivacyRequest
+from pipeline.model import Identity, Rejected
+from pipeline.privacy import execute
+from pipeline.profile.assemble import assemble
+from pipeline.profile.merge import POLICIES
+from pipeline.publish.profiles import PublishSettings
+from pipeline.timefmt import iso_ms
+
+Reply = tuple[int, dict[str, Any]]
+
+
+class BadRequest(Exception):
+    """A malformed query: answered 400 with its message."""
+
+
+def _param(query: Mapping[str, str], name: str, limit: int = 1024) -> str:
+    value = query.get(name)
+    if value is None or value == "":
+        raise BadRequest(f"query parameter {name!r} is required")
+    if len(value) > limit:
+        raise BadRequest(f"query parameter {name!r} is longer than {limit} characters")
+    return value
+
+
+def _identity_ref(ident: Identity) -> dict[str, str]:
+    return {"namespace": ident.namespace, "id": ident.id}
+
+
+def _link_doc(link: Link) -> dict[str, Any]:
+    return {
+        "a": _identity_ref(Identity.from_key(link.a)),
+        "b": _identity_ref(Identity.from_key(link.b)),
+        "first_seen": iso_ms(link.first_seen_ms),
+        "last_seen": iso_ms(link.last_seen_ms),
+        "event": {
+            "event_id": link.event_id,
+            "topic": link.topic,
+            "partition": link.partition,
+            "offset": link.offset,
+        },
+    }
+
+
+def shortest_path(graph: RawGraph, start: str, goal: str) -> list[Link] | None:
+    """The fewest links joining two identities of one graph (breadth-first)."""
+    neighbours: dict[str, list[tuple[str, Link]]] = {}
+    for link in graph.links:
+        neighbours.setdefault(link.a, []).append((link.b, link))
+        neighbours.setdefault(link.b, []).append((link.a, link))
+    came_from: dict[str, tuple[str, Link] | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        if node == goal:
+            path: list[Link] = []
+            step = came_from[node]
+            while step is not None:
+                path.append(step[1])
+                step = came_from[step[0]]
+            return path[::-1]
+        for nxt, link in neighbours.get(node, []):
+            if nxt not in came_from:
+                came_from[nxt] = (node, link)
+                queue.append(nxt)
+    return None
+
+
+@dataclass
+class Api:
+    store: GraphStore
+    config: IdentityConfig
+    publish: PublishSettings
+    # Sends the receipt and republishes what a delete changed; set by the worker.
+    after_delete: Callable[[dict[str, Any], Any], Awaitable[None]] | None = None
+
+    def _identity(
+        self, query: Mapping[str, str], ns_name: str = "namespace", id_name: str = "id"
+    ) -> Identity:
+        namespace = _param(query, ns_name, 64)
+        value = _param(query, id_name)
+        try:
+            return normalise_identity(self.config, namespace, value)
+        except Rejected as rejected:
+            raise BadRequest(rejected.detail) from rejected
+
+    def _ref(self, query: Mapping[str, str], name: str) -> Identity:
+        namespace, sep, value = _param(query, name).partition(":")
+        if not sep:
+            raise BadRequest(f"{name} must be namespace:id")
+        return self._identity({"namespace": namespace, "id": value})
+
+    def _policy(self, query: Mapping[str, str]) -> str:
+        policy = query.get("merge_policy", self.publish.policy)
+        if policy not in POLICIES:
+            raise BadRequest(f"merge_policy must be one of {', '.join(POLICIES)}")
+        return policy
+
+    async def _document(self, profile_id: str, policy: str) -> Reply:
+        raw = (await self.store.read_profiles([profile_id])).get(profile_id)
+        if raw is None:
+            return 404, {"error": f"no profile {profile_id}"}
+        return 200, assemble(
+            raw,
+            self.config,
+            policy=policy,
+            precedence=self.publish.precedence,
+            recent_limit=self.publish.recent_limit,
+        )
+
+    async def profile_by_identity(self, query: Mapping[str, str]) -> Reply:
+        identity = self._identity(query)
+        policy = self._policy(query)
+        profile_id = await self.store.lookup(identity.key)
+        if profile_id is None:
+            return 404, {"error": f"no profile holds {identity.key}"}
+        return await self._document(profile_id, policy)
+
+    async def profile_by_id(self, profile_id: str, query: Mapping[str, str]) -> Reply:
+        if not profile_id or len(profile_id) > 64:
+            raise BadRequest("malformed profile id")
+        return await self._document(profile_id, self._policy(query))
+
+    async def graph(self, query: Mapping[str, str]) -> Reply:
+        identity = self._identity(query)
+        profile_id = await self.store.lookup(identity.key)
+        graph = await self.store.graph(profile_id) if profile_id else None
+        if graph is None:
+            return 404, {"error": f"no graph holds {identity.key}"}
+        return 200, {
+            "profile_id": graph.profile_id,
+            "identities": [
+                {
+                    **_identity_ref(Identity.from_key(m.key)),
+                    "first_seen": iso_ms(m.first_seen_ms),
+                    "last_seen": iso_ms(m.last_seen_ms),
+                }
+                for m in sorted(graph.members, key=lambda m: m.key)
+            ],
+            "links": [_link_doc(link) for link in graph.links],
+        }
+
+    async def explain(self, query: Mapping[str, str]) -> Reply:
+        a, b = self._ref(query, "a"), self._ref(query, "b")
+        pid_a, pid_b = await self.store.lookup(a.key), await self.store.lookup(b.key)
+        base = {"a": _identity_ref(a), "b": _identity_ref(b)}
+        if pid_a is None or pid_b is None:
+            missing = a.key if pid_a is None else b.key
+            return 200, {**base, "linked": False, "reason": f"{missing} is in no graph"}
+        if pid_a != pid_b:
+            return 200, {
+                **base,
+                "linked": False,
+                "reason": f"they are in different profiles ({pid_a}, {pid_b})",
+            }
+        graph = await self.store.graph(pid_a)
+        path = shortest_path(graph, a.key, b.key) if graph else None
+        if path is None:
+            return 200, {**base, "linked": False, "reason": "no path of links joins them"}
+        return 200, {
+            **base,
+            "linked": True,
+            "profile_id": pid_a,
+            "path": [_link_doc(link) for link in path],
+        }
+
+    async def delete_identity(self, query: Mapping[str, str]) -> Reply:
+        self._identity(query)  # a malformed identity is a 400, not a receipt
+        request = PrivacyRequest(
+            request_id=query.get("request_id") or f"http-{uuid.uuid4()}",
+            action="delete_identity",
+            namespace=query["namespace"],
+            id=query["id"],
+        )
+        receipt, result = await execute(self.store, self.config, request)
+        if self.after_delete is not None:
+            await self.after_delete(receipt, result)
+        return 200, receipt

@@ -1,0 +1,90 @@
+"""Mounts the API (pipeline.api.handlers) on the Faust worker's web server."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import faust
+from faust import web
+
+from pipeline import metrics
+from pipeline.api.handlers import Api, BadRequest, Reply
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Mapping[str, str], Mapping[str, str]], Awaitable[Reply]]
+_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _authorised(request: web.Request, token: str) -> bool:
+    expected = f"Bearer {token}"
+    given = request.headers.get("Authorization", "")
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _view(route: str, handlers: dict[str, Handler], token: str) -> type[web.View]:
+    """A view class answering ``handlers``' methods; every other method is a JSON 405."""
+
+    async def respond(self: web.View, request: web.Request, **match: Any) -> web.Response:
+        method = request.method.lower()
+        started = time.perf_counter()
+        try:
+            if token and not _authorised(request, token):
+                status, body = 401, {"error": "missing or wrong bearer token"}
+            elif method not in handlers:
+                status, body = 405, {"error": f"{request.method} is not allowed on {route}"}
+            else:
+                status, body = await handlers[method](dict(request.query), match)
+        except BadRequest as exc:
+            status, body = 400, {"error": str(exc)}
+        except Exception:
+            # Internals stay in the log, not in the answer.
+            log.exception("%s %s failed", request.method, route)
+            status, body = 503, {"error": "the request could not be served now; retry"}
+        metrics.HTTP_DURATION.labels(route, request.method, str(status)).observe(
+            time.perf_counter() - started
+        )
+        return self.json(body, status=status)
+
+    return type(f"View{abs(hash(route))}", (web.View,), {m: respond for m in _METHODS})
+
+
+def mount(
+    app: faust.App,
+    api: Api,
+    *,
+    token: str,
+    ready: Callable[[], Mapping[str, bool]],
+    exposition: Callable[[], bytes],
+) -> None:
+    def get(fn: Callable[[Mapping[str, str]], Awaitable[Reply]]) -> dict[str, Handler]:
+        return {"get": lambda query, match: fn(query)}
+
+    async def healthz(query: Mapping[str, str]) -> Reply:
+        return 200, {"status": "alive"}
+
+    async def readyz(query: Mapping[str, str]) -> Reply:
+        checks = dict(ready())
+        return (200 if all(checks.values()) else 503), {"ready": all(checks.values()), **checks}
+
+    routes: dict[str, tuple[dict[str, Handler], str]] = {
+        "/v1/profiles": (get(api.profile_by_identity), token),
+        "/v1/profiles/{profile_id}": (
+            {"get": lambda query, match: api.profile_by_id(match["profile_id"], query)},
+            token,
+        ),
+        "/v1/graph": (get(api.graph), token),
+        "/v1/explain": (get(api.explain), token),
+        "/v1/identities": ({"delete": lambda query, match: api.delete_identity(query)}, token),
+        "/healthz": (get(healthz), ""),
+        "/readyz": (get(readyz), ""),
+    }
+    for route, (handlers, route_token) in routes.items():
+        app.page(route)(_view(route, handlers, route_token))
+
+    @app.page("/metrics")
+    async def metrics_view(self: web.View, request: web.Request) -> web.Response:
+        return self.bytes(exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")

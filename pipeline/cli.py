@@ -1,0 +1,291 @@
+"""The ``cdp`` console script."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from typing import Any
+
+import click
+
+from pipeline.settings import VARIABLES, Settings, Topics
+from pipeline.stack.cli import stack
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _print(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group()
+def main() -> None:
+    """Real-time identity stitching and unified customer profiles on Kafka and Redis."""
+
+
+main.add_command(stack)
+
+
+@main.command()
+def worker() -> None:
+    """Run a pipeline worker (Faust) until SIGTERM or Ctrl-C."""
+    from pipeline.identity.config import ConfigError
+    from pipeline.worker.run import StartupError, run
+
+    try:
+        run(_settings())
+    except (StartupError, ConfigError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+def topology() -> None:
+    """Print the data flow: which agent reads and writes which topic."""
+    from pipeline.worker import app
+
+    click.echo((app.__doc__ or "").split("\n\n")[1])
+
+
+@main.command("config")
+def config_cmd() -> None:
+    """List every environment variable with its default (markdown)."""
+    click.echo("| variable | default | meaning |\n| --- | --- | --- |")
+    for v in VARIABLES:
+        click.echo(f"| `{v.name}` | `{v.default}` | {v.doc} |")
+
+
+@main.command()
+@click.option(
+    "--sample",
+    "customers",
+    type=int,
+    default=None,
+    help="Generate the realistic multi-channel sample for this many customers.",
+)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="JSON lines: envelopes (channel from each 'channel' field or --channel).",
+)
+@click.option("--channel", default=None, help="Channel of --file events without one.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--encoding", type=click.Choice(["json", "msgpack"]), default="json", show_default=True
+)
+def produce(
+    customers: int | None, path: str | None, channel: str | None, seed: int, encoding: str
+) -> None:
+    """Produce events to cdp.events.<channel> topics."""
+    from pipeline.produce import produce as send
+    from pipeline.sample import SampleGenerator
+
+    if (customers is None) == (path is None):
+        raise click.UsageError("give exactly one of --sample N or --file F")
+    if customers is not None:
+        start = int(time.time() * 1000) - 6 * 3600 * 1000
+        events = list(SampleGenerator(customers, seed, start).events())
+    else:
+        events = []
+        with open(str(path), encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    envelope = json.loads(line)
+                    ch = envelope.get("channel") or channel
+                    if not ch:
+                        raise click.UsageError("an event has no channel; pass --channel")
+                    events.append((ch, envelope))
+    sent = asyncio.run(send(_settings(), events, encoding=encoding))
+    click.echo(f"produced {sent} events")
+
+
+@main.group()
+def profile() -> None:
+    """Read profiles."""
+
+
+@profile.command("get")
+@click.option("--namespace", default=None)
+@click.option("--id", "value", default=None)
+@click.option("--profile-id", default=None)
+@click.option("--merge-policy", type=click.Choice(["timestamp", "source_precedence"]), default=None)
+def profile_get(
+    namespace: str | None, value: str | None, profile_id: str | None, merge_policy: str | None
+) -> None:
+    """One profile, by an identity or by profile id, read from Redis."""
+    from pipeline.tools import api_call
+
+    query = {"merge_policy": merge_policy} if merge_policy else {}
+    if profile_id:
+        status, body = api_call(_settings(), "profile_by_id", profile_id, query)
+    elif namespace and value:
+        status, body = api_call(
+            _settings(), "profile_by_identity", {**query, "namespace": namespace, "id": value}
+        )
+    else:
+        raise click.UsageError("give --namespace and --id, or --profile-id")
+    _print(body)
+    sys.exit(0 if status == 200 else 1)
+
+
+@profile.command("tail")
+@click.option("--follow", is_flag=True, help="Keep reading new records.")
+def profile_tail(follow: bool) -> None:
+    """The compacted profile topic, decoded for people."""
+    from pipeline.publish.reader import read_to_end
+
+    async def tail() -> None:
+        s = _settings()
+        async for record in read_to_end(s, Topics(s.topic_prefix).profiles, follow=follow):
+            shown = record.value if record.value is not None else "TOMBSTONE"
+            click.echo(
+                f"{record.partition}@{record.offset} {record.key} "
+                f"{json.dumps(shown, ensure_ascii=False)}"
+            )
+
+    asyncio.run(tail())
+
+
+@main.group()
+def graph() -> None:
+    """Inspect the identity graph."""
+
+
+@graph.command("show")
+@click.option("--namespace", required=True)
+@click.option("--id", "value", required=True)
+def graph_show(namespace: str, value: str) -> None:
+    """The graph holding an identity, with each link's evidence."""
+    from pipeline.tools import api_call
+
+    status, body = api_call(_settings(), "graph", {"namespace": namespace, "id": value})
+    _print(body)
+    sys.exit(0 if status == 200 else 1)
+
+
+@graph.command("explain")
+@click.argument("a")
+@click.argument("b")
+def graph_explain(a: str, b: str) -> None:
+    """Why two identities (namespace:id) are in one profile, or why not."""
+    from pipeline.tools import api_call
+
+    status, body = api_call(_settings(), "explain", {"a": a, "b": b})
+    _print(body)
+    sys.exit(0 if status == 200 else 1)
+
+
+@main.group()
+def quarantine() -> None:
+    """The junk-identifier circuit breaker."""
+
+
+@quarantine.command("list")
+def quarantine_list() -> None:
+    from pipeline.tools import with_store
+
+    _print(asyncio.run(with_store(_settings(), lambda store: store.quarantined())))
+
+
+@quarantine.command("release")
+@click.option("--namespace", required=True)
+@click.option("--id", "value", required=True)
+def quarantine_release(namespace: str, value: str) -> None:
+    """Let a quarantined identity link again."""
+    from pipeline.tools import release
+
+    _print(asyncio.run(release(_settings(), namespace, value)))
+
+
+@main.group()
+def privacy() -> None:
+    """Privacy requests."""
+
+
+@privacy.command("delete")
+@click.option("--namespace", required=True)
+@click.option("--id", "value", required=True)
+@click.option(
+    "--profile",
+    "whole_profile",
+    is_flag=True,
+    help="Delete every identity of the profile holding this identity.",
+)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the receipt (0: do not wait).",
+)
+def privacy_delete(namespace: str, value: str, whole_profile: bool, wait_s: float) -> None:
+    """Send a request to the privacy topic and print its receipt."""
+    from pipeline.tools import privacy_request
+
+    request = {
+        "request_id": f"cli-{uuid.uuid4()}",
+        "action": "delete_profile" if whole_profile else "delete_identity",
+        "namespace": namespace,
+        "id": value,
+    }
+    receipt = asyncio.run(privacy_request(_settings(), request, wait_s))
+    _print(
+        receipt if receipt is not None else {"request_id": request["request_id"], "status": "sent"}
+    )
+
+
+@main.command()
+def demo() -> None:
+    """Start the stack and a worker, feed the sample, print profiles, stop everything."""
+    from pipeline.demo import run_demo
+
+    sys.exit(run_demo(_settings()))
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks (they print figures; they assert nothing)."""
+
+
+@bench.command("e2e")
+@click.option("--events", type=int, default=20_000, show_default=True)
+def bench_e2e(events: int) -> None:
+    """End-to-end through a running worker, next to a raw aiokafka passthrough."""
+    from pipeline.bench.e2e import main as run
+
+    run(_settings(), events)
+
+
+@bench.command("identity")
+@click.option("--events", type=int, default=200_000, show_default=True)
+@click.option("--batch", type=int, default=500, show_default=True)
+@click.option("--identities", type=int, default=1_000_000, show_default=True)
+@click.option("--yes", is_flag=True, help="Confirm that the Redis DB may be wiped.")
+def bench_identity(events: int, batch: int, identities: int, yes: bool) -> None:
+    """The Redis identity operations alone. WIPES the Redis DB at CDP_REDIS_URL."""
+    from pipeline.identity.bench import report, run
+
+    if not yes:
+        raise click.UsageError("this wipes the Redis DB at CDP_REDIS_URL: pass --yes")
+    click.echo(report(asyncio.run(run(_settings().redis_url, events, batch, identities))))
+
+
+@bench.command("lookup")
+@click.option("--profiles", type=int, default=100_000, show_default=True)
+@click.option("--seconds", type=float, default=10.0, show_default=True)
+def bench_lookup(profiles: int, seconds: float) -> None:
+    """Lookups per second and latency against a worker's HTTP API."""
+    from pipeline.bench.lookup import main as run
+
+    run(_settings(), profiles, seconds)

@@ -1,0 +1,174 @@
+"""Benchmark of the identity graph: throughput, Redis CPU per event, memory per identity.
+
+WARNING: ``run`` FLUSHDBs the database at ``redis_url``; point it at a scratch Redis.
+
+    python -m pipeline.identity.bench redis://127.0.0.1:6379/15
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import msgpack
+import redis.asyncio
+
+from pipeline.identity import config as identity_config
+from pipeline.identity.commands import GraphStore, StitchEvent
+
+# The baseline: the cheapest useful script over the same payload, one HSET per event.
+TRIVIAL_LUA = """
+for _, e in ipairs(cmsgpack.unpack(ARGV[1])) do
+  redis.call('HSET', 'bench:t:' .. (e[2] % 4096), e[1], e[2])
+end
+return 0
+"""
+
+
+def _person(p: int) -> list[str]:
+    """One customer's identities: CRM id, email, device and cookie."""
+    return [
+        f"crm_id:CRM{p:08d}",
+        f"email:user{p}@example.com",
+        f"device_id:dev-{p:08x}",
+        f"ecid:{p * 7919:020d}",
+    ]
+
+
+def traffic(seed: int = 1) -> Iterator[StitchEvent]:
+    """Endless realistic traffic: 2-3 identities per event, mostly customers not seen
+    before (the identity count grows), some returning, 1% linking another customer's
+    cookie (a merge)."""
+    rng, n, newest = random.Random(seed), 0, 0
+    while True:
+        if rng.random() < 0.6:
+            newest += 1
+            person = newest
+        else:
+            person = rng.randint(1, newest + 1)
+        keys = rng.sample(_person(person), rng.choice((2, 2, 3)))
+        if rng.random() < 0.01:
+            keys.append(_person(rng.randint(1, newest + 1))[3])
+        n += 1
+        ts = 1_760_000_000_000 + n * 10
+        yield StitchEvent(
+            event_id=f"{seed:08x}-{n:012d}-4000-8000-bench",
+            timestamp_ms=ts,
+            channel="web",
+            kind="experience",
+            type="commerce.productViews",
+            identities=keys,
+            primary=keys[0],
+            attributes={"lastSku": msgpack.packb(f"SKU-{n % 997}"), "visits": msgpack.packb(n)},
+            summary=msgpack.packb({"event_id": n, "ts": ts, "type": "commerce.productViews"}),
+            topic="cdp.events.web",
+            partition=n % 12,
+            offset=n,
+        )
+
+
+async def _evalsha_usec(client: redis.asyncio.Redis) -> float:
+    stats = await client.info("commandstats")
+    return float(stats.get("cmdstat_evalsha", {}).get("usec", 0))
+
+
+async def _memory(client: redis.asyncio.Redis, pattern: str) -> tuple[int, int]:
+    """(bytes, keys) of the keys matching ``pattern``."""
+    total = keys = 0
+    async for chunk in _chunks(client.scan_iter(match=pattern, count=5000), 5000):
+        pipe = client.pipeline(transaction=False)
+        for key in chunk:
+            pipe.memory_usage(key, samples=0)
+        total += sum(size or 0 for size in await pipe.execute())
+        keys += len(chunk)
+    return total, keys
+
+
+async def _chunks(items: AsyncIterator[bytes], size: int) -> AsyncIterator[list[bytes]]:
+    chunk: list[bytes] = []
+    async for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+async def _identities(client: redis.asyncio.Redis) -> int:
+    pipe = client.pipeline(transaction=False)
+    async for key in client.scan_iter(match="cdp:i:*", count=5000):
+        pipe.hlen(key)
+    return sum(await pipe.execute())
+
+
+async def run(
+    redis_url: str, events: int = 200_000, batch: int = 500, identities: int = 1_000_000
+) -> dict[str, float]:
+    """Stitch ``events`` events, then load up to ``identities`` identities and measure."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        await client.flushdb()
+        store = GraphStore(client, identity_config.load())
+        source = traffic()
+        batches = [[next(source) for _ in range(batch)] for _ in range(events // batch)]
+        usec, started = await _evalsha_usec(client), time.perf_counter()
+        for chunk in batches:
+            await store.stitch(chunk)
+        elapsed, stitch_usec = time.perf_counter() - started, await _evalsha_usec(client) - usec
+        trivial = client.register_script(TRIVIAL_LUA)
+        usec = await _evalsha_usec(client)
+        for chunk in batches:
+            payload = [[e.event_id, e.timestamp_ms] for e in chunk]
+            await trivial(args=[msgpack.packb(payload, use_bin_type=False)])
+        trivial_usec = await _evalsha_usec(client) - usec
+        await client.delete(*[f"bench:t:{n}" for n in range(4096)])
+        while (loaded := await _identities(client)) < identities:
+            for _ in range(max(1, (identities - loaded) // (2 * batch))):
+                await store.stitch([next(source) for _ in range(batch)])
+        index, _ = await _memory(client, "cdp:i:*")
+        graphs, graph_count = await _memory(client, "cdp:g:*")
+        fragments = sum([(await _memory(client, f"cdp:{p}:*"))[0] for p in "arn"])
+        dedupe, _ = await _memory(client, "cdp:e:*")
+        n = len(batches) * batch
+        return {
+            "events": n,
+            "events_per_s": n / elapsed,
+            "redis_cpu_us_per_event": stitch_usec / n,
+            "trivial_cpu_us_per_event": trivial_usec / n,
+            "cpu_ratio_to_trivial": stitch_usec / max(trivial_usec, 1.0),
+            "identities": loaded,
+            "graphs": graph_count,
+            "index_bytes_per_identity": index / loaded,
+            "graph_bytes_per_identity": (index + graphs) / loaded,
+            "fragment_bytes_per_identity": fragments / loaded,
+            "dedupe_bytes_per_identity": dedupe / loaded,
+        }
+    finally:
+        await client.aclose()
+
+
+def report(figures: dict[str, float]) -> str:
+    f = figures
+    return "\n".join(
+        [
+            f"stitched {f['events']:.0f} events: {f['events_per_s']:,.0f} events/s",
+            f"Redis CPU per event: {f['redis_cpu_us_per_event']:.1f} us "
+            f"(trivial one-HSET script: {f['trivial_cpu_us_per_event']:.1f} us, "
+            f"ratio {f['cpu_ratio_to_trivial']:.1f}x)",
+            f"memory after {f['identities']:,.0f} identities in {f['graphs']:,.0f} graphs:",
+            f"  identity index  {f['index_bytes_per_identity']:.0f} B/identity (target <= 64)",
+            f"  index + graphs  {f['graph_bytes_per_identity']:.0f} B/identity "
+            "incl. links and evidence (target <= 256)",
+            f"  fragments       {f['fragment_bytes_per_identity']:.0f} B/identity (attributes, "
+            "recent, counts)",
+            f"  dedupe entries  {f['dedupe_bytes_per_identity']:.0f} B/identity (expire after TTL)",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(report(asyncio.run(run(sys.argv[1]))))

@@ -1,0 +1,271 @@
+"""The identity graph in Redis: a thin caller of the Lua scripts in ``lua/``.
+
+Each operation is one script (one EVALSHA, one round trip) run atomically by Redis; the
+rules themselves live in the scripts and, executable, in tests/model/reference.py.
+Arguments and results travel as msgpack, which Redis's Lua reads natively (cmsgpack).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import redis.asyncio
+
+from pipeline.identity.config import IdentityConfig
+
+LUA_DIR = Path(__file__).with_name("lua")
+SCRIPTS = ("stitch", "delete", "release", "read", "lookup", "quarantined")
+
+
+@cache
+def script_source(name: str) -> str:
+    """The script with the shared include prepended, as Redis runs it."""
+    include = (LUA_DIR / "includes" / "graph.lua").read_text(encoding="utf-8")
+    return include + "\n" + (LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
+
+
+@dataclass
+class StitchEvent:
+    """One event as the graph sees it; built by the caller from ``pipeline.model.Event``."""
+
+    event_id: str
+    timestamp_ms: int
+    channel: str
+    kind: str
+    type: str
+    identities: list[str]  # identity keys, primary included
+    primary: str
+    attributes: dict[str, bytes]  # flattened path -> msgpack-encoded value
+    summary: bytes  # timeline entry, opaque to Redis
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class StitchResult:
+    outcomes: list[str]  # per event: "ok" | "duplicate" | "rejected:<reason>"
+    dirty: set[str]  # profiles whose document must be (re)published
+    ceased: set[str]  # profiles that no longer exist: tombstone them
+    changes: list[dict[str, Any]]  # for cdp.graph-changes, keyed by change["profile_id"]
+    graph_sizes: list[int]  # sizes of the graphs the batch touched
+    call_seq: int = 0  # order in which Redis applied this call among all stitch calls
+
+
+@dataclass
+class ChangeResult:
+    dirty: set[str]
+    ceased: set[str]
+    changes: list[dict[str, Any]]
+
+
+@dataclass
+class DeleteResult:
+    deleted: list[str]  # identity keys that existed
+    dirty: set[str]
+    ceased: set[str]
+    changes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Member:
+    key: str
+    first_seen_ms: int
+    last_seen_ms: int
+
+
+@dataclass(frozen=True)
+class Link:
+    a: str
+    b: str
+    first_seen_ms: int
+    last_seen_ms: int
+    seq: int
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class AttributeValue:
+    path: str
+    channel: str
+    value: bytes  # msgpack-encoded
+    timestamp_ms: int
+    seq: int
+    identity: str  # the fragment it comes from
+
+
+@dataclass
+class RawGraph:
+    profile_id: str
+    members: list[Member]
+    links: list[Link]
+    version: int = 0
+    updated_at_ms: int = 0
+
+
+@dataclass
+class RawProfile:
+    profile_id: str
+    version: int
+    updated_at_ms: int
+    members: list[Member]
+    attributes: list[AttributeValue]
+    recent: list[tuple[int, bytes]]  # (event ts, summary), newest first, whole graph
+    count: int
+    counts_by_type: dict[str, int]
+    counts_by_channel: dict[str, int]
+
+
+def _text(value: Any) -> Any:
+    """Scripts return strings as bytes (msgpack raw); decode the textual parts."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    if isinstance(value, dict):
+        return {_text(k): _text(v) for k, v in value.items()}
+    return value
+
+
+def _pairs(flat: list[Any]) -> list[tuple[Any, Any]]:
+    return list(zip(flat[0::2], flat[1::2], strict=True))
+
+
+def _graph(pid: str, raw: list[Any]) -> RawGraph:
+    version, updated, flat_members, flat_links = raw[:4]
+    keys = [k.decode() for k in flat_members[0::3]]
+    members = [
+        Member(k, f, last)
+        for k, f, last in zip(keys, *[flat_members[i::3] for i in (1, 2)], strict=True)
+    ]
+    links = [
+        Link(keys[a - 1], keys[b - 1], f, last, seq, eid.decode(), topic.decode(), part, off)
+        for a, b, f, last, seq, eid, topic, part, off in zip(
+            *[flat_links[i::9] for i in range(9)], strict=True
+        )
+    ]
+    links.sort(key=lambda ln: (ln.a, ln.b))
+    return RawGraph(pid, members, links, version, updated)
+
+
+def _profile(pid: str, raw: list[Any], recent_limit: int) -> RawProfile:
+    graph = _graph(pid, raw)
+    attributes: list[AttributeValue] = []
+    recent: list[tuple[int, bytes]] = []
+    counts: dict[str, int] = {}
+    for key, flat_attrs, flat_recent, flat_counts in raw[4]:
+        for name, blob in _pairs(flat_attrs):
+            channel, _, path = name.decode().partition("|")
+            value, ts, seq = msgpack.unpackb(blob, raw=True)
+            attributes.append(AttributeValue(path, channel, value, ts, seq, key.decode()))
+        recent += [(int(ts), summary) for summary, ts in _pairs(flat_recent)]
+        for name, n in _pairs(flat_counts):
+            counts[name.decode()] = counts.get(name.decode(), 0) + int(n)
+    recent.sort(reverse=True)
+
+    def by_prefix(prefix: str) -> dict[str, int]:
+        return {k[2:]: n for k, n in sorted(counts.items()) if k.startswith(prefix)}
+
+    return RawProfile(
+        pid,
+        graph.version,
+        graph.updated_at_ms,
+        graph.members,
+        attributes,
+        recent[:recent_limit],
+        counts.get("n", 0),
+        by_prefix("t:"),
+        by_prefix("c:"),
+    )
+
+
+class GraphStore:
+    """The identity graph of CONTRACT 4, kept in one Redis database."""
+
+    def __init__(
+        self,
+        redis: redis.asyncio.Redis,
+        config: IdentityConfig,
+        *,
+        dedupe_ttl_s: int = 604800,
+        recent_limit: int = 20,
+    ) -> None:
+        self.redis = redis
+        self.config = config
+        self.recent_limit = recent_limit
+        self._config = msgpack.packb(
+            {**config.for_redis(), "dedupe_ttl_s": dedupe_ttl_s, "recent_limit": recent_limit}
+        )
+        self._scripts = {name: redis.register_script(script_source(name)) for name in SCRIPTS}
+
+    async def _call(self, name: str, argument: Any) -> Any:
+        # Redis 7.0's cmsgpack predates msgpack's bin type: send bytes as raw strings.
+        packed = msgpack.packb(argument, use_bin_type=False)
+        reply = await self._scripts[name](args=[self._config, packed])
+        return msgpack.unpackb(reply, raw=True)
+
+    async def stitch(self, events: Sequence[StitchEvent]) -> StitchResult:
+        """Apply a batch in order, atomically, in one round trip."""
+        batch = [
+            [
+                e.event_id,
+                e.timestamp_ms,
+                e.channel,
+                e.type,
+                e.identities,
+                e.primary,
+                [x for item in e.attributes.items() for x in item],
+                e.summary,
+                e.topic,
+                e.partition,
+                e.offset,
+            ]
+            for e in events
+        ]
+        call_seq, outcomes, dirty, ceased, changes, sizes = await self._call("stitch", batch)
+        return StitchResult(
+            _text(outcomes), set(_text(dirty)), set(_text(ceased)), _text(changes), sizes, call_seq
+        )
+
+    async def lookup(self, identity_key: str) -> str | None:
+        (pid,) = await self._call("lookup", [identity_key])
+        return pid.decode() if pid else None
+
+    async def read_profiles(self, profile_ids: Sequence[str]) -> dict[str, RawProfile | None]:
+        raws = await self._call("read", [list(profile_ids), True])
+        return {
+            pid: _profile(pid, raw, self.recent_limit) if raw else None
+            for pid, raw in zip(profile_ids, raws, strict=True)
+        }
+
+    async def graph(self, profile_id: str) -> RawGraph | None:
+        (raw,) = await self._call("read", [[profile_id], False])
+        return _graph(profile_id, raw) if raw else None
+
+    async def _delete(self, mode: str, targets: list[str], request_id: str) -> DeleteResult:
+        deleted, dirty, ceased, changes = await self._call("delete", [request_id, mode, targets])
+        return DeleteResult(_text(deleted), set(_text(dirty)), set(_text(ceased)), _text(changes))
+
+    async def delete_identities(
+        self, identity_keys: Sequence[str], request_id: str
+    ) -> DeleteResult:
+        return await self._delete("identities", list(identity_keys), request_id)
+
+    async def delete_profile(self, profile_id: str, request_id: str) -> DeleteResult:
+        return await self._delete("profile", [profile_id], request_id)
+
+    async def quarantined(self) -> list[str]:
+        return list(_text(await self._call("quarantined", None)))
+
+    async def release(self, identity_key: str, request_id: str) -> ChangeResult:
+        """Lift a quarantine; no profile changes, so nothing is dirty."""
+        _released, changes = await self._call("release", [identity_key, request_id])
+        return ChangeResult(set(), set(), _text(changes))

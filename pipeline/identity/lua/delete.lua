@@ -1,0 +1,49 @@
+--[[
+  delete: privacy deletion of identities, or of every identity of one profile (CONTRACT
+  4.6), atomically.
+
+  KEYS: none (see includes/graph.lua)
+  ARGV[1]: msgpack config
+  ARGV[2]: msgpack {request_id, "identities" | "profile", targets}: identity keys, or
+           {profile id}
+  Returns: msgpack {deleted identity keys, dirty, ceased, changes}
+  Effects: every target is added to the suppression set (also when unknown, so a replay
+           cannot bring it in) and loses its fragment, quarantine state, index entry and
+           links; the rest of its graph is regrouped (rule 4.4); an emptied graph ceases.
+]]
+
+local request = cmsgpack.unpack(ARGV[2])
+local targets = request[3]
+if request[2] == 'profile' then
+  local g = load_graph(targets[1])
+  targets = g and member_list({members = g.m}) or {}
+  table.sort(targets, lt)
+end
+
+local gone, present, pids, changes = {}, {}, {}, {}
+for _, k in ipairs(targets) do
+  if not gone[k] then
+    gone[k] = true
+    redis.call('SADD', 'cdp:sup', redis.sha1hex(k))
+    redis.call('HDEL', 'cdp:q', k)
+    redis.call('HDEL', 'cdp:mv', k)
+    redis.call('DEL', 'cdp:a:' .. k, 'cdp:r:' .. k, 'cdp:n:' .. k)
+    local pid = pid_of(k)
+    if pid then
+      present[#present + 1], pids[pid] = k, true
+      changes[#changes + 1] = change('identity_deleted', k, {identity = k, from = pid})
+    end
+  end
+end
+
+local pool = load_pool(pids)
+for _, k in ipairs(present) do
+  set_pid(k, nil)
+  pool.members[k] = nil
+end
+drop_links(pool, function(k) return gone[k] end)
+assign(pool, partition(pool, member_list(pool)), changes)
+finish(changes, {request_id = request[1]}, '4.6 privacy delete')
+flush()
+local dirty, ceased = result_lists()
+return cmsgpack.pack({present, dirty, ceased, RES.changes})

@@ -1,0 +1,379 @@
+--[[
+  Shared code of the identity graph scripts; commands.py prepends it to every script.
+
+  Every script takes ARGV[1] = msgpack config {namespaces = {name = {kind, priority,
+  unique}}, max_graph_size, quarantine_max, quarantine_window_ms, dedupe_ttl_s,
+  recent_limit}. Keys are derived from identities and profile ids, so the scripts
+  declare no KEYS: single Redis instance only, not Redis Cluster.
+
+  Keys:
+    cdp:i:<bucket>   hash identity key -> profile counter. BUCKETS = 65536 keeps a bucket
+                     listpack-encoded (<= 128 fields of <= 64 bytes) up to ~8M identities.
+    cdp:g:<pid>      string, msgpack {version, updated_at_ms, members, links}; members is
+                     flat {key, first_seen, last_seen, ...} sorted by key, links is flat
+                     {ia, ib, first_seen, last_seen, seq, event_id, topic, partition,
+                     offset, ...} with ia/ib indexes into members. One blob per graph
+                     costs a third of a hash with evidence values (those exceed 64 bytes).
+    cdp:a:<key>      hash "<channel>|<path>" -> msgpack {value, ts, seq}: the newest
+                     value per (path, channel) of the identity's fragment
+    cdp:r:<key>      zset of event summaries scored by event ts, newest recent_limit kept
+    cdp:n:<key>      hash of event counts: n (total), t:<type>, c:<channel>
+    cdp:e:<eid>      string with TTL: msgpack changes the event produced (dedupe)
+    cdp:sup          set of sha1(identity key) of privacy-deleted identities
+    cdp:q            hash identity key -> quarantined at (ms)
+    cdp:mv           hash identity key -> msgpack list of reassignment event times (ms)
+    cdp:pid cdp:seq cdp:calls   counters: profile ids, arrival order, stitch calls
+
+  A graph is a pool member map key -> {first_seen, last_seen} and a link map
+  "a\0b" -> {a, b, first_seen, last_seen, seq, event_id, topic, partition, offset}, a < b.
+  Reads and writes go through caches flushed once at the end (flush), as the script runs
+  atomically.
+]]
+
+local BUCKETS = 65536
+local KIND_RANK = {cookie = 0, device = 1, partner = 2, person = 3}
+local UNKNOWN = {kind = 'partner', priority = 1000000, unique = false}
+local CFG = cmsgpack.unpack(ARGV[1])
+local NOW = (function()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end)()
+
+-- Keys order bytewise, as Python compares str. Lua's '<' follows the server's
+-- LC_COLLATE: it is used when probes show that locale orders bytewise (C, C.UTF-8).
+local function bytewise_lt(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local function native_lt(a, b)
+  return a < b
+end
+
+local lt = ('Z' < 'a' and 'a-c' < 'ab' and 'a:b' < 'a_b' and 'ab' < 'ab0') and native_lt
+  or bytewise_lt
+
+local function ns_of(key)
+  return string.match(key, '^[^:]*')
+end
+
+local INFO = {}
+local function info(key)
+  local i = INFO[key]
+  if not i then
+    i = CFG.namespaces[ns_of(key)] or UNKNOWN
+    INFO[key] = i
+  end
+  return i
+end
+
+-- Identity rank: priority number, then key (rule 4.4 anchors, primaries, id order).
+local function rank_lt(a, b)
+  local pa, pb = info(a).priority, info(b).priority
+  if pa ~= pb then return pa < pb end
+  return lt(a, b)
+end
+
+local function best(keys)
+  local b = keys[1]
+  for i = 2, #keys do
+    if rank_lt(keys[i], b) then b = keys[i] end
+  end
+  return b
+end
+
+local function pid_str(n)
+  return string.format('p_%010x', n)
+end
+
+-- Lazily read counters, written back by flush.
+local COUNTER = {}
+local function next_id(name)
+  COUNTER[name] = (COUNTER[name] or tonumber(redis.call('GET', 'cdp:' .. name) or '0')) + 1
+  return COUNTER[name]
+end
+
+-- Polynomial string hash (base 31, four bytes a step) modulo a 31-bit prime: every
+-- intermediate stays below 2^52, exact in Lua's doubles.
+local function bucket_key(key)
+  local h = 0
+  for i = 1, #key, 4 do
+    local a, b, c, d = string.byte(key, i, i + 3)
+    h = (h * 923521 + a * 29791 + (b or 0) * 961 + (c or 0) * 31 + (d or 0)) % 2147483647
+  end
+  return 'cdp:i:' .. (h % BUCKETS)
+end
+
+local IDX, IDX_DIRTY = {}, {}
+local function pid_of(key)
+  local v = IDX[key]
+  if v == nil then
+    local n = redis.call('HGET', bucket_key(key), key)
+    v = n and pid_str(tonumber(n)) or false
+    IDX[key] = v
+  end
+  return v or nil
+end
+
+local function set_pid(key, pid)
+  if pid_of(key) ~= pid then
+    IDX[key] = pid or false
+    IDX_DIRTY[key] = true
+  end
+end
+
+local GR, GR_DIRTY = {}, {}
+local function decode_graph(blob)
+  local raw = cmsgpack.unpack(blob)
+  local g, keys, ms, ls = {v = raw[1], u = raw[2], m = {}, l = {}}, {}, raw[3], raw[4]
+  for i = 1, #ms, 3 do
+    keys[#keys + 1] = ms[i]
+    g.m[ms[i]] = {ms[i + 1], ms[i + 2]}
+  end
+  for i = 1, #ls, 9 do
+    local a, b = keys[ls[i]], keys[ls[i + 1]]
+    g.l[a .. '\0' .. b] = {a, b, unpack(ls, i + 2, i + 8)}
+  end
+  return g
+end
+
+local function encode_graph(g)
+  local keys, pos, ms, ls = {}, {}, {}, {}
+  for k in pairs(g.m) do keys[#keys + 1] = k end
+  table.sort(keys, lt)
+  for i, k in ipairs(keys) do
+    pos[k] = i
+    ms[#ms + 1], ms[#ms + 2], ms[#ms + 3] = k, g.m[k][1], g.m[k][2]
+  end
+  for _, l in pairs(g.l) do
+    local n = #ls
+    ls[n + 1], ls[n + 2] = pos[l[1]], pos[l[2]]
+    for j = 3, 9 do ls[n + j] = l[j] end
+  end
+  return cmsgpack.pack({g.v, g.u, ms, ls})
+end
+
+local function load_graph(pid)
+  local g = GR[pid]
+  if g == nil then
+    local blob = redis.call('GET', 'cdp:g:' .. pid)
+    g = blob and decode_graph(blob) or false
+    GR[pid] = g
+  end
+  return g or nil
+end
+
+local function flush()
+  for pid in pairs(GR_DIRTY) do
+    if GR[pid] then
+      redis.call('SET', 'cdp:g:' .. pid, encode_graph(GR[pid]))
+    else
+      redis.call('DEL', 'cdp:g:' .. pid)
+    end
+  end
+  for key in pairs(IDX_DIRTY) do
+    if IDX[key] then
+      redis.call('HSET', bucket_key(key), key, tonumber(string.sub(IDX[key], 3), 16))
+    else
+      redis.call('HDEL', bucket_key(key), key)
+    end
+  end
+  for name, value in pairs(COUNTER) do redis.call('SET', 'cdp:' .. name, value) end
+end
+
+-- What the caller publishes: dirty and ceased profile ids and the graph changes.
+local RES = {dirty = {}, ceased = {}, changes = {}}
+
+local function result_lists()
+  local dirty, ceased = {}, {}
+  for pid in pairs(RES.ceased) do ceased[#ceased + 1] = pid end
+  for pid in pairs(RES.dirty) do
+    if not RES.ceased[pid] then dirty[#dirty + 1] = pid end
+  end
+  return dirty, ceased
+end
+
+local function cease(pid)
+  GR[pid] = false
+  GR_DIRTY[pid] = true
+  RES.ceased[pid] = true
+end
+
+-- A change about an identity: its profile id is resolved by finish, after regrouping.
+local function change(kind, subject, details)
+  details.type, details.subject = kind, subject
+  return details
+end
+
+local function finish(changes, cause, rule)
+  for _, c in ipairs(changes) do
+    if c.subject then
+      c.profile_id = pid_of(c.subject) or c.from
+      c.subject = nil
+    end
+    c.rule = c.rule or rule
+    c.event, c.at = cause, NOW
+    RES.changes[#RES.changes + 1] = c
+  end
+end
+
+-- The graphs one step works on, pooled. Tables are shared with the cache: every old
+-- graph is replaced or ceased by assign, so nothing stale survives.
+local function load_pool(pids)
+  local pool = {old = {}, order = {}, members = {}, links = {}}
+  for pid in pairs(pids) do pool.order[#pool.order + 1] = pid end
+  table.sort(pool.order, lt)
+  for _, pid in ipairs(pool.order) do
+    local g = load_graph(pid)
+    pool.old[pid] = g
+    for k, m in pairs(g.m) do
+      pool.members[k] = m
+      if IDX[k] == nil then IDX[k] = pid end
+    end
+    for lk, l in pairs(g.l) do pool.links[lk] = l end
+  end
+  return pool
+end
+
+local function member_list(pool)
+  local keys = {}
+  for k in pairs(pool.members) do keys[#keys + 1] = k end
+  return keys
+end
+
+local function drop_links(pool, gone)
+  for lk, l in pairs(pool.links) do
+    if gone(l[1]) or gone(l[2]) then pool.links[lk] = nil end
+  end
+end
+
+-- Rule 4.2 order: weaker end's priority, then latest last_seen, then latest arrival.
+local function link_before(x, y)
+  local sx = math.max(info(x[1]).priority, info(x[2]).priority)
+  local sy = math.max(info(y[1]).priority, info(y[2]).priority)
+  if sx ~= sy then return sx < sy end
+  if x[4] ~= y[4] then return x[4] > y[4] end
+  if x[5] ~= y[5] then return x[5] > y[5] end
+  if x[1] ~= y[1] then return lt(x[1], y[1]) end
+  return lt(x[2], y[2])
+end
+
+local function clash(ua, ub)
+  for n, v in pairs(ua) do
+    if ub[n] and ub[n] ~= v then return true end
+  end
+  return false
+end
+
+local function comp_before(x, y)
+  return rank_lt(x.best, y.best)
+end
+
+-- Union-find over the links among keys; components sorted by best member. With a
+-- change list (rebuild), links go strongest first and one that would join two values
+-- of a unique namespace is deleted (rule 4.2).
+local function partition(pool, keys, rebuild)
+  local parent, uniq, links = {}, {}, {}
+  for _, k in ipairs(keys) do
+    parent[k] = k
+    if rebuild then uniq[k] = info(k).unique and {[ns_of(k)] = k} or {} end
+  end
+  local function find(k)
+    while parent[k] ~= k do
+      parent[k] = parent[parent[k]]
+      k = parent[k]
+    end
+    return k
+  end
+  for _, l in pairs(pool.links) do
+    if parent[l[1]] and parent[l[2]] then links[#links + 1] = l end
+  end
+  if rebuild then table.sort(links, link_before) end
+  for _, l in ipairs(links) do
+    local ra, rb = find(l[1]), find(l[2])
+    if ra ~= rb then
+      if rebuild and clash(uniq[ra], uniq[rb]) then
+        pool.links[l[1] .. '\0' .. l[2]] = nil
+        rebuild[#rebuild + 1] = change('link_removed', l[1], {a = l[1], b = l[2]})
+      else
+        parent[rb] = ra
+        if rebuild then
+          for n, v in pairs(uniq[rb]) do uniq[ra][n] = v end
+        end
+      end
+    end
+  end
+  local groups, comps = {}, {}
+  for _, k in ipairs(keys) do
+    local r = find(k)
+    local c = groups[r]
+    if not c then
+      c = {best = k}
+      groups[r], comps[#comps + 1] = c, c
+    elseif rank_lt(k, c.best) then
+      c.best = k
+    end
+    c[#c + 1] = k
+  end
+  if #comps > 1 then table.sort(comps, comp_before) end
+  return comps
+end
+
+-- Rule 4.4: each old id follows its graph's anchor (best surviving member); a
+-- component keeps the oldest id it receives, the others cease; none -> a new id.
+local function assign(pool, comps, changes)
+  if #comps > 1 then table.sort(comps, comp_before) end
+  local comp_of, received, pids = {}, {}, {}
+  for i, c in ipairs(comps) do
+    received[i] = {}
+    for _, k in ipairs(c) do comp_of[k] = i end
+  end
+  for _, pid in ipairs(pool.order) do
+    local alive = {}
+    for k in pairs(pool.old[pid].m) do
+      if comp_of[k] then alive[#alive + 1] = k end
+    end
+    if #alive > 0 then
+      local ids = received[comp_of[best(alive)]]
+      ids[#ids + 1] = pid
+    else
+      cease(pid)
+    end
+  end
+  for i, c in ipairs(comps) do
+    local ids, version = received[i], 0
+    local pid = ids[1] or pid_str(next_id('pid'))
+    for j, old in ipairs(ids) do
+      version = math.max(version, pool.old[old].v)
+      if j > 1 then cease(old) end
+    end
+    if #ids > 1 then
+      changes[#changes + 1] = {type = 'graphs_merged', profile_id = pid, from = {unpack(ids, 2)}}
+    end
+    local g = {v = version + 1, u = NOW, m = {}, l = {}}
+    for _, k in ipairs(c) do
+      g.m[k] = pool.members[k]
+      set_pid(k, pid)
+    end
+    pids[i], GR[pid], GR_DIRTY[pid], RES.dirty[pid] = pid, g, true, true
+  end
+  for lk, l in pairs(pool.links) do
+    GR[pids[comp_of[l[1]]]].l[lk] = l
+  end
+  for _, pid in ipairs(pool.order) do
+    local into, seen = {}, {}
+    for k in pairs(pool.old[pid].m) do
+      local i = comp_of[k]
+      if i and not seen[i] then
+        seen[i], into[#into + 1] = true, pids[i]
+      end
+    end
+    if #into > 1 then
+      table.sort(into, lt)
+      changes[#changes + 1] = {type = 'graph_split', profile_id = pid, into = into}
+    end
+  end
+end

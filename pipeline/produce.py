@@ -1,0 +1,70 @@
+"""``cdp produce``: write events to channel topics (creating missing ones)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from pipeline.kafka import client_kwargs
+from pipeline.publish.encode import encode
+from pipeline.settings import Settings, Topics
+from pipeline.worker.topics import admin_client
+
+
+async def ensure_channel_topics(settings: Settings, channels: Iterable[str]) -> None:
+    """Channel topics are the producers' (CONTRACT 2); this creates them for convenience."""
+    topics = Topics(settings.topic_prefix)
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(topics.events(c), settings.topic_partitions, settings.topic_replication)
+            for c in sorted(set(channels))
+            if topics.events(c) not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+async def produce(
+    settings: Settings,
+    events: Iterable[tuple[str, dict[str, Any]]],
+    *,
+    encoding: str = "json",
+    max_in_flight: int = 5000,
+) -> int:
+    """Send (channel, envelope) pairs; returns how many the broker acknowledged."""
+    batch = list(events)
+    await ensure_channel_topics(settings, (channel for channel, _ in batch))
+    topics = Topics(settings.topic_prefix)
+    producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=5, acks="all")
+    await producer.start()
+    sent = 0
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        for channel, event in batch:
+            value = encode(event, encoding)
+            pending.append(
+                await producer.send(
+                    topics.events(channel), value, key=str(event.get("event_id", "")).encode()
+                )
+            )
+            if len(pending) >= max_in_flight:
+                await asyncio.gather(*pending)
+                sent += len(pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        sent += len(pending)
+    finally:
+        await producer.stop()
+    return sent

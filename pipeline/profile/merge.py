@@ -1,0 +1,55 @@
+"""Merge policies: which stored value of an attribute path the profile shows.
+
+Every (path, channel) keeps its latest value in Redis, so a policy is only a choice
+made at read time: changing it needs no reprocessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar
+
+POLICIES = ("timestamp", "source_precedence")
+
+
+class Candidate(Protocol):
+    @property
+    def path(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def timestamp_ms(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+
+
+C = TypeVar("C", bound=Candidate)
+
+
+def _latest_key(c: Candidate) -> tuple[int, int]:
+    # seq is the global arrival order: unique, so ties never depend on read order.
+    return (c.timestamp_ms, c.seq)
+
+
+def winners(candidates: Iterable[C], policy: str, precedence: Sequence[str] = ()) -> list[C]:
+    """The winning candidate of each path, oldest winner first.
+
+    ``timestamp``: the latest event time wins. ``source_precedence``: the channel
+    listed first in ``precedence`` wins (unlisted channels rank after every listed
+    one), the latest within that channel.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown merge policy {policy!r}; use one of {POLICIES}")
+    rank = {channel: i for i, channel in enumerate(precedence)}
+    unlisted = len(rank)
+
+    def key(c: C) -> tuple[int, int, int]:
+        source = -rank.get(c.channel, unlisted) if policy == "source_precedence" else 0
+        return (source, *_latest_key(c))
+
+    best: dict[str, C] = {}
+    for c in candidates:
+        current = best.get(c.path)
+        if current is None or key(c) > key(current):
+            best[c.path] = c
+    return sorted(best.values(), key=_latest_key)

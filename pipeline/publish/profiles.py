@@ -1,0 +1,96 @@
+"""The publish stage: profile ids to republish -> current documents or tombstones.
+
+Each profile id is owned by one partition of the updates topic, so one worker
+publishes it, and it always publishes what Redis holds *now*: whatever order the
+notifications arrive in, the last record of a key is the current state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline import metrics
+from pipeline.identity.commands import GraphStore
+from pipeline.identity.config import IdentityConfig
+from pipeline.profile.assemble import assemble
+from pipeline.publish.encode import encode
+from pipeline.worker.records import UpdateNote
+from pipeline.worker.retry import until_redis_answers
+
+
+@dataclass(frozen=True)
+class Publication:
+    profile_id: str
+    value: bytes | None  # None is a tombstone: the id no longer exists
+    document: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    encoding: str = "msgpack"
+    policy: str = "timestamp"
+    precedence: tuple[str, ...] = ()
+    recent_limit: int = 20
+
+
+class Publisher:
+    def __init__(self, store: GraphStore, config: IdentityConfig, settings: PublishSettings):
+        self.store = store
+        self.config = config
+        self.settings = settings
+
+    @staticmethod
+    def coalesce(notes: Sequence[tuple[str, UpdateNote]]) -> dict[str, UpdateNote]:
+        """One publication per profile id however many notes a burst brought."""
+        merged: dict[str, UpdateNote] = {}
+        for profile_id, note in notes:
+            if profile_id in merged:
+                merged[profile_id].fold(note)
+                metrics.UPDATES_COALESCED.inc()
+            else:
+                merged[profile_id] = UpdateNote(note.event_ms, note.ingest_ms)
+        return merged
+
+    async def render(self, profile_ids: Sequence[str]) -> list[Publication]:
+        raws = await until_redis_answers(
+            "read_profiles", lambda: self.store.read_profiles(profile_ids)
+        )
+        s = self.settings
+        publications = []
+        for profile_id in profile_ids:
+            raw = raws.get(profile_id)
+            if raw is None:
+                publications.append(Publication(profile_id, None, None))
+                continue
+            document = assemble(
+                raw,
+                self.config,
+                policy=s.policy,
+                precedence=s.precedence,
+                recent_limit=s.recent_limit,
+            )
+            publications.append(Publication(profile_id, encode(document, s.encoding), document))
+        return publications
+
+    async def publish_batch(
+        self, notes: Sequence[tuple[str, UpdateNote]]
+    ) -> tuple[list[Publication], dict[str, UpdateNote]]:
+        merged = self.coalesce(notes)
+        return await self.render(list(merged)), merged
+
+    @staticmethod
+    def observe(publications: Sequence[Publication], notes: dict[str, UpdateNote]) -> None:
+        """Count what was sent and how long after its events (call once it is delivered)."""
+        now_ms = time.time() * 1000
+        for p in publications:
+            metrics.PROFILES_PUBLISHED.labels("document" if p.value else "tombstone").inc()
+            note = notes[p.profile_id]
+            metrics.EVENT_TO_PROFILE.labels("event_time").observe(
+                max(0, now_ms - note.event_ms) / 1000
+            )
+            metrics.EVENT_TO_PROFILE.labels("ingest").observe(
+                max(0, now_ms - note.ingest_ms) / 1000
+            )

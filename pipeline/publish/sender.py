@@ -1,0 +1,79 @@
+"""Writing a batch's results to Kafka and waiting until the broker has them.
+
+The caller acknowledges the batch's input only after ``send_*`` returns, so a crash
+in between replays the input (idempotent) instead of losing an output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, Protocol
+
+from pipeline.publish.encode import encode
+from pipeline.publish.profiles import Publication
+from pipeline.settings import Topics
+from pipeline.worker.records import Outputs
+
+Headers = list[tuple[str, bytes]]
+
+
+class Producer(Protocol):
+    """The shape of Faust's producer ``send``: returns once queued, the awaitable on delivery."""
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+    ) -> Awaitable[Any]: ...
+
+
+class Sender:
+    def __init__(self, producer: Producer, topics: Topics, encoding: str) -> None:
+        self.producer = producer
+        self.topics = topics
+        self.encoding = encoding
+
+    async def _all(
+        self, records: Iterable[tuple[str, bytes | None, bytes | None, Headers | None]]
+    ) -> None:
+        pending = [
+            await self.producer.send(topic, key, value, None, None, headers)
+            for topic, key, value, headers in records
+        ]
+        await asyncio.gather(*pending)
+
+    async def send_outputs(self, out: Outputs) -> None:
+        t = self.topics
+        records: list[tuple[str, bytes | None, bytes | None, Headers | None]] = [
+            (t.deadletter, d.record.key, d.record.value, d.headers()) for d in out.deadletters
+        ]
+        records += [
+            (t.graph_changes, str(c.get("profile_id", "")).encode(), encode(c, self.encoding), None)
+            for c in out.changes
+        ]
+        records += [
+            (t.profile_updates, pid.encode(), n.pack(), None) for pid, n in out.updates.items()
+        ]
+        await self._all(records)
+
+    async def send_publications(self, publications: Sequence[Publication]) -> None:
+        await self._all(
+            (self.topics.profiles, p.profile_id.encode(), p.value, None) for p in publications
+        )
+
+    async def send_receipt(self, request_id: str, receipt: dict[str, Any]) -> None:
+        await self._all(
+            [
+                (
+                    self.topics.privacy_receipts,
+                    request_id.encode(),
+                    encode(receipt, self.encoding),
+                    None,
+                )
+            ]
+        )

@@ -1,0 +1,175 @@
+"""The Faust worker: the topology, with thin agents around the plain stages.
+
+    cdp.events.<channel> --stitch--> Redis graph --> cdp.deadletter, cdp.graph-changes
+                                                 \\-> cdp.internal.profile-updates (key: profile id)
+    cdp.internal.profile-updates --publish--> cdp.profiles (compacted; one owner per id)
+    cdp.privacy-requests --privacy--> Redis graph --> cdp.privacy-receipts, profile-updates
+
+``cdp topology`` prints this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, cast
+
+import faust
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.streams import Stream
+from faust.types import EventT, StreamT, TopicT
+from prometheus_client import CollectorRegistry, generate_latest
+
+from pipeline import metrics
+from pipeline.api.handlers import Api
+from pipeline.api.routes import mount
+from pipeline.identity.commands import DeleteResult, GraphStore
+from pipeline.identity.config import IdentityConfig
+from pipeline.ingest import parse_privacy_request
+from pipeline.kafka import faust_broker, faust_credentials
+from pipeline.model import Rejected
+from pipeline.privacy import execute
+from pipeline.publish.profiles import Publisher, PublishSettings
+from pipeline.publish.sender import Sender
+from pipeline.settings import Settings, Topics
+from pipeline.worker.health import Health
+from pipeline.worker.records import DeadLetter, Outputs, Record, UpdateNote
+from pipeline.worker.retry import until_redis_answers
+from pipeline.worker.stitch import Stitcher
+
+log = logging.getLogger(__name__)
+
+
+def _record(event: EventT) -> Record:
+    m = event.message
+    return Record(m.topic, m.partition, m.offset, m.key, m.value)
+
+
+async def _ack_all(stream: StreamT, events: Sequence[EventT]) -> None:
+    for event in events:
+        await stream.ack(event)
+
+
+def outputs_of_delete(result: DeleteResult | None) -> Outputs:
+    out = Outputs()
+    if result is not None:
+        note = UpdateNote.now()
+        for profile_id in result.dirty | result.ceased:
+            out.note(profile_id, note)
+        out.changes.extend(result.changes)
+    return out
+
+
+def create_app(
+    settings: Settings,
+    config: IdentityConfig,
+    store: GraphStore,
+    event_topic_names: Sequence[str],
+) -> tuple[faust.App, Health]:
+    topics = Topics(settings.topic_prefix)
+    app = faust.App(
+        settings.app_id,
+        broker=faust_broker(settings),
+        broker_credentials=faust_credentials(settings),
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        producer_request_timeout=settings.kafka_request_timeout_s,
+        broker_request_timeout=settings.kafka_request_timeout_s,
+        # A killed worker's partitions move to the others after this long.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
+        broker_commit_interval=1.0,
+        web_enabled=True,
+        web_bind=settings.http_host,
+        web_host=settings.http_host,
+        web_port=settings.http_port,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
+    )
+    faust_registry = CollectorRegistry()
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(faust_registry, "faust"))
+
+    stitcher = Stitcher(store, config, topics, settings.max_event_bytes)
+    publish_settings = PublishSettings(
+        encoding=settings.output_encoding,
+        policy=settings.merge_policy,
+        precedence=settings.source_precedence,
+        recent_limit=settings.recent_events,
+    )
+    publisher = Publisher(store, config, publish_settings)
+    sender = Sender(app.producer, topics, settings.output_encoding)
+    health = Health(app, store, settings)
+
+    def raw_topic(*names: str, **options: Any) -> TopicT:
+        return app.topic(*names, key_serializer="raw", value_serializer="raw", **options)
+
+    # A config mapping of its own marks this topic's clones for topic discovery (Health);
+    # Faust only uses it when declaring internal topics, which this is not.
+    events_topic = raw_topic(*event_topic_names, config={"cdp.role": "channel-events"})
+    updates_topic = raw_topic(topics.profile_updates)
+    privacy_topic = raw_topic(topics.privacy_requests)
+    health.watch_event_topics(events_topic)
+
+    @app.agent(events_topic, name="stitch")
+    async def stitch(events: StreamT) -> None:
+        stream = cast(Stream, events)  # noack_take is on the class, not the interface
+        async for batch in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
+            out = await stitcher.process([_record(e) for e in batch])
+            await sender.send_outputs(out)
+            await _ack_all(stream, batch)
+
+    @app.agent(updates_topic, name="publish")
+    async def publish(updates: StreamT) -> None:
+        stream = cast(Stream, updates)
+        async for batch in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
+            notes = [(e.message.key.decode(), UpdateNote.unpack(e.message.value)) for e in batch]
+            publications, merged = await publisher.publish_batch(notes)
+            await sender.send_publications(publications)
+            publisher.observe(publications, merged)
+            await _ack_all(stream, batch)
+
+    async def after_delete(receipt: dict[str, Any], result: DeleteResult | None) -> None:
+        await sender.send_outputs(outputs_of_delete(result))
+        await sender.send_receipt(receipt["request_id"], receipt)
+
+    @app.agent(privacy_topic, name="privacy")
+    async def privacy(stream: StreamT) -> None:
+        async for event in stream.events():
+            record = _record(event)
+            try:
+                # Not normalised here: execute() does it once and answers a bad identity
+                # with a receipt that says why nothing was deleted.
+                request = parse_privacy_request(record.value, settings.max_event_bytes)
+            except Rejected as rejected:
+                metrics.PRIVACY_REQUESTS.labels("unknown", "rejected").inc()
+                out = Outputs(deadletters=[DeadLetter(record, rejected.reason, rejected.detail)])
+                await sender.send_outputs(out)
+                continue
+            receipt, result = await until_redis_answers(
+                "privacy", partial(execute, store, config, request)
+            )
+            metrics.PRIVACY_REQUESTS.labels(request.action, receipt["status"]).inc()
+            await after_delete(receipt, result)
+
+    api = Api(store, config, publish_settings, after_delete=after_delete)
+    mount(
+        app,
+        api,
+        token=settings.api_token,
+        ready=health.checks,
+        exposition=lambda: generate_latest(metrics.REGISTRY) + generate_latest(faust_registry),
+    )
+
+    @app.timer(interval=2.0)
+    async def watch() -> None:
+        await asyncio.gather(health.probe(), return_exceptions=True)
+
+    return app, health

@@ -1,0 +1,83 @@
+"""Kafka records as the plain functions see them, and what they send back out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from pipeline.model import Source
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed Kafka record, detached from Faust so logic is testable without it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def source(self) -> Source:
+        return Source(self.topic, self.partition, self.offset)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: Record
+    reason: str
+    detail: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The reason and the origin, as CONTRACT 2 asks, in Kafka headers."""
+        return [
+            ("cdp-reason", self.reason.encode()),
+            ("cdp-detail", self.detail.encode()),
+            ("cdp-source-topic", self.record.topic.encode()),
+            ("cdp-source-partition", str(self.record.partition).encode()),
+            ("cdp-source-offset", str(self.record.offset).encode()),
+        ]
+
+
+@dataclass
+class UpdateNote:
+    """Why a profile must be republished: carried to its owner on the updates topic."""
+
+    event_ms: int  # earliest event time behind the update (latency from event time)
+    ingest_ms: int  # when the worker consumed it (latency from ingestion)
+
+    @classmethod
+    def now(cls) -> UpdateNote:
+        now_ms = int(time.time() * 1000)
+        return cls(now_ms, now_ms)
+
+    def fold(self, other: UpdateNote) -> None:
+        self.event_ms = min(self.event_ms, other.event_ms)
+        self.ingest_ms = min(self.ingest_ms, other.ingest_ms)
+
+    def pack(self) -> bytes:
+        return msgpack.packb([self.event_ms, self.ingest_ms])
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> UpdateNote:
+        event_ms, ingest_ms = msgpack.unpackb(raw)
+        return cls(int(event_ms), int(ingest_ms))
+
+
+@dataclass
+class Outputs:
+    """Everything one processed batch sends, sent before its offsets are committed."""
+
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    updates: dict[str, UpdateNote] = field(default_factory=dict)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def note(self, profile_id: str, note: UpdateNote) -> None:
+        if profile_id in self.updates:
+            self.updates[profile_id].fold(note)
+        else:
+            self.updates[profile_id] = UpdateNote(note.event_ms, note.ingest_ms)

@@ -1,0 +1,76 @@
+"""``cdp worker``: prepare the topics, then run the Faust worker until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis.asyncio as aioredis
+from faust.worker import Worker
+
+from pipeline.identity import config as identity_config
+from pipeline.identity.commands import GraphStore
+from pipeline.logs import logging_config
+from pipeline.settings import Settings, Topics
+from pipeline.worker.app import create_app
+from pipeline.worker.topics import TopicConfigError, admin_client, ensure_topics, event_topics
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The worker cannot start; the message says what to do."""
+
+
+async def prepare(settings: Settings) -> list[str]:
+    """Create the owned topics; return the channel topics that exist now."""
+    admin = admin_client(settings)
+    try:
+        await asyncio.wait_for(admin.start(), settings.kafka_request_timeout_s)
+    except Exception as exc:
+        raise StartupError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc!r}). Start it with "
+            f"`cdp stack up` or point CDP_KAFKA_BOOTSTRAP at your brokers."
+        ) from exc
+    try:
+        await ensure_topics(settings, admin)
+        return await event_topics(admin, Topics(settings.topic_prefix))
+    except TopicConfigError as exc:
+        raise StartupError(str(exc)) from exc
+    finally:
+        await admin.close()
+
+
+async def check_redis(url: str) -> None:
+    client = aioredis.from_url(url)
+    try:
+        await asyncio.wait_for(client.ping(), 10)
+    except Exception as exc:
+        raise StartupError(
+            f"cannot reach Redis at {url} ({exc!r}). Start it with `cdp stack up` or point "
+            f"CDP_REDIS_URL at your Redis."
+        ) from exc
+    finally:
+        await client.aclose()
+
+
+def run(settings: Settings) -> None:
+    config = identity_config.load(settings.identity_config or None)
+    names = asyncio.run(prepare(settings))
+    asyncio.run(check_redis(settings.redis_url))
+    store = GraphStore(
+        aioredis.from_url(settings.redis_url),
+        config,
+        dedupe_ttl_s=settings.dedupe_ttl_s,
+        recent_limit=settings.recent_events,
+    )
+    app, _ = create_app(settings, config, store, names)
+
+    worker = Worker(
+        app,
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings.log_format, settings.log_level),
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()

@@ -1,0 +1,154 @@
+"""The stitching stage: records -> ingest -> identity graph, one Redis call per batch."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import msgpack
+from redis.exceptions import ResponseError
+
+from pipeline import metrics
+from pipeline.identity.commands import GraphStore, StitchEvent, StitchResult
+from pipeline.identity.config import IdentityConfig
+from pipeline.ingest import flatten_attributes, parse_event
+from pipeline.model import Event, Rejected
+from pipeline.settings import Topics
+from pipeline.timefmt import iso_ms
+from pipeline.worker.records import DeadLetter, Outputs, Record, UpdateNote
+from pipeline.worker.retry import until_redis_answers
+
+log = logging.getLogger(__name__)
+
+
+def to_stitch_event(event: Event, record: Record) -> StitchEvent:
+    summary = {
+        "event_id": event.event_id,
+        "timestamp": iso_ms(event.timestamp_ms),
+        "channel": event.channel,
+        "type": event.type,
+    }
+    return StitchEvent(
+        event_id=event.event_id,
+        timestamp_ms=event.timestamp_ms,
+        channel=event.channel,
+        kind=event.kind,
+        type=event.type,
+        identities=[i.key for i in event.identities],
+        primary=event.primary.key,
+        attributes={
+            path: msgpack.packb(value, use_bin_type=True)
+            for path, value in flatten_attributes(event.attributes).items()
+        },
+        summary=msgpack.packb(summary, use_bin_type=True),
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+    )
+
+
+class Stitcher:
+    """Turns a batch of consumed records into graph updates and the records to send."""
+
+    def __init__(
+        self, store: GraphStore, config: IdentityConfig, topics: Topics, max_event_bytes: int
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.topics = topics
+        self.max_event_bytes = max_event_bytes
+
+    def parse(self, record: Record, out: Outputs) -> Event | None:
+        try:
+            event = parse_event(
+                record.value,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                config=self.config,
+                channel_default=self.topics.channel_of(record.topic),
+                max_bytes=self.max_event_bytes,
+            )
+        except Rejected as rejected:
+            self._deadletter(out, record, rejected.reason, rejected.detail)
+            return None
+        for dropped in event.dropped:
+            # Unknown namespaces come from producers: one label keeps the series bounded.
+            known = dropped.namespace in self.config.namespaces
+            label = dropped.namespace if known else "other"
+            metrics.IDENTITIES_DROPPED.labels(label, dropped.reason).inc()
+        return event
+
+    def _deadletter(self, out: Outputs, record: Record, reason: str, detail: str) -> None:
+        out.deadletters.append(DeadLetter(record, reason, detail))
+        metrics.DEADLETTERS.labels(reason).inc()
+        metrics.EVENTS_CONSUMED.labels(record.topic, "deadletter").inc()
+        log.warning(
+            "dead letter %s/%d@%d: %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+            detail,
+        )
+
+    async def process(self, records: Sequence[Record], now_ms: int | None = None) -> Outputs:
+        ingest_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        out = Outputs()
+        parsed = [(r, e) for r in records if (e := self.parse(r, out)) is not None]
+        if parsed:
+            metrics.BATCH_EVENTS.observe(len(parsed))
+            started = time.perf_counter()
+            await self._stitch(parsed, ingest_ms, out)
+            metrics.STITCH_DURATION.observe(time.perf_counter() - started)
+            metrics.LAST_EVENT.set(ingest_ms / 1000)
+        return out
+
+    async def _stitch(
+        self, parsed: Sequence[tuple[Record, Event]], ingest_ms: int, out: Outputs
+    ) -> None:
+        batch = [to_stitch_event(e, r) for r, e in parsed]
+        try:
+            result = await until_redis_answers("stitch", lambda: self.store.stitch(batch))
+        except ResponseError as exc:
+            # A script error is a bug or data Redis cannot take: isolate the event that
+            # causes it so the rest of the batch still goes through.
+            if len(parsed) == 1:
+                record, _ = parsed[0]
+                self._deadletter(out, record, "stitch_error", str(exc))
+                return
+            half = len(parsed) // 2
+            await self._stitch(parsed[:half], ingest_ms, out)
+            await self._stitch(parsed[half:], ingest_ms, out)
+            return
+        self._collect(parsed, result, ingest_ms, out)
+
+    def _collect(
+        self,
+        parsed: Sequence[tuple[Record, Event]],
+        result: StitchResult,
+        ingest_ms: int,
+        out: Outputs,
+    ) -> None:
+        first_event_ms = min(e.timestamp_ms for _, e in parsed)
+        for (record, _), outcome in zip(parsed, result.outcomes, strict=True):
+            if outcome.startswith("rejected:"):
+                reason = outcome.removeprefix("rejected:")
+                self._deadletter(out, record, reason, _REJECTION_DETAIL.get(reason, reason))
+            else:
+                metrics.EVENTS_CONSUMED.labels(record.topic, outcome).inc()
+        note = UpdateNote(first_event_ms, ingest_ms)
+        for profile_id in result.dirty | result.ceased:
+            out.note(profile_id, note)
+        out.changes.extend(result.changes)
+        for change in result.changes:
+            metrics.GRAPH_CHANGES.labels(change["type"]).inc()
+        for size in result.graph_sizes:
+            metrics.GRAPH_SIZE.observe(size)
+
+
+_REJECTION_DETAIL = {
+    "all_identities_deleted": "every identity of this event was deleted by a privacy request "
+    "(or is quarantined); it cannot be stored without reviving it",
+}

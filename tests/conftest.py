@@ -1,0 +1,131 @@
+"""Fixtures shared by the integration tests: real Kafka and Redis (`cdp stack up`,
+done by `make test`), an isolated topic prefix and consumer group per test, and
+workers as child processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+import redis
+
+from pipeline.settings import Settings, Topics
+from pipeline.workerproc import WorkerProcess, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """The stack's addresses; fails (never skips) when Kafka or Redis is not running."""
+    settings = Settings.from_env()
+    host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+        redis.Redis.from_url(settings.redis_url).ping()
+    except OSError as exc:
+        pytest.fail(
+            f"Kafka ({settings.kafka_bootstrap}) or Redis ({settings.redis_url}) is not "
+            f"reachable: {exc}. Run the suite with `make test`, which starts them."
+        )
+    return settings
+
+
+@dataclass
+class PipelineEnv:
+    """One test's own slice of the stack: topic prefix, consumer group, clean Redis DB."""
+
+    settings: Settings
+    env: dict[str, str]
+    logs: Path
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.settings.topic_prefix)
+
+    def run(self, coro):  # type: ignore[no-untyped-def]
+        return asyncio.run(coro)
+
+
+@pytest.fixture
+def pipeline_env(base_settings: Settings, tmp_path: Path) -> PipelineEnv:
+    tag = uuid.uuid4().hex[:8]
+    settings = replace(
+        base_settings,
+        topic_prefix=f"t{tag}.",
+        app_id=f"cdp-test-{tag}",
+        topic_partitions=4,
+        batch_window_s=0.02,
+    )
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    env = {
+        "CDP_TOPIC_PREFIX": settings.topic_prefix,
+        "CDP_APP_ID": settings.app_id,
+        "CDP_TOPIC_PARTITIONS": "4",
+        "CDP_BATCH_WINDOW_MS": "20",
+        "CDP_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "CDP_REDIS_URL": settings.redis_url,
+    }
+    return PipelineEnv(settings, env, tmp_path)
+
+
+@pytest.fixture
+def start_worker(pipeline_env: PipelineEnv) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start a worker process for this test's slice; all are stopped at teardown."""
+    started: list[WorkerProcess] = []
+
+    def start(**extra_env: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            free_port(),
+            pipeline_env.logs / f"worker-{len(started)}.log",
+            {**pipeline_env.env, **extra_env},
+        ).start()
+        started.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_proxy() -> None:
+    # urllib must talk to the local workers directly whatever the environment says.
+    os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+
+
+@pytest.fixture
+def worker_metrics_url(
+    pipeline_env: PipelineEnv, start_worker: Callable[..., WorkerProcess]
+) -> str:
+    """A running worker that has processed good and bad events (tests/ops)."""
+    from tests.integration.support import envelope, ident, send, settle
+
+    worker = start_worker()
+    send(
+        pipeline_env.settings,
+        [
+            ("web", envelope(ident("ecid", "m-1"), ident("email", "m@example.com"), at=1)),
+            (
+                "crm",
+                envelope(
+                    ident("crm_id", "M-1"),
+                    ident("email", "m@example.com"),
+                    at=2,
+                    kind="record",
+                    attributes={"firstName": "Em"},
+                ),
+            ),
+            ("pos", envelope(ident("email", "test@test.com"), at=3)),
+        ],
+    )
+    settle(pipeline_env.settings)
+    worker.get("/v1/profiles?namespace=crm_id&id=M-1")
+    return worker.url + "/metrics"

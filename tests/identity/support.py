@@ -1,0 +1,127 @@
+"""Shared helpers: building events and comparing Redis with the reference model."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import msgpack
+import pytest
+
+from pipeline.identity.commands import GraphStore, StitchEvent
+from pipeline.identity.config import IdentityConfig, load
+from tests.model.reference import Model
+
+DEFAULTS = load()
+
+
+def redis_url() -> str:
+    url = os.environ.get("CDP_REDIS_URL")
+    if not url:
+        pytest.fail("CDP_REDIS_URL is not set: point it at a scratch Redis (tests FLUSHDB it)")
+    return url
+
+
+def config(**changes: Any) -> IdentityConfig:
+    return dataclasses.replace(DEFAULTS, **changes)
+
+
+def make_event(
+    event_id: str,
+    ts: int,
+    *identities: str,
+    primary: str | None = None,
+    channel: str = "web",
+    type_: str = "page",
+    attributes: dict[str, Any] | None = None,
+) -> StitchEvent:
+    return StitchEvent(
+        event_id=event_id,
+        timestamp_ms=ts,
+        channel=channel,
+        kind="experience",
+        type=type_,
+        identities=list(identities),
+        primary=primary or identities[0],
+        attributes={k: msgpack.packb(v) for k, v in (attributes or {}).items()},
+        summary=msgpack.packb([event_id, ts, channel, type_]),
+        topic=f"cdp.events.{channel}",
+        partition=0,
+        offset=ts,
+    )
+
+
+def without_time(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in c.items() if k != "at"} for c in changes]
+
+
+def model_profile(model: Model, pid: str) -> dict[str, Any]:
+    """The model's profile in the shape compared with ``GraphStore.read_profiles``."""
+    graph = model.graphs[pid]
+    frags = {k: model.fragments[k] for k in graph.members if k in model.fragments}
+    recent = sorted(((ts, s) for f in frags.values() for s, ts in f.recent.items()), reverse=True)
+    counts: dict[str, int] = {}
+    for f in frags.values():
+        for name, n in f.counts.items():
+            counts[name] = counts.get(name, 0) + n
+    return {
+        "version": graph.version,
+        "members": sorted((k, m[0], m[1]) for k, m in graph.members.items()),
+        "links": sorted((*ln, *ev) for ln, ev in graph.links.items()),
+        "attributes": sorted(
+            (k, path, channel, *value)
+            for k, f in frags.items()
+            for (path, channel), value in f.attributes.items()
+        ),
+        "recent": recent[: model.recent_limit],
+        "counts": counts,
+    }
+
+
+async def store_profile(store: GraphStore, pid: str) -> dict[str, Any] | None:
+    profile = (await store.read_profiles([pid]))[pid]
+    graph = await store.graph(pid)
+    if profile is None or graph is None:
+        return None
+    counts = {f"t:{k}": n for k, n in profile.counts_by_type.items()}
+    counts.update({f"c:{k}": n for k, n in profile.counts_by_channel.items()})
+    if profile.count:
+        counts["n"] = profile.count
+    return {
+        "version": profile.version,
+        "members": sorted((m.key, m.first_seen_ms, m.last_seen_ms) for m in profile.members),
+        "links": sorted(
+            (
+                ln.a,
+                ln.b,
+                ln.first_seen_ms,
+                ln.last_seen_ms,
+                ln.seq,
+                ln.event_id,
+                ln.topic,
+                ln.partition,
+                ln.offset,
+            )
+            for ln in graph.links
+        ),
+        "attributes": sorted(
+            (a.identity, a.path, a.channel, a.value, a.timestamp_ms, a.seq)
+            for a in profile.attributes
+        ),
+        "recent": profile.recent,
+        "counts": counts,
+    }
+
+
+async def assert_same_state(
+    store: GraphStore, model: Model, keys: list[str], ceased: set[str]
+) -> None:
+    """Redis holds exactly the model's partition, profile ids, graphs and fragments."""
+    for key in keys:
+        assert await store.lookup(key) == model.index.get(key), key
+    for pid in sorted(model.graphs):
+        assert await store_profile(store, pid) == model_profile(model, pid), pid
+    for pid in ceased:
+        assert await store_profile(store, pid) is None, pid
+    assert await store.quarantined() == sorted(model.quarantined)

@@ -1,0 +1,194 @@
+"""Named scenarios of CONTRACT 4, each checked in Redis and against the reference model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis.asyncio
+
+from pipeline.identity.commands import GraphStore, StitchEvent, StitchResult
+from pipeline.identity.config import IdentityConfig
+from tests.identity.support import DEFAULTS, assert_same_state, config, make_event, without_time
+from tests.model.reference import Model
+
+
+class Both:
+    """A GraphStore and the reference model driven in lockstep."""
+
+    def __init__(self, client: redis.asyncio.Redis, cfg: IdentityConfig = DEFAULTS) -> None:
+        self.store, self.model, self.keys = GraphStore(client, cfg), Model(cfg), set[str]()
+        self.ceased: set[str] = set()
+
+    async def stitch(self, *events: StitchEvent) -> StitchResult:
+        got, want = await self.store.stitch(events), self.model.stitch(list(events))
+        assert (got.outcomes, got.dirty, got.ceased) == (want.outcomes, want.dirty, want.ceased)
+        assert without_time(got.changes) == want.changes
+        self.keys |= {k for e in events for k in e.identities}
+        self.ceased |= got.ceased
+        return got
+
+    async def pid(self, key: str) -> str | None:
+        return await self.store.lookup(key)
+
+    async def members(self, key: str) -> list[str]:
+        pid = await self.pid(key)
+        graph = await self.store.graph(pid) if pid else None
+        return sorted(m.key for m in graph.members) if graph else []
+
+    async def check(self) -> None:
+        await assert_same_state(self.store, self.model, sorted(self.keys), self.ceased)
+
+
+def types(result: StitchResult | Sequence[dict[str, object]]) -> list[object]:
+    changes = result.changes if isinstance(result, StitchResult) else result
+    return [c["type"] for c in changes]
+
+
+async def test_shared_device_follows_last_login(client: redis.asyncio.Redis) -> None:
+    """Adobe's example: two people on one tablet; the last login keeps the device and the
+    device's anonymous cookie events move with it."""
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "crm_id:ann", "device_id:tablet"))
+    await both.stitch(
+        make_event("e2", 2000, "ecid:cookie", "device_id:tablet", primary="ecid:cookie")
+    )
+    ann = await both.pid("crm_id:ann")
+    result = await both.stitch(make_event("e3", 3000, "crm_id:bob", "device_id:tablet"))
+    assert await both.members("crm_id:ann") == ["crm_id:ann"]
+    assert await both.members("crm_id:bob") == ["crm_id:bob", "device_id:tablet", "ecid:cookie"]
+    assert await both.pid("crm_id:ann") == ann
+    bob = await both.pid("crm_id:bob")
+    assert "graph_split" in types(result) and {ann, bob} <= result.dirty
+    profile = (await both.store.read_profiles([bob]))[bob]
+    assert profile is not None and profile.count == 2  # bob's event and the cookie's
+    await both.stitch(make_event("e4", 4000, "crm_id:ann", "device_id:tablet"))
+    assert await both.members("crm_id:ann") == ["crm_id:ann", "device_id:tablet", "ecid:cookie"]
+    await both.check()
+
+
+async def test_anonymous_events_then_login(client: redis.asyncio.Redis) -> None:
+    both = Both(client)
+    for n in range(3):
+        await both.stitch(make_event(f"a{n}", 1000 + n, "ecid:anon", attributes={"cart": n}))
+    anon = await both.pid("ecid:anon")
+    result = await both.stitch(make_event("login", 2000, "email:eve@x.com", "ecid:anon"))
+    assert await both.pid("email:eve@x.com") == anon and result.dirty == {anon}
+    profile = (await both.store.read_profiles([anon]))[anon]
+    assert profile is not None and profile.count == 4 and len(profile.recent) == 4
+    await both.check()
+
+
+async def test_junk_email_cannot_join_two_crm_ids(client: redis.asyncio.Redis) -> None:
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "crm_id:A", "email:test@shop.com"))
+    result = await both.stitch(make_event("e2", 2000, "crm_id:B", "email:test@shop.com"))
+    assert "link_removed" in types(result)
+    assert await both.members("crm_id:A") == ["crm_id:A"]
+    assert await both.members("crm_id:B") == ["crm_id:B", "email:test@shop.com"]
+    await both.check()
+
+
+async def test_recycled_phone_does_not_pull_email_from_crm(client: redis.asyncio.Redis) -> None:
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "crm_id:old", "email:old@x.com", "phone:+15550100"))
+    await both.stitch(make_event("e2", 9000, "crm_id:new", "phone:+15550100"))
+    assert await both.members("crm_id:old") == ["crm_id:old", "email:old@x.com"]
+    assert await both.members("crm_id:new") == ["crm_id:new", "phone:+15550100"]
+    await both.check()
+
+
+async def test_older_id_survives_merge(client: redis.asyncio.Redis) -> None:
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "ecid:c1"))
+    older = await both.pid("ecid:c1")
+    await both.stitch(make_event("e2", 500, "email:z@x.com"))
+    newer = await both.pid("email:z@x.com")
+    result = await both.stitch(make_event("e3", 2000, "email:z@x.com", "ecid:c1"))
+    assert await both.pid("email:z@x.com") == older
+    assert result.ceased == {newer} and result.dirty == {older}
+    merged = [c for c in result.changes if c["type"] == "graphs_merged"]
+    assert merged and merged[0]["profile_id"] == older and merged[0]["from"] == [newer]
+    await both.check()
+
+
+async def test_split_keeps_id_with_highest_priority_and_ceases_ids(
+    client: redis.asyncio.Redis,
+) -> None:
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "email:a@x.com", "ecid:c1"))
+    await both.stitch(make_event("e2", 1100, "crm_id:A", "device_id:d1"))
+    await both.stitch(make_event("e3", 1200, "ecid:c1", "device_id:d1"))
+    first = await both.pid("email:a@x.com")
+    # Deleting the link-holder splits the graph: crm_id:A's part keeps the id.
+    deleted = await both.store.delete_identities(["device_id:d1"], "req-1")
+    both.model.delete_identities(["device_id:d1"], "req-1")
+    assert await both.pid("crm_id:A") == first
+    other = await both.pid("email:a@x.com")
+    assert other != first and deleted.dirty == {first, other}
+    gone = await both.store.delete_profile(other or "", "req-2")
+    both.model.delete_profile(other or "", "req-2")
+    assert gone.ceased == {other} and sorted(gone.deleted) == ["ecid:c1", "email:a@x.com"]
+    assert (await both.store.read_profiles([other or ""])) == {other: None}
+    await both.check()
+
+
+async def test_redelivery_is_idempotent(client: redis.asyncio.Redis) -> None:
+    both = Both(client)
+    batch = [make_event("e1", 1000, "crm_id:A", "ecid:c1"), make_event("e2", 2000, "ecid:c1")]
+    first = await both.stitch(*batch)
+    again = await both.stitch(*batch)
+    assert again.outcomes == ["duplicate", "duplicate"]
+    assert again.dirty == first.dirty and without_time(again.changes) == without_time(first.changes)
+    pid = await both.pid("crm_id:A")
+    profile = (await both.store.read_profiles([pid or ""]))[pid or ""]
+    assert profile is not None and profile.count == 2
+    await both.check()
+
+
+async def test_deleted_identity_not_revived_by_replay(client: redis.asyncio.Redis) -> None:
+    both = Both(client)
+    old = make_event("e1", 1000, "email:gone@x.com", "ecid:c1")
+    await both.stitch(old)
+    await both.store.delete_identities(["email:gone@x.com"], "req")
+    both.model.delete_identities(["email:gone@x.com"], "req")
+    replay = make_event("e1-replay", 1000, "email:gone@x.com", "ecid:c1")
+    assert (await both.stitch(replay)).outcomes == ["ok"]
+    assert await both.pid("email:gone@x.com") is None
+    only = make_event("e2", 1000, "email:gone@x.com")
+    assert (await both.stitch(only)).outcomes == ["rejected:all_identities_deleted"]
+    await both.check()
+
+
+async def test_size_limit_detaches_cookies_first(client: redis.asyncio.Redis) -> None:
+    both = Both(client, config(max_graph_size=3))
+    await both.stitch(make_event("e1", 1000, "crm_id:A", "ecid:old"))
+    await both.stitch(make_event("e2", 2000, "crm_id:A", "ecid:new"))
+    result = await both.stitch(make_event("e3", 3000, "crm_id:A", "device_id:d1"))
+    evicted = [c for c in result.changes if c["type"] == "identity_evicted"]
+    assert [c["identity"] for c in evicted] == ["ecid:old"]
+    assert await both.members("crm_id:A") == ["crm_id:A", "device_id:d1", "ecid:new"]
+    assert await both.members("ecid:old") == ["ecid:old"]
+    await both.check()
+
+
+async def test_quarantine_of_identity_moving_between_people(client: redis.asyncio.Redis) -> None:
+    both = Both(client, config(quarantine_max_reassignments=2, quarantine_window_s=60))
+    junk = "device_id:kiosk"
+    for n, person in enumerate(["A", "B", "C"]):
+        result = await both.stitch(make_event(f"e{n}", 1000 * (n + 1), f"crm_id:{person}", junk))
+    assert "identity_quarantined" not in types(result)
+    result = await both.stitch(make_event("e3", 5000, "crm_id:D", junk))
+    assert "identity_quarantined" in types(result)
+    assert await both.store.quarantined() == [junk]
+    assert await both.members(junk) == [junk]
+    # Its events still count for the other identities, but it links nothing.
+    assert (await both.stitch(make_event("e4", 6000, "crm_id:E", junk))).outcomes == ["ok"]
+    assert await both.members("crm_id:E") == ["crm_id:E"]
+    assert (await both.stitch(make_event("e5", 6000, junk))).outcomes == [
+        "rejected:all_identities_quarantined"
+    ]
+    released = await both.store.release(junk, "req")
+    both.model.release(junk, "req")
+    assert types(released.changes) == ["identity_released"]
+    assert await both.store.quarantined() == []
+    await both.check()

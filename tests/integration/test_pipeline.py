@@ -1,0 +1,299 @@
+"""The foundation end to end: channel topics in, compacted profiles out (issue 2)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgpack
+import pytest
+
+from pipeline.worker.topics import admin_client, topic_config
+from tests.integration.support import (
+    by_identity,
+    envelope,
+    ident,
+    identity_set,
+    live,
+    reasons,
+    records,
+    send,
+    send_raw,
+    settle,
+    view,
+)
+
+pytestmark = pytest.mark.integration
+
+ALICE = [
+    (
+        "web",
+        envelope(
+            ident("ecid", "A-COOKIE-1"),
+            at=1,
+            event={"type": "commerce.productViews", "sku": "SHOE-42"},
+        ),
+    ),
+    (
+        "web",
+        envelope(
+            ident("ecid", "A-COOKIE-1"),
+            ident("email", "Alice@Example.com"),
+            at=2,
+            event={"type": "web.login"},
+        ),
+    ),
+    (
+        "crm",
+        envelope(
+            ident("crm_id", "C-ALICE", True),
+            ident("email", " alice@example.com "),
+            ident("phone", "(415) 555-2671"),
+            at=3,
+            kind="record",
+            attributes={"firstName": "Alice", "loyalty": {"tier": "gold"}},
+        ),
+    ),
+    (
+        "mobile",
+        envelope(
+            ident("device_id", "dev-alice-phone"),
+            ident("crm_id", "C-ALICE"),
+            at=4,
+            event={"type": "app.open"},
+        ),
+    ),
+    (
+        "crm",
+        envelope(
+            ident("crm_id", "C-ALICE", True),
+            at=5,
+            kind="record",
+            attributes={"loyalty": {"tier": "platinum"}},
+        ),
+    ),
+]
+BOB = [
+    (
+        "pos",
+        envelope(
+            ident("loyalty_id", "l-bob"),
+            ident("phone", "+1 212 555 0100"),
+            at=1,
+            event={"type": "commerce.purchases", "amount": 12.5},
+        ),
+    ),
+    (
+        "loyalty",
+        envelope(
+            ident("loyalty_id", "L-BOB", True),
+            at=2,
+            kind="record",
+            attributes={"firstName": "Bob", "points": 120},
+        ),
+    ),
+]
+
+
+def test_profiles_from_three_channels(pipeline_env, start_worker):
+    s = pipeline_env.settings
+    start_worker()
+    send(s, ALICE + BOB)
+    settle(s)
+    profiles = view(s, pipeline_env.topics.profiles)
+    assert len(live(profiles)) == 2
+    alice = by_identity(profiles, "crm_id:C-ALICE")
+    assert identity_set(alice) == {
+        "ecid:A-COOKIE-1",
+        "email:alice@example.com",
+        "crm_id:C-ALICE",
+        "phone:+14155552671",
+        "device_id:dev-alice-phone",
+    }
+    assert alice["attributes"] == {"firstName": "Alice", "loyalty": {"tier": "platinum"}}
+    assert alice["events"]["count"] == 5
+    assert [e["type"] for e in alice["events"]["recent"]][:2] == ["record", "app.open"]
+    bob = by_identity(profiles, "loyalty_id:L-BOB")
+    assert identity_set(bob) == {"loyalty_id:L-BOB", "phone:+12125550100"}
+    assert bob["attributes"] == {"firstName": "Bob", "points": 120}
+    assert bob["events"]["count"] == 2
+
+
+def test_merge_tombstones_the_younger_id(pipeline_env, start_worker):
+    s = pipeline_env.settings
+    start_worker()
+    send(
+        s,
+        [
+            (
+                "web",
+                envelope(
+                    ident("ecid", "CAROL-COOKIE"), at=1, attributes={"favouriteColour": "teal"}
+                ),
+            )
+        ],
+    )
+    settle(s)
+    send(
+        s,
+        [
+            (
+                "crm",
+                envelope(
+                    ident("crm_id", "C-CAROL"),
+                    at=2,
+                    kind="record",
+                    attributes={"firstName": "Carol"},
+                ),
+            )
+        ],
+    )
+    settle(s)
+    before = live(view(s, pipeline_env.topics.profiles))
+    older = by_identity(before, "ecid:CAROL-COOKIE")["profile_id"]
+    younger = by_identity(before, "crm_id:C-CAROL")["profile_id"]
+    assert older != younger
+    send(
+        s,
+        [
+            (
+                "web",
+                envelope(
+                    ident("ecid", "CAROL-COOKIE"),
+                    ident("crm_id", "C-CAROL"),
+                    at=3,
+                    event={"type": "web.login"},
+                ),
+            )
+        ],
+    )
+    settle(s)
+    profiles = view(s, pipeline_env.topics.profiles)
+    assert profiles[younger] is None, "the merged-away id must end in a tombstone"
+    carol = profiles[older]
+    assert identity_set(carol) == {"ecid:CAROL-COOKIE", "crm_id:C-CAROL"}
+    assert carol["attributes"] == {"favouriteColour": "teal", "firstName": "Carol"}
+    assert carol["events"]["count"] == 3
+    assert carol["version"] > by_identity(before, "ecid:CAROL-COOKIE")["version"]
+
+
+def test_bad_events_go_to_dead_letter_with_reasons(pipeline_env, start_worker):
+    s = pipeline_env.settings
+    start_worker()
+    topic = pipeline_env.topics.events("web")
+    good_before = envelope(ident("crm_id", "GOOD-1"), at=1, kind="record")
+    good_after = envelope(ident("crm_id", "GOOD-2"), at=2, kind="record")
+    send(s, [("web", good_before)])
+    send_raw(
+        s,
+        topic,
+        [
+            b"\x00\x01not an event",
+            b'{"timestamp": 1, "kind": "record", "identities": []}',
+            msgpack.packb(
+                {
+                    "event_id": "x",
+                    "timestamp": "yesterday",
+                    "kind": "record",
+                    "identities": [ident("crm_id", "X")],
+                }
+            ),
+        ],
+    )
+    send(
+        s,
+        [
+            ("web", envelope(*[ident("ecid", f"c{i}") for i in range(21)], at=3)),
+            (
+                "web",
+                envelope(ident("email", "a@example.com"), ident("email", "b@example.com"), at=4),
+            ),
+            ("web", envelope(ident("email", "test@test.com"), at=5)),
+            ("web", envelope(ident("email", "test@test.com"), ident("crm_id", "GOOD-3"), at=6)),
+            ("web", good_after),
+        ],
+        encoding="msgpack",
+    )
+    settle(s)
+    dead = records(s, pipeline_env.topics.deadletter, decoded=False)
+    assert len(dead) == 6
+    assert all(r.headers["cdp-source-topic"] == topic.encode() for r in dead)
+    assert all(r.headers["cdp-detail"] for r in dead)
+    assert reasons(s, pipeline_env.topics.deadletter) == {
+        "not_an_object": 1,
+        "missing_field": 1,
+        "bad_timestamp": 1,
+        "too_many_identities": 1,
+        "conflicting_unique_identities": 1,
+        "no_valid_identity": 1,
+    }
+    profiles = live(view(s, pipeline_env.topics.profiles))
+    assert {next(iter(identity_set(p))) for p in profiles.values()} == {
+        "crm_id:GOOD-1",
+        "crm_id:GOOD-2",
+        "crm_id:GOOD-3",
+    }
+
+
+def test_stop_and_restart_mid_stream_counts_each_event_once(pipeline_env, start_worker):
+    s = pipeline_env.settings
+    people = 60
+    events = [
+        (
+            "web" if i % 3 == 0 else "crm" if i % 3 == 1 else "pos",
+            envelope(
+                ident("crm_id", f"P{i % people}"),
+                ident("ecid", f"cookie-{i % people}-{(i // people) % 4}"),
+                at=i,
+                kind="record",
+                attributes={"n": i},
+            ),
+        )
+        for i in range(3000)
+    ]
+    first = start_worker()
+    send(s, events[:1500])
+    first.stop()
+    send(s, events[1500:])
+    start_worker()
+    settle(s)
+    profiles = live(view(s, pipeline_env.topics.profiles))
+    assert len(profiles) == people
+    for doc in profiles.values():
+        person = int(next(i["id"] for i in doc["identities"] if i["namespace"] == "crm_id")[1:])
+        assert doc["events"]["count"] == 3000 // people
+        assert doc["attributes"]["n"] == max(i for i in range(3000) if i % people == person)
+        assert len(doc["identities"]) == 1 + 4
+
+
+def test_profile_topic_is_compacted_on_the_broker(pipeline_env, start_worker):
+    start_worker()
+
+    async def policy() -> str | None:
+        admin = admin_client(pipeline_env.settings)
+        await admin.start()
+        try:
+            return await topic_config(admin, pipeline_env.topics.profiles, "cleanup.policy")
+        finally:
+            await admin.close()
+
+    assert asyncio.run(policy()) == "compact"
+
+
+def test_new_channel_needs_no_restart(pipeline_env, start_worker):
+    s = pipeline_env.settings
+    start_worker()
+    send(
+        s,
+        [
+            (
+                "kiosk",
+                envelope(
+                    ident("loyalty_id", "K-1"), at=1, kind="record", attributes={"store": "Lyon"}
+                ),
+            )
+        ],
+    )
+    settle(s, timeout_s=60)
+    profile = by_identity(view(s, pipeline_env.topics.profiles), "loyalty_id:K-1")
+    assert profile["attributes"] == {"store": "Lyon"}
+    assert profile["events"]["recent"][0]["channel"] == "kiosk"
