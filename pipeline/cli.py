@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import time
 import uuid
@@ -29,6 +30,10 @@ def _print(value: Any) -> None:
 @click.group()
 def main() -> None:
     """Real-time identity stitching and unified customer profiles on Kafka and Redis."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # A brand-new channel topic refuses writes until its leaders are known; aiokafka
+    # retries, and its warning about it would only alarm a person at the console.
+    logging.getLogger("aiokafka.producer.sender").setLevel(logging.ERROR)
 
 
 main.add_command(stack)
@@ -126,14 +131,15 @@ def profile_get(
     from pipeline.tools import api_call
 
     query = {"merge_policy": merge_policy} if merge_policy else {}
-    if profile_id:
+    by_identity = namespace is not None or value is not None
+    if profile_id is not None and not by_identity:
         status, body = api_call(_settings(), "profile_by_id", profile_id, query)
-    elif namespace and value:
+    elif namespace and value and profile_id is None:
         status, body = api_call(
             _settings(), "profile_by_identity", {**query, "namespace": namespace, "id": value}
         )
     else:
-        raise click.UsageError("give --namespace and --id, or --profile-id")
+        raise click.UsageError("give --namespace and --id, or --profile-id (not both)")
     _print(body)
     sys.exit(0 if status == 200 else 1)
 
@@ -173,9 +179,16 @@ def graph_show(namespace: str, value: str) -> None:
     sys.exit(0 if status == 200 else 1)
 
 
+def _identity_ref(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    namespace, sep, rest = value.partition(":")
+    if not (sep and namespace and rest):
+        raise click.BadParameter(f"{value!r} is not namespace:id (e.g. email:evan@example.com)")
+    return value
+
+
 @graph.command("explain")
-@click.argument("a")
-@click.argument("b")
+@click.argument("a", callback=_identity_ref)
+@click.argument("b", callback=_identity_ref)
 def graph_explain(a: str, b: str) -> None:
     """Why two identities (namespace:id) are in one profile, or why not."""
     from pipeline.tools import api_call

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,13 +13,27 @@ from typing import Any
 from pipeline.produce import produce
 from pipeline.publish.reader import latest_by_key, read_to_end
 from pipeline.quiesce import wait_caught_up
-from pipeline.sample import SampleGenerator
+from pipeline.sample import FAMILY_TABLET, JUNK_EMAIL, SampleGenerator
 from pipeline.settings import Settings, Topics
 from pipeline.stack import control
 from pipeline.stack.errors import StackError
 from pipeline.workerproc import WorkerProcess
 
 CUSTOMERS = 200
+
+
+def _holding(profiles: dict[str, Any], key: str) -> dict[str, Any]:
+    return next(
+        d
+        for d in profiles.values()
+        if key in {f"{i['namespace']}:{i['id']}" for i in d["identities"]}
+    )
+
+
+def _metric_lines(worker: WorkerProcess, name: str) -> list[str]:
+    with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return [line for line in text.splitlines() if line.startswith(name + "{")]
 
 
 def _show(document: dict[str, Any]) -> str:
@@ -72,14 +87,17 @@ def run_demo(settings: Settings) -> int:
             f"{dict(reasons)}, caught up in {elapsed:.1f}s"
         )
         richest = sorted(profiles.values(), key=lambda d: -len(d["identities"]))
-        tablet = [
-            d
-            for d in profiles.values()
-            if any(i["id"] == "dev-family-tablet-0001" for i in d["identities"])
-        ]
-        print("\n== the family tablet follows the last person who logged in on it:")
-        for document in tablet:
-            print(_show(document))
+        print(
+            f"\n== the family tablet ({FAMILY_TABLET}) was used by a parent, then a child; "
+            f"it follows the last login (CONTRACT 4.2):"
+        )
+        for crm in ("CRM100000", "CRM100001"):
+            document = _holding(profiles, f"crm_id:{crm}")
+            has = any(i["id"] == FAMILY_TABLET for i in document["identities"])
+            print(f"{_show(document)}\n    holds the tablet: {'yes' if has else 'no'}")
+        dropped = _metric_lines(worker, "cdp_identities_dropped_total")
+        print(f"\n== identities left out of events (junk values such as {JUNK_EMAIL}):")
+        print("\n".join(f"  {line}" for line in dropped) or "  none")
         print("\n== a few unified profiles from the compacted topic cdp.profiles:")
         for document in richest[:3]:
             print(_show(document))

@@ -58,6 +58,7 @@ LAST = [
 TIERS = ["bronze", "silver", "gold", "platinum"]
 SKUS = ["SHOE-42", "SHIRT-M", "BAG-01", "HAT-7", "SOCK-3", "COAT-L", "WATCH-9"]
 JUNK_EMAIL = "test@test.com"
+FAMILY_TABLET = "dev-family-tablet-0001"
 AREA_CODES = [212, 206, 303, 312, 415, 512, 617, 646, 702, 718]
 
 
@@ -109,7 +110,7 @@ class SampleGenerator:
         self.people = [_person(self.rng, i) for i in range(customers)]
         self.clock = start_ms
         # Two members of one family share a tablet (CONTRACT 4.2: it follows the last login).
-        self.family_tablet = "dev-family-tablet-0001"
+        self.family_tablet = FAMILY_TABLET
 
     def _event(self, kind: str, identities: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         self.clock += self.rng.randint(200, 5_000)

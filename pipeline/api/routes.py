@@ -87,4 +87,5 @@ def mount(
 
     @app.page("/metrics")
     async def metrics_view(self: web.View, request: web.Request) -> web.Response:
-        return self.bytes(exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+        # aiohttp takes the charset separately; text/plain is the 0.0.4 exposition format.
+        return self.bytes(exposition(), content_type="text/plain")

@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -47,9 +48,38 @@ def _record(event: EventT) -> Record:
     return Record(m.topic, m.partition, m.offset, m.key, m.value)
 
 
+# How long a stopping worker may spend finishing the batch it has already taken.
+SHUTDOWN_GRACE_S = 10.0
+
+
 async def _ack_all(stream: StreamT, events: Sequence[EventT]) -> None:
     for event in events:
         await stream.ack(event)
+
+
+async def _complete(stream: StreamT, batch: Sequence[EventT], work: Awaitable[None]) -> None:
+    """Run a batch's work, then acknowledge it; on shutdown (cancellation) finish the
+    batch first, within a bounded time, so its offsets are committed on the way out."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, SHUTDOWN_GRACE_S)
+        if task.done() and not task.cancelled() and task.exception() is None:
+            await _ack_all(stream, batch)
+        raise
+    await _ack_all(stream, batch)
+
+
+def _update_note(event: EventT) -> tuple[str, UpdateNote] | None:
+    """An entry of the internal updates topic; anything else there is logged and skipped."""
+    m = event.message
+    try:
+        return m.key.decode(), UpdateNote.unpack(m.value)  # type: ignore[union-attr,arg-type]
+    except Exception:
+        log.warning("skipping a malformed record on %s@%d:%d", m.topic, m.partition, m.offset)
+        return None
 
 
 def outputs_of_delete(result: DeleteResult | None) -> Outputs:
@@ -118,23 +148,26 @@ def create_app(
     privacy_topic = raw_topic(topics.privacy_requests)
     health.watch_event_topics(events_topic)
 
+    async def stitch_batch(batch: Sequence[EventT]) -> None:
+        await sender.send_outputs(await stitcher.process([_record(e) for e in batch]))
+
+    async def publish_batch(batch: Sequence[EventT]) -> None:
+        notes = [note for e in batch if (note := _update_note(e)) is not None]
+        publications, merged = await publisher.publish_batch(notes)
+        await sender.send_publications(publications)
+        publisher.observe(publications, merged)
+
     @app.agent(events_topic, name="stitch")
     async def stitch(events: StreamT) -> None:
         stream = cast(Stream, events)  # noack_take is on the class, not the interface
         async for batch in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
-            out = await stitcher.process([_record(e) for e in batch])
-            await sender.send_outputs(out)
-            await _ack_all(stream, batch)
+            await _complete(stream, batch, stitch_batch(batch))
 
     @app.agent(updates_topic, name="publish")
     async def publish(updates: StreamT) -> None:
         stream = cast(Stream, updates)
         async for batch in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
-            notes = [(e.message.key.decode(), UpdateNote.unpack(e.message.value)) for e in batch]
-            publications, merged = await publisher.publish_batch(notes)
-            await sender.send_publications(publications)
-            publisher.observe(publications, merged)
-            await _ack_all(stream, batch)
+            await _complete(stream, batch, publish_batch(batch))
 
     async def after_delete(receipt: dict[str, Any], result: DeleteResult | None) -> None:
         await sender.send_outputs(outputs_of_delete(result))

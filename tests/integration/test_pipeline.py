@@ -252,7 +252,7 @@ def test_stop_and_restart_mid_stream_counts_each_event_once(pipeline_env, start_
     ]
     first = start_worker()
     send(s, events[:1500])
-    first.stop()
+    assert first.stop(timeout_s=30) is not None, "SIGTERM must end the worker without SIGKILL"
     send(s, events[1500:])
     start_worker()
     settle(s)

@@ -1,0 +1,169 @@
+"""The worker's plain stages without Kafka or Redis: a fake graph store stands in."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from redis.exceptions import ConnectionError, ResponseError
+
+from pipeline import metrics
+from pipeline.identity.commands import StitchEvent, StitchResult
+from pipeline.identity.config import load
+from pipeline.publish.profiles import Publisher, PublishSettings
+from pipeline.publish.sender import Sender
+from pipeline.settings import Topics
+from pipeline.worker.records import DeadLetter, Outputs, Record, UpdateNote
+from pipeline.worker.retry import until_redis_answers
+from pipeline.worker.stitch import Stitcher
+
+TOPICS = Topics("cdp.")
+NOW = int(time.time() * 1000)
+
+
+def event(event_id: str, *identities: tuple[str, str], **extra: Any) -> bytes:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "timestamp": NOW - 1000,
+            "kind": "experience",
+            "identities": [{"namespace": ns, "id": v} for ns, v in identities],
+            **extra,
+        }
+    ).encode()
+
+
+def record(value: bytes | None, offset: int = 0) -> Record:
+    return Record("cdp.events.web", 0, offset, b"k", value)
+
+
+class FakeStore:
+    """Answers every stitch with one profile per event; a poison id raises a script error."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.calls: list[list[StitchEvent]] = []
+        self.fail_first = fail_first
+
+    async def stitch(self, events: Sequence[StitchEvent]) -> StitchResult:
+        if self.fail_first:
+            self.fail_first -= 1
+            raise ConnectionError("redis is down")
+        if any(e.event_id == "poison" for e in events):
+            raise ResponseError("script error")
+        self.calls.append(list(events))
+        return StitchResult(
+            outcomes=["duplicate" if e.event_id.startswith("dup") else "ok" for e in events],
+            dirty={f"p_{e.primary}" for e in events},
+            ceased={"p_gone"} if any(e.event_id == "merge" for e in events) else set(),
+            changes=[{"type": "link_added", "profile_id": f"p_{e.primary}"} for e in events],
+            graph_sizes=[len(e.identities) for e in events],
+        )
+
+
+def stitcher(store: FakeStore) -> Stitcher:
+    return Stitcher(store, load(), TOPICS, max_event_bytes=10_000)  # type: ignore[arg-type]
+
+
+async def test_bad_records_go_to_dead_letter_and_good_ones_to_redis_in_one_call() -> None:
+    store = FakeStore()
+    out = await stitcher(store).process(
+        [
+            record(event("e1", ("crm_id", "A")), 0),
+            record(b"\xc1garbage", 1),
+            record(None, 2),
+            record(event("e2", ("email", "test@test.com")), 3),
+            record(event("e3", ("crm_id", "B"), ("ecid", "c1")), 4),
+        ]
+    )
+    assert len(store.calls) == 1 and [e.event_id for e in store.calls[0]] == ["e1", "e3"]
+    assert [(d.record.offset, d.reason) for d in out.deadletters] == [
+        (1, "not_an_object"),
+        (2, "null_value"),
+        (3, "no_valid_identity"),
+    ]
+    headers = dict(out.deadletters[0].headers())
+    assert headers["cdp-source-topic"] == b"cdp.events.web"
+    assert headers["cdp-source-offset"] == b"1"
+    assert headers["cdp-detail"]
+    assert set(out.updates) == {"p_crm_id:A", "p_crm_id:B"}
+    assert len(out.changes) == 2
+
+
+async def test_a_script_error_dead_letters_only_the_event_that_causes_it() -> None:
+    store = FakeStore()
+    records = [record(event(f"e{i}", ("crm_id", f"C{i}")), i) for i in range(7)]
+    records.insert(3, record(event("poison", ("crm_id", "X")), 99))
+    out = await stitcher(store).process(records)
+    assert [(d.record.offset, d.reason) for d in out.deadletters] == [(99, "stitch_error")]
+    assert sorted(e.event_id for call in store.calls for e in call) == [f"e{i}" for i in range(7)]
+
+
+async def test_redis_outage_is_waited_out_not_skipped() -> None:
+    store = FakeStore(fail_first=3)
+    before = metrics.REDIS_ERRORS.labels("stitch")._value.get()
+    out = await stitcher(store).process([record(event("e1", ("crm_id", "A")))])
+    assert metrics.REDIS_ERRORS.labels("stitch")._value.get() - before == 3
+    assert out.updates and not out.deadletters
+
+
+async def test_until_redis_answers_propagates_other_errors() -> None:
+    async def broken() -> None:
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError):
+        await until_redis_answers("x", broken)
+
+
+def test_notes_fold_to_the_earliest_times() -> None:
+    merged = Publisher.coalesce(
+        [
+            ("p1", UpdateNote(500, 900)),
+            ("p2", UpdateNote(1, 1)),
+            ("p1", UpdateNote(300, 950)),
+        ]
+    )
+    assert merged["p1"] == UpdateNote(300, 900)
+    assert UpdateNote.unpack(merged["p2"].pack()) == UpdateNote(1, 1)
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, Any]] = []
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+    ) -> Any:
+        self.sent.append((topic, key, value, headers))
+
+        async def delivered() -> None:
+            return None
+
+        return delivered()
+
+
+async def test_sender_routes_each_output_to_its_topic() -> None:
+    producer = FakeProducer()
+    out = Outputs()
+    out.deadletters.append(DeadLetter(record(b"x", 5), "not_an_object", "why"))
+    out.changes.append({"type": "graphs_merged", "profile_id": "p_1"})
+    out.note("p_1", UpdateNote(1, 2))
+    await Sender(producer, TOPICS, "json").send_outputs(out)
+    topics = [s[0] for s in producer.sent]
+    assert topics == ["cdp.deadletter", "cdp.graph-changes", "cdp.internal.profile-updates"]
+    assert producer.sent[0][1:3] == (b"k", b"x")
+    assert json.loads(producer.sent[1][2]) == {"type": "graphs_merged", "profile_id": "p_1"}
+    assert producer.sent[2][1] == b"p_1"
+
+
+def test_publish_settings_defaults_match_the_documented_ones() -> None:
+    s = PublishSettings()
+    assert (s.encoding, s.policy, s.recent_limit) == ("msgpack", "timestamp", 20)
