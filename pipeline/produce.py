@@ -20,14 +20,19 @@ from pipeline.worker.topics import admin_client
 async def ensure_channel_topics(settings: Settings, channels: Iterable[str]) -> None:
     """Channel topics are the producers' (CONTRACT 2); this creates them for convenience."""
     topics = Topics(settings.topic_prefix)
+    await ensure_plain_topics(settings, [topics.events(c) for c in channels])
+
+
+async def ensure_plain_topics(settings: Settings, names: Iterable[str]) -> None:
+    """Create the missing ones with the default (delete) policy, and wait for leaders."""
     admin = admin_client(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(topics.events(c), settings.topic_partitions, settings.topic_replication)
-            for c in sorted(set(channels))
-            if topics.events(c) not in existing
+            NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            for name in sorted(set(names))
+            if name not in existing
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile

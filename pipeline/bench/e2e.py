@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from pipeline.kafka import client_kwargs
-from pipeline.produce import ensure_channel_topics, produce
+from pipeline.produce import ensure_channel_topics, ensure_plain_topics, produce
 from pipeline.publish.encode import encode
 from pipeline.publish.reader import read_to_end
 from pipeline.quiesce import wait_caught_up
@@ -51,6 +51,7 @@ async def passthrough(settings: Settings, n: int) -> float:
     """Events/s of a bare consume-and-forward loop over the same kind of records."""
     source, sink = f"bench-raw-{uuid.uuid4().hex[:6]}", f"bench-sink-{uuid.uuid4().hex[:6]}"
     events = _events(n, max(1, n // 10), int(time.time() * 1000))
+    await ensure_plain_topics(settings, [source, sink])
     producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=5)
     await producer.start()
     try:

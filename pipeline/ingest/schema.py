@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -50,6 +51,10 @@ class SchemaCheck:
         self.schema: dict[str, Any] = json.loads((SCHEMA_DIR / filename).read_text("utf-8"))
         Draft202012Validator.check_schema(self.schema)
         self._validator = Draft202012Validator(self.schema)
+        # The same schema compiled to Python code: ~10x faster on the hot path. The
+        # schemas use no keyword newer than draft 7, which it implements; jsonschema
+        # still explains every rejection (tests check that both agree).
+        self._fast = fastjsonschema.compile(self.schema)
         self._reasons = reasons
         self._expected = expected
         # jsonschema applies a pattern with re.search, where "$" also matches before a
@@ -62,6 +67,22 @@ class SchemaCheck:
 
     def validate(self, doc: Mapping[str, Any]) -> None:
         """Return if ``doc`` fits the schema, else raise ``Rejected`` for its first error."""
+        try:
+            self._fast(doc)
+        except fastjsonschema.JsonSchemaException:
+            self._explain(doc)
+        self._check_patterns(doc)
+
+    def accepts(self, doc: Mapping[str, Any]) -> tuple[bool, bool]:
+        """(fast validator, full validator) verdicts: the tests check they agree."""
+        try:
+            self._fast(doc)
+            fast = True
+        except fastjsonschema.JsonSchemaException:
+            fast = False
+        return fast, self._validator.is_valid(doc)
+
+    def _explain(self, doc: Mapping[str, Any]) -> None:
         errors = list(self._validator.iter_errors(doc))
         if errors:
             # Shallowest first, a missing field before a wrong one: the order a person
@@ -73,6 +94,8 @@ class SchemaCheck:
                 first.validator_value,
                 first.instance,
             )
+
+    def _check_patterns(self, doc: Mapping[str, Any]) -> None:
         for name, pattern in self.patterns.items():
             value = doc.get(name)
             if isinstance(value, str) and not pattern.fullmatch(value):

@@ -275,3 +275,14 @@ def test_huge_strings(
     else:
         assert field in ("identity", "attribute")
         assert [d.reason for d in event.dropped] == (["bad_format"] if field == "identity" else [])
+
+
+@FUZZ
+@given(doc=PLAUSIBLE, change=CHANGES)
+def test_fast_and_full_schema_validators_agree(doc: dict[str, Any], change: Any) -> None:
+    """The compiled hot-path validator and jsonschema give the same verdict."""
+    from pipeline.ingest.envelope import EVENT_SCHEMA
+
+    mutated = mutate(doc, change)
+    fast, full = EVENT_SCHEMA.accepts(mutated)
+    assert fast == full, mutated
