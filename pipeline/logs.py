@@ -8,6 +8,9 @@ from typing import Any
 
 from pipeline.timefmt import iso_ms
 
+# Fields a log call may pass with ``extra=`` that the JSON lines carry (event id on errors).
+_CONTEXT = ("event_id", "topic", "partition", "offset", "reason")
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -17,6 +20,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name in _CONTEXT:
+            value = getattr(record, name, None)
+            if value not in (None, ""):
+                entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

@@ -80,7 +80,9 @@ class Stitcher:
             metrics.IDENTITIES_DROPPED.labels(label, dropped.reason).inc()
         return event
 
-    def _deadletter(self, out: Outputs, record: Record, reason: str, detail: str) -> None:
+    def _deadletter(
+        self, out: Outputs, record: Record, reason: str, detail: str, event_id: str = ""
+    ) -> None:
         out.deadletters.append(DeadLetter(record, reason, detail))
         metrics.DEADLETTERS.labels(reason).inc()
         metrics.EVENTS_CONSUMED.labels(record.topic, "deadletter").inc()
@@ -91,6 +93,13 @@ class Stitcher:
             record.offset,
             reason,
             detail,
+            extra={
+                "event_id": event_id,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason,
+            },
         )
 
     async def process(self, records: Sequence[Record], now_ms: int | None = None) -> Outputs:
@@ -115,8 +124,8 @@ class Stitcher:
             # A script error is a bug or data Redis cannot take: isolate the event that
             # causes it so the rest of the batch still goes through.
             if len(parsed) == 1:
-                record, _ = parsed[0]
-                self._deadletter(out, record, "stitch_error", str(exc))
+                record, event = parsed[0]
+                self._deadletter(out, record, "stitch_error", str(exc), event.event_id)
                 return
             half = len(parsed) // 2
             await self._stitch(parsed[:half], ingest_ms, out)
@@ -132,10 +141,11 @@ class Stitcher:
         out: Outputs,
     ) -> None:
         first_event_ms = min(e.timestamp_ms for _, e in parsed)
-        for (record, _), outcome in zip(parsed, result.outcomes, strict=True):
+        for (record, event), outcome in zip(parsed, result.outcomes, strict=True):
             if outcome.startswith("rejected:"):
                 reason = outcome.removeprefix("rejected:")
-                self._deadletter(out, record, reason, _REJECTION_DETAIL.get(reason, reason))
+                detail = _REJECTION_DETAIL.get(reason, reason)
+                self._deadletter(out, record, reason, detail, event.event_id)
             else:
                 metrics.EVENTS_CONSUMED.labels(record.topic, outcome).inc()
         note = UpdateNote(first_event_ms, ingest_ms)
@@ -149,6 +159,8 @@ class Stitcher:
 
 
 _REJECTION_DETAIL = {
-    "all_identities_deleted": "every identity of this event was deleted by a privacy request "
-    "(or is quarantined); it cannot be stored without reviving it",
+    "all_identities_deleted": "every identity of this event was deleted by a privacy "
+    "request; storing it would bring a deleted person back",
+    "all_identities_quarantined": "every identity of this event is quarantined as a junk "
+    "identifier (see `cdp quarantine list`); release it to accept such events",
 }
