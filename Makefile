@@ -27,23 +27,35 @@ lint: install
 	$(BIN)/ruff format --check pipeline tests
 	$(BIN)/mypy
 
+# Runs pytest with the given marker expression between `stack up` and `stack down`.
+with_stack = $(TEST_ENV) $(BIN)/cdp stack up --fresh && \
+	{ $(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider $(1) $(PYTEST_ARGS); \
+	status=$$?; $(TEST_ENV) $(BIN)/cdp stack down; exit $$status; }
+
 # Everything: lint, unit, property, integration and fault tests against real services.
 test: lint
-	$(TEST_ENV) $(BIN)/cdp stack up --fresh
-	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
-		status=$$?; $(TEST_ENV) $(BIN)/cdp stack down; exit $$status
+	$(call with_stack,)
 
 test-unit: install
-	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not integration" $(PYTEST_ARGS)
+
+test-integration: install
+	$(call with_stack,-m "integration and not faults")
+
+test-faults: install
+	$(call with_stack,-m faults)
 
 demo: install
 	$(DEMO_ENV) $(BIN)/cdp demo
 
+# Benchmarks print figures and assert nothing; they use their own Redis DB (wiped).
+BENCH_ENV := $(TEST_ENV) CDP_REDIS_URL=redis://127.0.0.1:16379/3
+
 bench: install
-	@echo "benchmarks: start a stack and a worker, then run e.g. 'cdp bench e2e'"
-	$(TEST_ENV) $(BIN)/cdp stack up --fresh
-	$(TEST_ENV) $(BIN)/python -m pipeline.bench.all; status=$$?; \
-		$(TEST_ENV) $(BIN)/cdp stack down; exit $$status
+	$(BENCH_ENV) $(BIN)/cdp stack up --fresh
+	{ $(BENCH_ENV) $(BIN)/cdp bench e2e && $(BENCH_ENV) $(BIN)/cdp bench identity --yes && \
+		$(BENCH_ENV) $(BIN)/cdp bench lookup; }; status=$$?; \
+		$(BENCH_ENV) $(BIN)/cdp stack down; exit $$status
 
 clean:
 	-$(TEST_ENV) $(BIN)/cdp stack down
