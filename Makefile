@@ -27,10 +27,12 @@ lint: install
 	$(BIN)/ruff format --check pipeline tests
 	$(BIN)/mypy
 
-# Runs pytest with the given marker expression between `stack up` and `stack down`.
-with_stack = $(TEST_ENV) $(BIN)/cdp stack up --fresh && \
-	{ $(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider $(1) $(PYTEST_ARGS); \
-	status=$$?; $(TEST_ENV) $(BIN)/cdp stack down; exit $$status; }
+# Runs pytest with the given arguments between `stack up` and `stack down`; the stack
+# is stopped whatever happened, also when `up` failed half-way.
+with_stack = $(TEST_ENV) $(BIN)/cdp stack up --fresh; status=$$?; \
+	if [ $$status -eq 0 ]; then \
+		$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider $(1) $(PYTEST_ARGS); status=$$?; \
+	fi; $(TEST_ENV) $(BIN)/cdp stack down; exit $$status
 
 # Everything: lint, unit, property, integration and fault tests against real services.
 test: lint
@@ -52,10 +54,11 @@ demo: install
 BENCH_ENV := $(TEST_ENV) CDP_REDIS_URL=redis://127.0.0.1:16379/3
 
 bench: install
-	$(BENCH_ENV) $(BIN)/cdp stack up --fresh
-	{ $(BENCH_ENV) $(BIN)/cdp bench e2e && $(BENCH_ENV) $(BIN)/cdp bench identity --yes && \
-		$(BENCH_ENV) $(BIN)/cdp bench lookup; }; status=$$?; \
-		$(BENCH_ENV) $(BIN)/cdp stack down; exit $$status
+	$(BENCH_ENV) $(BIN)/cdp stack up --fresh; status=$$?; \
+	if [ $$status -eq 0 ]; then \
+		$(BENCH_ENV) $(BIN)/cdp bench e2e && $(BENCH_ENV) $(BIN)/cdp bench identity --yes && \
+		$(BENCH_ENV) $(BIN)/cdp bench lookup; status=$$?; \
+	fi; $(BENCH_ENV) $(BIN)/cdp stack down; exit $$status
 
 clean:
 	-$(TEST_ENV) $(BIN)/cdp stack down
