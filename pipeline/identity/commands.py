@@ -206,11 +206,12 @@ class GraphStore:
         )
         self._scripts = {name: redis.register_script(script_source(name)) for name in SCRIPTS}
 
-    async def _call(self, name: str, argument: Any) -> Any:
+    async def _call(self, name: str, argument: Any, *, text: bool = False) -> Any:
         # Redis 7.0's cmsgpack predates msgpack's bin type: send bytes as raw strings.
+        # With text=True every string of the reply is decoded (it holds no binary values).
         packed = msgpack.packb(argument, use_bin_type=False)
         reply = await self._scripts[name](args=[self._config, packed])
-        return msgpack.unpackb(reply, raw=True)
+        return msgpack.unpackb(reply, raw=not text)
 
     async def stitch(self, events: Sequence[StitchEvent]) -> StitchResult:
         """Apply a batch in order, atomically, in one round trip."""
@@ -227,13 +228,13 @@ class GraphStore:
                 e.topic,
                 e.partition,
                 e.offset,
+                str(e.timestamp_ms),  # converting numbers costs the script microseconds
             ]
             for e in events
         ]
-        call_seq, outcomes, dirty, ceased, changes, sizes = await self._call("stitch", batch)
-        return StitchResult(
-            _text(outcomes), set(_text(dirty)), set(_text(ceased)), _text(changes), sizes, call_seq
-        )
+        reply = await self._call("stitch", batch, text=True)
+        call_seq, outcomes, dirty, ceased, changes, sizes = reply
+        return StitchResult(outcomes, set(dirty), set(ceased), changes, sizes, call_seq)
 
     async def lookup(self, identity_key: str) -> str | None:
         (pid,) = await self._call("lookup", [identity_key])

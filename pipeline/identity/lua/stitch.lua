@@ -6,19 +6,60 @@
   ARGV[1]: msgpack config
   ARGV[2]: msgpack list of events, each {event_id, timestamp_ms, channel, type,
            identities, primary, attributes (flat {path, msgpack value, ...}), summary,
-           topic, partition, offset}
+           topic, partition, offset, timestamp_ms as a decimal string}
   Returns: msgpack {call_seq, outcomes, dirty, ceased, changes, graph_sizes}; an outcome
            is "ok", "duplicate" or "rejected:<reason>".
   Effects: per event: dedupe entry, identity index, graphs, fragment of the primary
            identity (attributes, recent, counts), reassignment counts and quarantine.
+           Graphs, index entries and fragments are cached for the whole batch and written
+           once at its end; dedupe entries are read for the whole batch with MGET.
 ]]
 
-local SUP = redis.call('EXISTS', 'cdp:sup') == 1
-local QUAR = {}
+local EVENTS = cmsgpack.unpack(ARGV[2])
+local TTL, KEEP = num(CFG.dedupe_ttl_s), num(-(CFG.recent_limit + 1))
+local CHUNK = 1000  -- arguments per command built with unpack (Lua's C stack is limited)
+
+-- Batch-wide lookups, one command per CHUNK keys: dedupe entries (SEEN: event id -> stored
+-- changes or false), suppression (SUPP) and quarantine (QUAR) of every identity.
+local SEEN, SUPP, QUAR = {}, {}, {}
+local ANY_SUP = redis.call('EXISTS', 'cdp:sup') == 1
 local ANY_QUAR = redis.call('EXISTS', 'cdp:q') == 1
+local function lookup_all(cmd, key, items, encode, decode, into)
+  for i = 1, #items, CHUNK do
+    local args = {}
+    for j = i, math.min(i + CHUNK - 1, #items) do args[#args + 1] = encode(items[j]) end
+    local got = key and redis.call(cmd, key, unpack(args)) or redis.call(cmd, unpack(args))
+    for j, v in ipairs(got) do into[items[i + j - 1]] = decode(v) end
+  end
+end
+
+do
+  local eids, idents, seen = {}, {}, {}
+  for _, e in ipairs(EVENTS) do
+    if SEEN[e[1]] == nil then
+      SEEN[e[1]], eids[#eids + 1] = false, e[1]
+    end
+    for _, k in ipairs(e[5]) do
+      if not seen[k] then seen[k], idents[#idents + 1] = true, k end
+    end
+  end
+  lookup_all('MGET', nil, eids, function(eid) return 'cdp:e:' .. eid end,
+    function(v) return v end, SEEN)
+  if ANY_SUP then
+    lookup_all('SMISMEMBER', 'cdp:sup', idents, redis.sha1hex,
+      function(v) return v == 1 end, SUPP)
+  end
+  if ANY_QUAR then
+    lookup_all('HMGET', 'cdp:q', idents, function(k) return k end,
+      function(v) return v ~= false end, QUAR)
+  end
+end
 
 local function suppressed(key)
-  return SUP and redis.call('SISMEMBER', 'cdp:sup', redis.sha1hex(key)) == 1
+  if SUPP[key] == nil then
+    SUPP[key] = ANY_SUP and redis.call('SISMEMBER', 'cdp:sup', redis.sha1hex(key)) == 1
+  end
+  return SUPP[key]
 end
 
 local function quarantined(key)
@@ -56,24 +97,76 @@ local function fit(pool, comp, changes, out)
   for _, part in ipairs(partition(pool, rest)) do fit(pool, part, changes, out) end
 end
 
-local function store_fragment(key, ts, seq, channel, etype, attrs, summary)
-  if #attrs > 0 then
-    local fields, updates = {}, {}
-    for i = 1, #attrs, 2 do fields[#fields + 1] = channel .. '|' .. attrs[i] end
-    local current = redis.call('HMGET', 'cdp:a:' .. key, unpack(fields))
-    for i, field in ipairs(fields) do
-      local old = current[i] and cmsgpack.unpack(current[i])
-      if not old or ts > old[2] or (ts == old[2] and seq > old[3]) then
-        updates[#updates + 1] = field
-        updates[#updates + 1] = cmsgpack.pack({attrs[2 * i], ts, seq})
+-- Fragments of the batch, written by flush_fragments: per identity the newest candidate
+-- value per attribute field, the timeline entries in order and the count increments.
+local FRAG, FRAG_ORDER = {}, {}
+
+local function count(f, field)
+  local n = f.n[field]
+  if not n then f.nf[#f.nf + 1] = field end
+  f.n[field] = (n or 0) + 1
+end
+
+local function store_fragment(key, ts, ts_str, seq, channel, etype, attrs, summary)
+  local f = FRAG[key]
+  if not f then
+    f = {a = {}, af = {}, r = {}, n = {}, nf = {}}
+    FRAG[key], FRAG_ORDER[#FRAG_ORDER + 1] = f, key
+  end
+  for i = 1, #attrs, 2 do
+    local field = channel .. '|' .. attrs[i]
+    local cur = f.a[field]
+    if not cur then f.af[#f.af + 1] = field end
+    if not cur or ts > cur[2] or (ts == cur[2] and seq > cur[3]) then
+      f.a[field] = {attrs[i + 1], ts, seq}
+    end
+  end
+  f.r[#f.r + 1], f.r[#f.r + 2] = ts_str, summary
+  count(f, 'n')
+  count(f, 't:' .. etype)
+  count(f, 'c:' .. channel)
+end
+
+-- Same effect as applying each event's writes in turn: an attribute keeps the newest
+-- (ts, seq) of stored and batch values, counts add up, and the timeline keeps the newest
+-- recent_limit entries (one ZADD for a fresh identity with distinct entries, else per event).
+local function flush_fragments()
+  for _, key in ipairs(FRAG_ORDER) do
+    local f, fresh, updates = FRAG[key], FRESH[key], {}
+    local current = (fresh or #f.af == 0) and {}
+      or redis.call('HMGET', 'cdp:a:' .. key, unpack(f.af))
+    for i, field in ipairs(f.af) do
+      local new, old = f.a[field], current[i] and cmsgpack.unpack(current[i])
+      if not old or new[2] > old[2] or (new[2] == old[2] and new[3] > old[3]) then
+        updates[#updates + 1], updates[#updates + 2] = field, cmsgpack.pack(new)
       end
     end
     if #updates > 0 then redis.call('HSET', 'cdp:a:' .. key, unpack(updates)) end
-  end
-  redis.call('ZADD', 'cdp:r:' .. key, ts, summary)
-  redis.call('ZREMRANGEBYRANK', 'cdp:r:' .. key, 0, -(CFG.recent_limit + 1))
-  for _, field in ipairs({'n', 't:' .. etype, 'c:' .. channel}) do
-    redis.call('HINCRBY', 'cdp:n:' .. key, field, 1)
+    local r, distinct, seen = f.r, fresh, {}
+    for i = 2, #r, 2 do
+      distinct = distinct and not seen[r[i]]
+      seen[r[i]] = true
+    end
+    if distinct then
+      redis.call('ZADD', 'cdp:r:' .. key, unpack(r))
+      if #r > 2 * CFG.recent_limit then
+        redis.call('ZREMRANGEBYRANK', 'cdp:r:' .. key, '0', KEEP)
+      end
+    else
+      for i = 1, #r, 2 do
+        redis.call('ZADD', 'cdp:r:' .. key, r[i], r[i + 1])
+        redis.call('ZREMRANGEBYRANK', 'cdp:r:' .. key, '0', KEEP)
+      end
+    end
+    if fresh then
+      local counts = {}
+      for i, field in ipairs(f.nf) do counts[2 * i - 1], counts[2 * i] = field, num(f.n[field]) end
+      redis.call('HSET', 'cdp:n:' .. key, unpack(counts))
+    else
+      for _, field in ipairs(f.nf) do
+        redis.call('HINCRBY', 'cdp:n:' .. key, field, num(f.n[field]))
+      end
+    end
   end
 end
 
@@ -100,14 +193,14 @@ local function quarantine(key, cause)
   redis.call('HDEL', 'cdp:mv', key)
 end
 
-local function link_all(pool, keys, ts, seq, cause, changes)
+local function link_all(links, keys, ts, seq, cause, changes)
   table.sort(keys, lt)
   for i = 1, #keys do
     for j = i + 1, #keys do
       local a, b = keys[i], keys[j]
-      local l = pool.links[a .. '\0' .. b]
+      local l = links[a .. '\0' .. b]
       if not l then
-        pool.links[a .. '\0' .. b] =
+        links[a .. '\0' .. b] =
           {a, b, ts, ts, seq, cause.event_id, cause.topic, cause.partition, cause.offset}
         changes[#changes + 1] = change('link_added', a, {a = a, b = b, rule = '4.1 link'})
       elseif ts >= l[4] then
@@ -115,6 +208,69 @@ local function link_all(pool, keys, ts, seq, cause, changes)
       end
     end
   end
+end
+
+-- The common case: no unique namespace would hold two values and the linked graphs (and
+-- the new identities) fit max_graph_size. The full step (stitch_event) then yields one
+-- component that keeps the oldest id of the graphs it merges (rules 4.1, 4.4); this does
+-- the same in place on the cached graphs, without partition. Returns false, having
+-- changed nothing, when it does not apply.
+local function fast_link(linkable, ts, seq, cause, changes)
+  local graphs, order, new, size, uq = {}, {}, {}, 0, {}
+  for _, k in ipairs(linkable) do
+    local pid = pid_of(k)
+    if not pid then
+      new[#new + 1] = k
+    elseif not graphs[pid] then
+      local g = meta(load_graph(pid))
+      if g.cf then return false end
+      for ns in pairs(g.uq) do
+        if uq[ns] then return false end
+        uq[ns] = true
+      end
+      graphs[pid], order[#order + 1], size = g, pid, size + g.n
+    end
+  end
+  for _, k in ipairs(new) do
+    if info(k).unique then
+      if uq[ns_of(k)] then return false end
+      uq[ns_of(k)] = true
+    end
+  end
+  if size + #new > CFG.max_graph_size then return false end
+  if #order > 1 then table.sort(order, lt) end
+  local pid = order[1]
+  local g = graphs[pid]
+  if not g then
+    pid = new_pid()
+    g = {v = 0, m = {}, l = {}, n = 0, uq = {}, cf = false}
+    GR[pid] = g
+  end
+  local version = g.v
+  for i = 2, #order do  -- rule 4.4: the oldest id survives the merge
+    local o = graphs[order[i]]
+    version = math.max(version, o.v)
+    for k, m in pairs(o.m) do
+      g.m[k], IDX[k], IDX_DIRTY[k] = m, pid, true
+    end
+    for lk, l in pairs(o.l) do g.l[lk] = l end
+    cease(order[i])
+  end
+  for _, k in ipairs(new) do
+    g.m[k] = {ts, ts}
+    set_pid(k, pid)
+  end
+  for _, k in ipairs(linkable) do
+    local m = g.m[k]
+    m[1], m[2] = math.min(m[1], ts), math.max(m[2], ts)
+  end
+  g.n, g.uq = size + #new, uq
+  link_all(g.l, linkable, ts, seq, cause, changes)
+  if #order > 1 then
+    changes[#changes + 1] = {type = 'graphs_merged', profile_id = pid, from = {unpack(order, 2)}}
+  end
+  g.v, g.u, GR_DIRTY[pid], RES.dirty[pid] = version + 1, NOW, true, true
+  return true
 end
 
 local function has_conflict(keys)
@@ -137,9 +293,19 @@ local function duplicate(idents, stored)
   return 'duplicate'
 end
 
+local EMPTY = cmsgpack.pack({})
+
+-- The dedupe entry of a stitched event: the changes it produced, replayed on redelivery.
+local function recorded(eid, first)
+  local stored = first > #RES.changes and EMPTY or cmsgpack.pack({unpack(RES.changes, first)})
+  SEEN[eid] = stored
+  redis.call('SET', 'cdp:e:' .. eid, stored, 'EX', TTL)
+  return 'ok'
+end
+
 local function stitch_event(e)
   local eid, ts, channel, etype, idents, primary, attrs, summary = unpack(e, 1, 8)
-  local stored = redis.call('GET', 'cdp:e:' .. eid)
+  local stored = SEEN[eid]
   if stored then return duplicate(idents, stored) end
   local keys, linkable, pids, old_of = {}, {}, {}, {}
   for _, k in ipairs(idents) do
@@ -157,6 +323,11 @@ local function stitch_event(e)
   if not keys[primary] or quarantined(primary) then primary = best(linkable) end
   local seq, first, changes = next_id('seq'), #RES.changes + 1, {}
   local cause = {event_id = eid, topic = e[9], partition = e[10], offset = e[11]}
+  if fast_link(linkable, ts, seq, cause, changes) then
+    store_fragment(primary, ts, e[12], seq, channel, etype, attrs, summary)
+    finish(changes, cause, '4.1 link')
+    return recorded(eid, first)
+  end
   for _, k in ipairs(linkable) do
     local pid = pid_of(k)
     if pid then pids[pid] = true end
@@ -173,7 +344,7 @@ local function stitch_event(e)
       pool.members[k] = {ts, ts}
     end
   end
-  link_all(pool, linkable, ts, seq, cause, changes)
+  link_all(pool.links, linkable, ts, seq, cause, changes)
   local members = member_list(pool)
   local conflict = has_conflict(members)
   -- Without a conflict U is one component: the event links every graph it touches.
@@ -186,7 +357,7 @@ local function stitch_event(e)
   local fitted = {}
   for _, c in ipairs(comps) do fit(pool, c, changes, fitted) end
   assign(pool, fitted, changes)
-  store_fragment(primary, ts, seq, channel, etype, attrs, summary)
+  store_fragment(primary, ts, e[12], seq, channel, etype, attrs, summary)
   finish(changes, cause, conflict and '4.2 unique-namespace rebuild' or '4.1 link')
   if conflict then
     local moved, hits = {}, {}
@@ -199,19 +370,15 @@ local function stitch_event(e)
     end
     for _, k in ipairs(hits) do quarantine(k, cause) end
   end
-  redis.call('SET', 'cdp:e:' .. eid, cmsgpack.pack({unpack(RES.changes, first)}),
-    'EX', CFG.dedupe_ttl_s)
-  return 'ok'
+  return recorded(eid, first)
 end
 
 local call_seq = redis.call('INCR', 'cdp:calls')
 local outcomes = {}
-for i, e in ipairs(cmsgpack.unpack(ARGV[2])) do outcomes[i] = stitch_event(e) end
+for i, e in ipairs(EVENTS) do outcomes[i] = stitch_event(e) end
+flush_fragments()
 flush()
 local dirty, ceased = result_lists()
 local sizes = {}
-for i, pid in ipairs(dirty) do
-  sizes[i] = 0
-  for _ in pairs(load_graph(pid).m) do sizes[i] = sizes[i] + 1 end
-end
+for i, pid in ipairs(dirty) do sizes[i] = meta(load_graph(pid)).n end
 return cmsgpack.pack({call_seq, outcomes, dirty, ceased, RES.changes, sizes})

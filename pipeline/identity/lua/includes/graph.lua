@@ -27,7 +27,10 @@
   A graph is a pool member map key -> {first_seen, last_seen} and a link map
   "a\0b" -> {a, b, first_seen, last_seen, seq, event_id, topic, partition, offset}, a < b.
   Reads and writes go through caches flushed once at the end (flush), as the script runs
-  atomically.
+  atomically: a graph is decoded at most once and written at most once per call.
+  A fragment (cdp:a/r/n) exists only for an identity in the index (fragments are written
+  for indexed identities and deleted with their index entry), so an identity absent from
+  the index when the call began (FRESH) has no fragment to read.
 ]]
 
 local BUCKETS = 65536
@@ -85,6 +88,18 @@ local function best(keys)
   return b
 end
 
+-- Number to string conversions (Lua's '..' on numbers, numeric redis.call arguments) cost
+-- microseconds: hot paths pass strings, and convert each number at most once per call.
+local NUMS = {}
+local function num(n)
+  local s = NUMS[n]
+  if not s then
+    s = string.format('%d', n)
+    NUMS[n] = s
+  end
+  return s
+end
+
 local function pid_str(n)
   return string.format('p_%010x', n)
 end
@@ -98,22 +113,50 @@ end
 
 -- Polynomial string hash (base 31, four bytes a step) modulo a 31-bit prime: every
 -- intermediate stays below 2^52, exact in Lua's doubles.
+local BUCKET = {}
 local function bucket_key(key)
-  local h = 0
-  for i = 1, #key, 4 do
-    local a, b, c, d = string.byte(key, i, i + 3)
-    h = (h * 923521 + a * 29791 + (b or 0) * 961 + (c or 0) * 31 + (d or 0)) % 2147483647
+  local b = BUCKET[key]
+  if not b then
+    local h = 0
+    for i = 1, #key, 4 do
+      local a, x, c, d = string.byte(key, i, i + 3)
+      h = (h * 923521 + a * 29791 + (x or 0) * 961 + (c or 0) * 31 + (d or 0)) % 2147483647
+    end
+    b = 'cdp:i:' .. num(h % BUCKETS)
+    BUCKET[key] = b
   end
-  return 'cdp:i:' .. (h % BUCKETS)
+  return b
 end
 
-local IDX, IDX_DIRTY = {}, {}
+-- Profile id <-> its counter as stored in the index (a decimal string).
+local PID_OF_N, N_OF_PID = {}, {}
+local function pid_of_n(n)
+  local pid = PID_OF_N[n]
+  if not pid then
+    pid = pid_str(tonumber(n))
+    PID_OF_N[n], N_OF_PID[pid] = pid, n
+  end
+  return pid
+end
+
+local function n_of_pid(pid)
+  return N_OF_PID[pid] or num(tonumber(string.sub(pid, 3), 16))
+end
+
+local function new_pid()
+  local n = next_id('pid')
+  local pid = pid_str(n)
+  PID_OF_N[num(n)], N_OF_PID[pid] = pid, num(n)
+  return pid
+end
+
+local IDX, IDX_DIRTY, FRESH = {}, {}, {}
 local function pid_of(key)
   local v = IDX[key]
   if v == nil then
     local n = redis.call('HGET', bucket_key(key), key)
-    v = n and pid_str(tonumber(n)) or false
-    IDX[key] = v
+    v = n and pid_of_n(n) or false
+    IDX[key], FRESH[key] = v, not n
   end
   return v or nil
 end
@@ -156,6 +199,24 @@ local function encode_graph(g)
   return cmsgpack.pack({g.v, g.u, ms, ls})
 end
 
+-- Cached facts about a graph, kept up to date by in-place updates (stitch's fast path):
+-- n = member count, uq = set of unique namespaces present, cf = two values of one.
+local function meta(g)
+  if g.n == nil then
+    local n, uq, cf = 0, {}, false
+    for k in pairs(g.m) do
+      n = n + 1
+      if info(k).unique then
+        local ns = ns_of(k)
+        cf = cf or uq[ns] == true
+        uq[ns] = true
+      end
+    end
+    g.n, g.uq, g.cf = n, uq, cf
+  end
+  return g
+end
+
 local function load_graph(pid)
   local g = GR[pid]
   if g == nil then
@@ -176,7 +237,7 @@ local function flush()
   end
   for key in pairs(IDX_DIRTY) do
     if IDX[key] then
-      redis.call('HSET', bucket_key(key), key, tonumber(string.sub(IDX[key], 3), 16))
+      redis.call('HSET', bucket_key(key), key, n_of_pid(IDX[key]))
     else
       redis.call('HDEL', bucket_key(key), key)
     end
@@ -345,7 +406,7 @@ local function assign(pool, comps, changes)
   end
   for i, c in ipairs(comps) do
     local ids, version = received[i], 0
-    local pid = ids[1] or pid_str(next_id('pid'))
+    local pid = ids[1] or new_pid()
     for j, old in ipairs(ids) do
       version = math.max(version, pool.old[old].v)
       if j > 1 then cease(old) end
