@@ -98,8 +98,8 @@ class Api:
 
     def _ref(self, query: Mapping[str, str], name: str) -> Identity:
         namespace, sep, value = _param(query, name).partition(":")
-        if not sep:
-            raise BadRequest(f"{name} must be namespace:id")
+        if not (sep and namespace and value):
+            raise BadRequest(f"{name} must be namespace:id, e.g. email:evan@example.com")
         return self._identity({"namespace": namespace, "id": value})
 
     def _policy(self, query: Mapping[str, str]) -> str:
@@ -178,8 +178,9 @@ class Api:
 
     async def delete_identity(self, query: Mapping[str, str]) -> Reply:
         self._identity(query)  # a malformed identity is a 400, not a receipt
+        given_id = _param(query, "request_id", 256) if query.get("request_id") else None
         request = PrivacyRequest(
-            request_id=query.get("request_id") or f"http-{uuid.uuid4()}",
+            request_id=given_id or f"http-{uuid.uuid4()}",
             action="delete_identity",
             namespace=query["namespace"],
             id=query["id"],

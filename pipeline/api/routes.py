@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
+from aiohttp import web as aiohttp_web
 from faust import web
 
 from pipeline import metrics
@@ -52,6 +53,25 @@ def _view(route: str, handlers: dict[str, Handler], token: str) -> type[web.View
     return type(f"View{abs(hash(route))}", (web.View,), {m: respond for m in _METHODS})
 
 
+@aiohttp_web.middleware
+async def json_errors(
+    request: aiohttp_web.Request,
+    handler: Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.StreamResponse]],
+) -> aiohttp_web.StreamResponse:
+    """What the router answers itself (no such route, a method no view serves) in the
+    API's JSON error shape rather than aiohttp's text."""
+    try:
+        return await handler(request)
+    except aiohttp_web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return aiohttp_web.json_response(
+            {"error": f"{request.method} {request.path}: {exc.reason}"},
+            status=exc.status,
+            headers={k: v for k, v in exc.headers.items() if k == "Allow"},
+        )
+
+
 def mount(
     app: faust.App,
     api: Api,
@@ -82,6 +102,9 @@ def mount(
         "/healthz": (get(healthz), ""),
         "/readyz": (get(readyz), ""),
     }
+    web_app = getattr(app.web, "web_app", None)  # the aiohttp driver's application
+    if isinstance(web_app, aiohttp_web.Application):
+        web_app.middlewares.append(json_errors)
     for route, (handlers, route_token) in routes.items():
         app.page(route)(_view(route, handlers, route_token))
 

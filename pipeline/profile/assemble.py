@@ -32,16 +32,30 @@ def _identities(raw: RawProfile, config: IdentityConfig) -> list[dict[str, Any]]
     ]
 
 
+def _without_nulls(node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` less its null leaves, and less the objects left empty by that alone
+    (an object a producer cleared, ``{}``, stays)."""
+    kept: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            value = _without_nulls(value)
+            if not value:
+                continue
+        if value is not None:
+            kept[key] = value
+    return kept
+
+
 def merged_attributes(
     raw: RawProfile, policy: str, precedence: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The attribute view under ``policy``; a winning null removes the path."""
-    flat: dict[str, Any] = {}
-    for c in winners(raw.attributes, policy, precedence):
-        value = msgpack.unpackb(c.value, raw=False)
-        if value is not None:
-            flat[c.path] = value
-    return unflatten_attributes(flat)
+    """The attribute view under ``policy``. A winning null removes its path, and what a
+    weaker winner had below it (``a`` = null after ``a.b`` = 1 removes ``a``)."""
+    flat = {
+        c.path: msgpack.unpackb(c.value, raw=False)
+        for c in winners(raw.attributes, policy, precedence)
+    }
+    return _without_nulls(unflatten_attributes(flat))
 
 
 def assemble(
@@ -52,6 +66,8 @@ def assemble(
     precedence: Sequence[str] = (),
     recent_limit: int = 20,
 ) -> dict[str, Any]:
+    """The profile document of ``raw`` (schemas/profile.schema.json)."""
+    recent = sorted(raw.recent, key=lambda entry: entry[0], reverse=True)  # newest first
     return {
         "profile_id": raw.profile_id,
         "identities": _identities(raw, config),
@@ -60,7 +76,7 @@ def assemble(
             "count": raw.count,
             "by_type": dict(sorted(raw.counts_by_type.items())),
             "by_channel": dict(sorted(raw.counts_by_channel.items())),
-            "recent": [msgpack.unpackb(blob, raw=False) for _, blob in raw.recent[:recent_limit]],
+            "recent": [msgpack.unpackb(blob, raw=False) for _, blob in recent[:recent_limit]],
         },
         "updated_at": iso_ms(raw.updated_at_ms),
         "version": raw.version,

@@ -32,11 +32,13 @@ def _latest_key(c: Candidate) -> tuple[int, int]:
 
 
 def winners(candidates: Iterable[C], policy: str, precedence: Sequence[str] = ()) -> list[C]:
-    """The winning candidate of each path, oldest winner first.
+    """The winning candidate of each path, weakest winner first (by the policy's order).
 
     ``timestamp``: the latest event time wins. ``source_precedence``: the channel
     listed first in ``precedence`` wins (unlisted channels rank after every listed
-    one), the latest within that channel.
+    one), the latest within that channel. Ties go to the later arrival (``seq``).
+    The order matters where one winning path is a prefix of another (``a`` and
+    ``a.b``): the stronger one, last, shapes the document.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown merge policy {policy!r}; use one of {POLICIES}")
@@ -52,4 +54,4 @@ def winners(candidates: Iterable[C], policy: str, precedence: Sequence[str] = ()
         current = best.get(c.path)
         if current is None or key(c) > key(current):
             best[c.path] = c
-    return sorted(best.values(), key=_latest_key)
+    return sorted(best.values(), key=key)

@@ -1,0 +1,242 @@
+"""The API's handlers (pipeline.api.handlers) against a small in-memory GraphStore."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import msgpack
+import pytest
+
+from pipeline.api.handlers import Api, BadRequest, shortest_path
+from pipeline.identity.commands import (
+    AttributeValue,
+    DeleteResult,
+    GraphStore,
+    Link,
+    Member,
+    RawGraph,
+    RawProfile,
+)
+from pipeline.identity.config import IdentityConfig, load
+from pipeline.publish.profiles import PublishSettings
+
+T = 1_796_083_200_000
+
+
+def link(a: str, b: str, n: int) -> Link:
+    return Link(a, b, T + n, T + n, n, f"ev-{n}", "cdp.events.web", 0, n)
+
+
+class FakeStore:
+    """The read and delete calls of GraphStore the handlers use, over plain dicts."""
+
+    def __init__(self, graphs: Sequence[RawGraph], attributes: Sequence[AttributeValue] = ()):
+        self.graphs = {g.profile_id: g for g in graphs}
+        self.index = {m.key: g.profile_id for g in graphs for m in g.members}
+        self.attributes = list(attributes)
+        self.deleted: list[tuple[list[str], str]] = []
+
+    async def lookup(self, key: str) -> str | None:
+        return self.index.get(key)
+
+    async def graph(self, profile_id: str) -> RawGraph | None:
+        return self.graphs.get(profile_id)
+
+    async def read_profiles(self, pids: Sequence[str]) -> dict[str, RawProfile | None]:
+        def raw(g: RawGraph) -> RawProfile:
+            return RawProfile(g.profile_id, 3, T, g.members, self.attributes, [], 1, {}, {})
+
+        return {pid: raw(self.graphs[pid]) if pid in self.graphs else None for pid in pids}
+
+    async def delete_identities(self, keys: Sequence[str], request_id: str) -> DeleteResult:
+        self.deleted.append((list(keys), request_id))
+        present = [k for k in keys if k in self.index]
+        ceased = {self.index[k] for k in present}
+        return DeleteResult(present, set(), ceased, [])
+
+
+def graph(pid: str, links: Sequence[Link]) -> RawGraph:
+    keys = sorted({k for ln in links for k in (ln.a, ln.b)})
+    return RawGraph(pid, [Member(k, T, T) for k in keys], list(links))
+
+
+CHAIN = graph(
+    "p_01",
+    [
+        link("crm_id:C-1", "email:e@example.com", 1),
+        link("email:e@example.com", "ecid:cookie-1", 2),
+        link("ecid:cookie-1", "device_id:dev-1", 3),
+        link("crm_id:C-1", "phone:+14155552671", 4),
+        link("device_id:dev-1", "phone:+14155552671", 5),
+    ],
+)
+OTHER = graph("p_02", [link("crm_id:C-2", "email:f@example.com", 6)])
+
+
+@pytest.fixture(scope="module")
+def config() -> IdentityConfig:
+    return load()
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    attrs = [
+        AttributeValue("tier", "web", msgpack.packb("bronze"), T + 9, 2, "ecid:cookie-1"),
+        AttributeValue("tier", "crm", msgpack.packb("gold"), T + 1, 1, "crm_id:C-1"),
+    ]
+    return FakeStore([CHAIN, OTHER], attrs)
+
+
+@pytest.fixture
+def api(store: FakeStore, config: IdentityConfig) -> Api:
+    settings = PublishSettings(precedence=("crm", "web"), recent_limit=5)
+    return Api(cast(GraphStore, store), config, settings)
+
+
+def test_shortest_path_takes_the_fewest_links() -> None:
+    path = shortest_path(CHAIN, "crm_id:C-1", "device_id:dev-1")
+    assert path is not None
+    assert [ln.event_id for ln in path] == ["ev-4", "ev-5"]
+    assert [ln.event_id for ln in shortest_path(CHAIN, "email:e@example.com", "crm_id:C-1") or []]
+    assert shortest_path(CHAIN, "crm_id:C-1", "crm_id:C-1") == []
+
+
+def test_shortest_path_is_none_without_a_chain() -> None:
+    assert shortest_path(CHAIN, "crm_id:C-1", "crm_id:C-2") is None
+    lonely = RawGraph("p_03", [Member("crm_id:A", T, T), Member("crm_id:B", T, T)], [])
+    assert shortest_path(lonely, "crm_id:A", "crm_id:B") is None
+
+
+async def test_explain_gives_the_path_and_its_evidence(api: Api) -> None:
+    status, body = await api.explain({"a": "crm_id:C-1", "b": "device_id:DEV-1"})
+    assert status == 200
+    assert body["linked"] is True
+    assert body["profile_id"] == "p_01"
+    assert body["b"] == {"namespace": "device_id", "id": "dev-1"}  # normalised
+    assert [step["event"]["event_id"] for step in body["path"]] == ["ev-4", "ev-5"]
+    assert body["path"][0]["a"] == {"namespace": "crm_id", "id": "C-1"}
+
+
+async def test_explain_says_why_not(api: Api) -> None:
+    _, apart = await api.explain({"a": "crm_id:C-1", "b": "crm_id:C-2"})
+    assert apart["linked"] is False
+    assert "different profiles" in apart["reason"]
+    _, unknown = await api.explain({"a": "crm_id:C-1", "b": "crm_id:NOBODY"})
+    assert unknown == {
+        "a": {"namespace": "crm_id", "id": "C-1"},
+        "b": {"namespace": "crm_id", "id": "NOBODY"},
+        "linked": False,
+        "reason": "crm_id:NOBODY is in no graph",
+    }
+
+
+async def test_profile_by_identity_and_merge_policy_per_request(api: Api) -> None:
+    status, doc = await api.profile_by_identity({"namespace": "email", "id": " E@Example.com "})
+    assert status == 200
+    assert doc["profile_id"] == "p_01"
+    assert doc["attributes"] == {"tier": "bronze"}
+    query = {"namespace": "email", "id": "e@example.com", "merge_policy": "source_precedence"}
+    assert (await api.profile_by_identity(query))[1]["attributes"] == {"tier": "gold"}
+    assert (await api.profile_by_id("p_01", {"merge_policy": "source_precedence"}))[1][
+        "attributes"
+    ] == {"tier": "gold"}
+
+
+async def test_unknown_identities_and_ids_are_404(api: Api) -> None:
+    assert (await api.profile_by_identity({"namespace": "crm_id", "id": "X"}))[0] == 404
+    assert (await api.profile_by_id("p_99", {}))[0] == 404
+    status, body = await api.graph({"namespace": "crm_id", "id": "X"})
+    assert (status, set(body)) == (404, {"error"})
+
+
+async def test_graph_lists_identities_and_links_with_evidence(api: Api) -> None:
+    status, body = await api.graph({"namespace": "crm_id", "id": "C-2"})
+    assert status == 200
+    assert [i["id"] for i in body["identities"]] == ["C-2", "f@example.com"]
+    assert body["links"][0]["event"] == {
+        "event_id": "ev-6",
+        "topic": "cdp.events.web",
+        "partition": 0,
+        "offset": 6,
+    }
+
+
+async def test_delete_identity_answers_a_receipt_and_hands_it_on(
+    api: Api, store: FakeStore
+) -> None:
+    handed: list[dict[str, Any]] = []
+
+    async def after(receipt: dict[str, Any], result: Any) -> None:
+        handed.append(receipt)
+
+    api.after_delete = after
+    query = {"namespace": "crm_id", "id": "C-2", "request_id": "req-1"}
+    status, receipt = await api.delete_identity(query)
+    assert status == 200
+    assert receipt["status"] == "deleted"
+    assert receipt["deleted_identities"] == ["crm_id:C-2"]
+    assert handed == [receipt]
+    assert store.deleted == [(["crm_id:C-2"], "req-1")]
+    _, generated = await api.delete_identity({"namespace": "crm_id", "id": "C-9"})
+    assert generated["request_id"].startswith("http-")
+    assert generated["status"] == "not_found"
+
+
+LONG = "x" * 1025
+MALFORMED: list[tuple[str, dict[str, str], str]] = [
+    ("profile_by_identity", {"id": "C-1"}, "'namespace' is required"),
+    ("profile_by_identity", {"namespace": "crm_id"}, "'id' is required"),
+    ("profile_by_identity", {"namespace": "crm_id", "id": ""}, "'id' is required"),
+    ("profile_by_identity", {"namespace": "shoe_size", "id": "42"}, "not configured"),
+    ("profile_by_identity", {"namespace": "email", "id": "not-an-email"}, "format"),
+    ("profile_by_identity", {"namespace": "email", "id": "null"}, "blocked"),
+    ("profile_by_identity", {"namespace": "crm_id", "id": LONG}, "longer than 1024"),
+    ("profile_by_identity", {"namespace": "n" * 65, "id": "x"}, "longer than 64"),
+    (
+        "profile_by_identity",
+        {"namespace": "crm_id", "id": "C-1", "merge_policy": "newest"},
+        "merge_policy must be one of",
+    ),
+    (
+        "profile_by_identity",
+        {"namespace": "crm_id", "id": "C-1", "merge_policy": ""},
+        "merge_policy must be one of",
+    ),
+    ("graph", {"namespace": "crm_id"}, "'id' is required"),
+    ("graph", {"namespace": "nope", "id": "x"}, "not configured"),
+    ("explain", {"b": "crm_id:C-1"}, "'a' is required"),
+    ("explain", {"a": "crm_id:C-1"}, "'b' is required"),
+    ("explain", {"a": "crm_id", "b": "crm_id:C-1"}, "a must be namespace:id"),
+    ("explain", {"a": ":C-1", "b": "crm_id:C-1"}, "a must be namespace:id"),
+    ("explain", {"a": "crm_id:C-1", "b": "crm_id:"}, "b must be namespace:id"),
+    ("explain", {"a": "crm_id:C-1", "b": "nope:x"}, "not configured"),
+    ("explain", {"a": "crm_id:" + LONG, "b": "crm_id:C-1"}, "longer than 1024"),
+    ("delete_identity", {"id": "C-1"}, "'namespace' is required"),
+    ("delete_identity", {"namespace": "nope", "id": "C-1"}, "not configured"),
+    (
+        "delete_identity",
+        {"namespace": "crm_id", "id": "C-1", "request_id": "r" * 257},
+        "longer than 256",
+    ),
+]
+
+
+@pytest.mark.parametrize(("handler", "query", "message"), MALFORMED)
+async def test_malformed_queries_are_bad_requests(
+    api: Api, store: FakeStore, handler: str, query: dict[str, str], message: str
+) -> None:
+    with pytest.raises(BadRequest, match=message):
+        await getattr(api, handler)(query)
+    assert store.deleted == [], "a malformed delete must not delete anything"
+
+
+@pytest.mark.parametrize("profile_id", ["", "p_" + "0" * 63])
+async def test_malformed_profile_ids_are_bad_requests(api: Api, profile_id: str) -> None:
+    with pytest.raises(BadRequest, match="malformed profile id"):
+        await api.profile_by_id(profile_id, {})
+
+
+async def test_bad_merge_policy_on_profile_by_id(api: Api) -> None:
+    with pytest.raises(BadRequest, match="merge_policy"):
+        await api.profile_by_id("p_01", {"merge_policy": "TIMESTAMP"})

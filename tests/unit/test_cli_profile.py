@@ -1,0 +1,73 @@
+"""Argument errors of `cdp profile get` and `cdp graph explain`: no Kafka or Redis needed
+(the Redis URL below points nowhere; a usage error or a 400 never connects)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+NOWHERE = {"CDP_REDIS_URL": "redis://127.0.0.1:1/0", "CDP_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), env=NOWHERE)
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--namespace", "email"],
+        ["--id", "a@b.c"],
+        ["--profile-id", "p_01", "--namespace", "email", "--id", "a@b.c"],
+        ["--profile-id", "p_01", "--id", "a@b.c"],
+    ],
+)
+def test_profile_get_needs_an_identity_or_a_profile_id(args: list[str]) -> None:
+    code, output = run("profile", "get", *args)
+    assert code == 2
+    assert "give --namespace and --id, or --profile-id" in output
+
+
+def test_profile_get_rejects_an_unknown_merge_policy() -> None:
+    code, output = run("profile", "get", "--profile-id", "p_01", "--merge-policy", "newest")
+    assert code == 2
+    assert "'newest' is not one of" in output
+
+
+@pytest.mark.parametrize(
+    ("namespace", "value", "message"),
+    [("shoe_size", "42", "not configured"), ("email", "nope", "format")],
+)
+def test_profile_get_answers_a_malformed_identity_with_the_api_error(
+    namespace: str, value: str, message: str
+) -> None:
+    code, output = run("profile", "get", "--namespace", namespace, "--id", value)
+    assert code == 1
+    assert message in json.loads(output)["error"]
+
+
+@pytest.mark.parametrize(
+    "args", [["crm_id", "email:a@b.c"], ["email:a@b.c", ":x"], ["email:a@b.c", "crm_id:"]]
+)
+def test_graph_explain_needs_namespace_id_pairs(args: list[str]) -> None:
+    code, output = run("graph", "explain", *args)
+    assert code == 2
+    assert "is not namespace:id" in output
+
+
+def test_graph_explain_needs_two_identities() -> None:
+    code, output = run("graph", "explain", "email:a@b.c")
+    assert code == 2
+    assert "Missing argument 'B'" in output
+
+
+def test_graph_explain_answers_an_unknown_namespace_with_the_api_error() -> None:
+    code, output = run("graph", "explain", "shoe:42", "email:a@b.c")
+    assert code == 1
+    assert "not configured" in json.loads(output)["error"]
