@@ -57,6 +57,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CDP_BATCH_SIZE", "500", "Most events stitched in one Redis call."),
     Variable("CDP_BATCH_WINDOW_MS", "20", "Longest wait to fill a batch."),
     Variable(
+        "CDP_PUBLISH_WINDOW_MS",
+        "100",
+        "Longest wait to gather profile updates: "
+        "updates of one profile within it become one publication.",
+    ),
+    Variable(
         "CDP_DEDUPE_TTL_S", "604800", "How long an event_id is remembered for redelivery (seconds)."
     ),
     Variable("CDP_MAX_EVENT_BYTES", "1048576", "Largest accepted event value (bytes)."),
@@ -99,6 +105,7 @@ class Settings:
     recent_events: int
     batch_size: int
     batch_window_s: float
+    publish_window_s: float
     dedupe_ttl_s: int
     max_event_bytes: int
     state_dir: str
@@ -140,6 +147,7 @@ class Settings:
             recent_events=int(env("CDP_RECENT_EVENTS")),
             batch_size=int(env("CDP_BATCH_SIZE")),
             batch_window_s=int(env("CDP_BATCH_WINDOW_MS")) / 1000.0,
+            publish_window_s=int(env("CDP_PUBLISH_WINDOW_MS")) / 1000.0,
             dedupe_ttl_s=int(env("CDP_DEDUPE_TTL_S")),
             max_event_bytes=int(env("CDP_MAX_EVENT_BYTES")),
             state_dir=env("CDP_STATE_DIR"),

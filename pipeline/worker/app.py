@@ -48,6 +48,8 @@ def _record(event: EventT) -> Record:
     return Record(m.topic, m.partition, m.offset, m.key, m.value)
 
 
+# A publication batch may fold several stitch batches' updates into one document each.
+PUBLISH_BATCH_FACTOR = 4
 # How long a stopping worker may spend finishing the batch it has already taken.
 SHUTDOWN_GRACE_S = 10.0
 
@@ -166,7 +168,9 @@ def create_app(
     @app.agent(updates_topic, name="publish")
     async def publish(updates: StreamT) -> None:
         stream = cast(Stream, updates)
-        async for batch in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
+        async for batch in stream.noack_take(
+            PUBLISH_BATCH_FACTOR * settings.batch_size, within=settings.publish_window_s
+        ):
             await _complete(stream, batch, publish_batch(batch))
 
     async def after_delete(receipt: dict[str, Any], result: DeleteResult | None) -> None:
