@@ -38,7 +38,13 @@ def test_every_dead_letter_reason_is_documented() -> None:
 def test_profile_schema_requires_the_contract_fields() -> None:
     schema = json.loads((ROOT / "schemas" / "profile.schema.json").read_text())
     assert set(schema["required"]) == {
-        "profile_id", "identities", "attributes", "events", "updated_at", "version"}
+        "profile_id",
+        "identities",
+        "attributes",
+        "events",
+        "updated_at",
+        "version",
+    }
 
 
 def test_the_contract_channel_pattern_is_the_one_the_worker_uses() -> None:

@@ -167,3 +167,27 @@ async def test_sender_routes_each_output_to_its_topic() -> None:
 def test_publish_settings_defaults_match_the_documented_ones() -> None:
     s = PublishSettings()
     assert (s.encoding, s.policy, s.recent_limit) == ("msgpack", "timestamp", 20)
+
+
+async def test_dropped_identities_are_counted_by_namespace_and_reason() -> None:
+    s = stitcher(FakeStore())
+    before = metrics.IDENTITIES_DROPPED.labels("loyalty_card", "unknown_namespace")._value.get()
+    await s.process(
+        [
+            record(
+                event(
+                    "e1",
+                    ("crm_id", "A"),
+                    ("loyalty_card", "x"),
+                    ("email", "null"),
+                    ("Bad Name!", "y"),
+                )
+            )
+        ]
+    )
+    assert (
+        metrics.IDENTITIES_DROPPED.labels("loyalty_card", "unknown_namespace")._value.get()
+        == before + 1
+    )
+    assert metrics.IDENTITIES_DROPPED.labels("email", "blocked_value")._value.get() >= 1
+    assert metrics.IDENTITIES_DROPPED.labels("other", "unknown_namespace")._value.get() >= 1
