@@ -1,0 +1,125 @@
+"""Issue 6.1: kill -9 workers mid-stream; every event still counts exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import redis.asyncio as aioredis
+
+from pipeline.identity.commands import GraphStore
+from pipeline.ingest import parse_event
+from pipeline.worker.records import Record
+from pipeline.worker.stitch import to_stitch_event
+from tests.faults.support import (
+    CONFIG,
+    FAULTS,
+    alive,
+    check_end_state,
+    current_lag,
+    encode,
+    ensure_topics,
+    expected_state,
+    people_workload,
+    produce_envelopes,
+    settle,
+)
+from tests.integration.support import view
+
+pytestmark = FAULTS
+
+EVENTS = 50_000
+PEOPLE = 3_000
+KILLS = 3
+
+
+def test_kill_workers_mid_stream(pipeline_env, start_worker):
+    s = pipeline_env.settings
+    seed = int(os.environ.get("CDP_FAULT_SEED") or random.randrange(1 << 30))
+    rng = random.Random(seed)
+    started = time.monotonic()
+    events = people_workload(EVENTS, PEOPLE, seed)
+    with ThreadPoolExecutor(1) as pool:
+        # The model runs while the workers work: it is the slowest part of the check.
+        future = pool.submit(expected_state, events, s.topic_prefix)
+        ensure_topics(s)
+        workers = [start_worker(), start_worker()]
+        chunk = EVENTS // (KILLS + 1)
+        lags = []
+        for n in range(KILLS + 1):
+            produce_envelopes(s, events[n * chunk : (n + 1) * chunk], start=n * chunk)
+            if n == KILLS:
+                break
+            time.sleep(rng.uniform(0.2, 1.5))
+            victim = rng.randrange(len(workers))
+            lags.append(current_lag(s))
+            workers[victim].kill()  # SIGKILL: no commit, no goodbye to the group
+            workers[victim] = start_worker()
+        settled_s = settle(s, timeout_s=240)
+        expected = future.result()
+    summary = check_end_state(s, expected)
+    assert all(alive(w) for w in workers)
+    # Most kills must land mid-batch, with input not yet committed.
+    assert sum(1 for lag in lags if lag > 0) >= KILLS - 1, lags
+    print(
+        f"\n[faults] kills: seed={seed} events={EVENTS} kills={KILLS} lag at kills={lags} "
+        f"{summary} settle={settled_s:.1f}s wall={time.monotonic() - started:.1f}s"
+    )
+
+
+def test_redelivered_merge_still_tombstones(pipeline_env, start_worker):
+    """The window a kill can hit: Redis applied a merge, the worker died before sending
+    its outputs, the event comes back as a duplicate. The merged-away id must still get
+    its tombstone (it did not before pipeline/worker/stitch.py republished every id the
+    replayed changes name)."""
+    s = pipeline_env.settings
+    topics = pipeline_env.topics
+    now = int(time.time() * 1000) - 60_000
+    cookie = {"namespace": "ecid", "id": "redelivered-cookie"}
+    crm = {"namespace": "crm_id", "id": "REDELIVERED"}
+    first = {"event_id": "r-1", "timestamp": now, "kind": "experience", "identities": [cookie]}
+    second = {"event_id": "r-2", "timestamp": now + 1, "kind": "record", "identities": [crm]}
+    merge = {
+        "event_id": "r-3",
+        "timestamp": now + 2,
+        "kind": "experience",
+        "identities": [cookie, crm],
+    }
+    ensure_topics(s, ["web"])
+    start_worker()
+    produce_envelopes(s, [("web", first), ("web", second)])
+    settle(s)
+    before = {k for k, v in view(s, topics.profiles).items() if v is not None}
+    assert len(before) == 2
+
+    async def apply_without_outputs() -> None:
+        raw = encode(merge, 0)
+        event = parse_event(
+            raw,
+            topic=topics.events("web"),
+            partition=0,
+            offset=0,
+            config=CONFIG,
+            channel_default="web",
+            max_bytes=1 << 20,
+        )
+        client = aioredis.from_url(s.redis_url)
+        try:
+            result = await GraphStore(client, CONFIG).stitch(
+                [to_stitch_event(event, Record(topics.events("web"), 0, 0, None, raw))]
+            )
+        finally:
+            await client.aclose()
+        assert len(result.ceased) == 1
+
+    asyncio.run(apply_without_outputs())
+    produce_envelopes(s, [("web", merge)])  # the redelivery
+    settle(s)
+    profiles = view(s, topics.profiles)
+    alive_ids = {k for k, v in profiles.items() if v is not None}
+    assert len(alive_ids) == 1, f"a merged-away profile is still live: {sorted(alive_ids)}"
+    (survivor,) = alive_ids
+    assert profiles[survivor]["events"]["count"] == 3
