@@ -73,6 +73,8 @@ def events(draw: st.DrawFn) -> list[StitchEvent]:
     return out
 
 
+# Few request ids, so that some deletes are redeliveries of an earlier request.
+REQUEST = st.sampled_from([f"req-{i}" for i in range(6)])
 BATCH = st.tuples(st.just("batch"), st.lists(st.integers(0, POOL - 1), min_size=1, max_size=8))
 OPS = st.lists(
     st.one_of(
@@ -80,8 +82,11 @@ OPS = st.lists(
         BATCH,
         BATCH,
         BATCH,
-        st.tuples(st.just("delete"), st.lists(st.sampled_from(UNIVERSE), min_size=1, max_size=2)),
-        st.tuples(st.just("delete_profile"), st.sampled_from(UNIVERSE)),
+        st.tuples(
+            st.just("delete"),
+            st.tuples(st.lists(st.sampled_from(UNIVERSE), min_size=1, max_size=2), REQUEST),
+        ),
+        st.tuples(st.just("delete_profile"), st.tuples(st.sampled_from(UNIVERSE), REQUEST)),
         st.tuples(st.just("release"), st.sampled_from(UNIVERSE)),
     ),
     min_size=1,
@@ -107,13 +112,18 @@ async def _apply(
         assert without_time(released.changes) == expected.changes
         return set()
     if kind == "delete":
+        keys, request = arg
         deleted, expected = (
-            await store.delete_identities(arg, "r"),
-            model.delete_identities(arg, "r"),
+            await store.delete_identities(keys, request),
+            model.delete_identities(keys, request),
         )
     else:
-        pid = model.index.get(arg, "p_none")
-        deleted, expected = await store.delete_profile(pid, "r"), model.delete_profile(pid, "r")
+        key, request = arg
+        pid = model.index.get(key, "p_none")
+        deleted, expected = (
+            await store.delete_profile(pid, request),
+            model.delete_profile(pid, request),
+        )
     assert deleted.deleted == expected.outcomes
     assert (deleted.dirty, deleted.ceased) == (expected.dirty, expected.ceased)
     assert without_time(deleted.changes) == expected.changes

@@ -72,6 +72,7 @@ class Model:
         self.moves: dict[str, list[int]] = {}
         self.pid_counter = 0
         self.seq = 0
+        self.requests: dict[str, Result] = {}  # privacy request id -> its first answer
 
     def info(self, key: str) -> dict[str, Any]:
         return self.ns.get(key.partition(":")[0], UNKNOWN)
@@ -88,6 +89,8 @@ class Model:
         return res
 
     def delete_identities(self, keys: list[str], request_id: str) -> Result:
+        if request_id in self.requests:  # a redelivered request: same answer, no effect
+            return self.requests[request_id]
         res, cause = Result(), {"request_id": request_id}
         keys = list(dict.fromkeys(keys))
         for k in keys:
@@ -108,6 +111,7 @@ class Model:
         self._finish(changes, res, cause, "4.6 privacy delete")
         res.dirty -= res.ceased
         res.outcomes = present
+        self.requests[request_id] = res
         return res
 
     def delete_profile(self, pid: str, request_id: str) -> Result:

@@ -6,13 +6,19 @@
   ARGV[1]: msgpack config
   ARGV[2]: msgpack {request_id, "identities" | "profile", targets}: identity keys, or
            {profile id}
-  Returns: msgpack {deleted identity keys, dirty, ceased, changes}
+  Returns: msgpack {deleted identity keys, dirty, ceased, changes}; a request id seen
+           within dedupe_ttl_s gets the first answer again and changes nothing, so a
+           request redelivered after a crash still names the profiles to republish
+           (and to tombstone) and its receipt still says what was deleted.
   Effects: every target is added to the suppression set (also when unknown, so a replay
            cannot bring it in) and loses its fragment, quarantine state, index entry and
            links; the rest of its graph is regrouped (rule 4.4); an emptied graph ceases.
 ]]
 
 local request = cmsgpack.unpack(ARGV[2])
+local done_key = 'cdp:pr:' .. request[1]
+local done = redis.call('GET', done_key)
+if done then return done end
 local targets = request[3]
 if request[2] == 'profile' then
   local g = load_graph(targets[1])
@@ -46,4 +52,6 @@ assign(pool, partition(pool, member_list(pool)), changes)
 finish(changes, {request_id = request[1]}, '4.6 privacy delete')
 flush()
 local dirty, ceased = result_lists()
-return cmsgpack.pack({present, dirty, ceased, RES.changes})
+local answer = cmsgpack.pack({present, dirty, ceased, RES.changes})
+redis.call('SET', done_key, answer, 'EX', CFG.dedupe_ttl_s)
+return answer

@@ -19,6 +19,7 @@
     cdp:r:<key>      zset of event summaries scored by event ts, newest recent_limit kept
     cdp:n:<key>      hash of event counts: n (total), t:<type>, c:<channel>
     cdp:e:<eid>      string with TTL: msgpack changes the event produced (dedupe)
+    cdp:pr:<rid>     string with TTL: the packed result of privacy request rid (dedupe)
     cdp:sup          set of sha1(identity key) of privacy-deleted identities
     cdp:q            hash identity key -> quarantined at (ms)
     cdp:mv           hash identity key -> msgpack list of reassignment event times (ms)
