@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.identity.commands import GraphStore, Link, RawGraph
+from pipeline.identity.commands import GraphStore, Link, RawGraph, RawProfile
 from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import normalise_identity
 from pipeline.ingest.privacy import PrivacyRequest
@@ -108,10 +108,7 @@ class Api:
             raise BadRequest(f"merge_policy must be one of {', '.join(POLICIES)}")
         return policy
 
-    async def _document(self, profile_id: str, policy: str) -> Reply:
-        raw = (await self.store.read_profiles([profile_id])).get(profile_id)
-        if raw is None:
-            return 404, {"error": f"no profile {profile_id}"}
+    def _document(self, raw: RawProfile, policy: str) -> Reply:
         return 200, assemble(
             raw,
             self.config,
@@ -123,15 +120,19 @@ class Api:
     async def profile_by_identity(self, query: Mapping[str, str]) -> Reply:
         identity = self._identity(query)
         policy = self._policy(query)
-        profile_id = await self.store.lookup(identity.key)
-        if profile_id is None:
+        raw = await self.store.read_profile_of(identity.key)
+        if raw is None:
             return 404, {"error": f"no profile holds {identity.key}"}
-        return await self._document(profile_id, policy)
+        return self._document(raw, policy)
 
     async def profile_by_id(self, profile_id: str, query: Mapping[str, str]) -> Reply:
         if not profile_id or len(profile_id) > 64:
             raise BadRequest("malformed profile id")
-        return await self._document(profile_id, self._policy(query))
+        policy = self._policy(query)
+        raw = (await self.store.read_profiles([profile_id])).get(profile_id)
+        if raw is None:
+            return 404, {"error": f"no profile {profile_id}"}
+        return self._document(raw, policy)
 
     async def graph(self, query: Mapping[str, str]) -> Reply:
         identity = self._identity(query)

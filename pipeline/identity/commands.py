@@ -240,15 +240,20 @@ class GraphStore:
         (pid,) = await self._call("lookup", [identity_key])
         return pid.decode() if pid else None
 
+    async def read_profile_of(self, identity_key: str) -> RawProfile | None:
+        """The profile holding an identity, in one round trip (lookup + read)."""
+        (raw,) = await self._call("read", [[identity_key], True, True])
+        return _profile(raw[5].decode(), raw, self.recent_limit) if raw else None
+
     async def read_profiles(self, profile_ids: Sequence[str]) -> dict[str, RawProfile | None]:
-        raws = await self._call("read", [list(profile_ids), True])
+        raws = await self._call("read", [list(profile_ids), True, False])
         return {
             pid: _profile(pid, raw, self.recent_limit) if raw else None
             for pid, raw in zip(profile_ids, raws, strict=True)
         }
 
     async def graph(self, profile_id: str) -> RawGraph | None:
-        (raw,) = await self._call("read", [[profile_id], False])
+        (raw,) = await self._call("read", [[profile_id], False, False])
         return _graph(profile_id, raw) if raw else None
 
     async def _delete(self, mode: str, targets: list[str], request_id: str) -> DeleteResult:

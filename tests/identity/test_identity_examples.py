@@ -192,3 +192,16 @@ async def test_quarantine_of_identity_moving_between_people(client: redis.asynci
     assert types(released.changes) == ["identity_released"]
     assert await both.store.quarantined() == []
     await both.check()
+
+
+async def test_reading_by_identity_is_the_same_as_lookup_then_read(
+    client: redis.asyncio.Redis,
+) -> None:
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "crm_id:ann", "email:ann@x.com"))
+    pid = await both.pid("email:ann@x.com")
+    assert pid is not None
+    by_identity = await both.store.read_profile_of("email:ann@x.com")
+    assert by_identity == (await both.store.read_profiles([pid]))[pid]
+    assert by_identity is not None and by_identity.profile_id == pid
+    assert await both.store.read_profile_of("email:nobody@x.com") is None

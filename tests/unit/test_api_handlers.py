@@ -49,6 +49,10 @@ class FakeStore:
 
         return {pid: raw(self.graphs[pid]) if pid in self.graphs else None for pid in pids}
 
+    async def read_profile_of(self, key: str) -> RawProfile | None:
+        pid = self.index.get(key)
+        return (await self.read_profiles([pid]))[pid] if pid else None
+
     async def delete_identities(self, keys: Sequence[str], request_id: str) -> DeleteResult:
         self.deleted.append((list(keys), request_id))
         present = [k for k in keys if k in self.index]

@@ -3,18 +3,23 @@
 
   KEYS: none (see includes/graph.lua)
   ARGV[1]: msgpack config
-  ARGV[2]: msgpack {profile ids, with_fragments (boolean)}
+  ARGV[2]: msgpack {ids, with_fragments (boolean), by_identity (boolean)}: profile ids,
+           or with by_identity identity keys (the profile holding each is read: the
+           lookup API's one round trip)
   Returns: msgpack list, one per id: false when the profile does not exist, else
-           {version, updated_at_ms, members, links, fragments} with members and links
-           as stored (includes/graph.lua) and, with_fragments, one {key, attributes
-           (flat field/value), recent (flat summary/ts, newest first, recent_limit),
-           counts (flat field/value)} per member.
+           {version, updated_at_ms, members, links, fragments, profile id} with members
+           as stored (includes/graph.lua); links as stored without fragments, and empty
+           with them (a profile document does not show links); with_fragments, one
+           {key, attributes (flat field/value), recent (flat summary/ts, newest first,
+           recent_limit), counts (flat field/value)} per member.
   Effects: none.
 ]]
 
 local request, out = cmsgpack.unpack(ARGV[2]), {}
-for i, pid in ipairs(request[1]) do
-  local blob = redis.call('GET', 'cdp:g:' .. pid)
+for i, id in ipairs(request[1]) do
+  local pid = id
+  if request[3] then pid = pid_of(id) end
+  local blob = pid and redis.call('GET', 'cdp:g:' .. pid)
   out[i] = false
   if blob then
     local raw, fragments = cmsgpack.unpack(blob), {}
@@ -29,7 +34,7 @@ for i, pid in ipairs(request[1]) do
         }
       end
     end
-    out[i] = {raw[1], raw[2], raw[3], raw[4], fragments}
+    out[i] = {raw[1], raw[2], raw[3], request[2] and {} or raw[4], fragments, pid}
   end
 end
 return cmsgpack.pack(out)
