@@ -59,27 +59,41 @@ class IdentityConfig:
         }
 
 
-def _line_of(text: str, needle: str) -> int | None:
+def _line_of(text: str, needle: str, table: str | None) -> int | None:
+    """The first line holding ``needle``, inside ``[table]`` when one is named."""
+    inside = table is None
     for number, line in enumerate(text.splitlines(), start=1):
-        if needle in line:
+        stripped = line.strip()
+        if table is not None and stripped.startswith("["):
+            if stripped == f"[{table}]":
+                inside = True
+                if needle.startswith("["):
+                    return number
+                continue
+            if inside:
+                return None
+        if inside and needle in line:
             return number
     return None
 
 
-def _fail(path: str, text: str, needle: str, message: str) -> ConfigError:
-    line = _line_of(text, needle)
+def _fail(path: str, text: str, needle: str, message: str, table: str | None = None) -> ConfigError:
+    line = _line_of(text, needle, table)
     where = f"{path}, line {line}" if line else path
     return ConfigError(f"{where}: {message}")
 
 
 def _namespace(path: str, text: str, name: str, raw: Any, common_blocked: set[str]) -> Namespace:
     header = f"[namespaces.{name}]"
+
+    def fail(needle: str, message: str) -> ConfigError:
+        # Keys repeat from table to table: look for the line inside this namespace's.
+        return _fail(path, text, needle, message, table=f"namespaces.{name}")
+
     if not _NAMESPACE_RE.match(name):
-        raise _fail(
-            path, text, header, f"namespace name {name!r} must match {_NAMESPACE_RE.pattern}"
-        )
+        raise fail(header, f"namespace name {name!r} must match {_NAMESPACE_RE.pattern}")
     if not isinstance(raw, dict):
-        raise _fail(path, text, header, f"namespace {name!r} must be a table")
+        raise fail(header, f"namespace {name!r} must be a table")
     known = {
         "kind",
         "priority",
@@ -92,21 +106,19 @@ def _namespace(path: str, text: str, name: str, raw: Any, common_blocked: set[st
     }
     for key in raw:
         if key not in known:
-            raise _fail(path, text, key, f"namespace {name!r}: unknown key {key!r}")
+            raise fail(key, f"namespace {name!r}: unknown key {key!r}")
     kind = raw.get("kind")
     if kind not in KINDS:
-        raise _fail(path, text, "kind", f"namespace {name!r}: kind must be one of {KINDS}")
+        raise fail("kind", f"namespace {name!r}: kind must be one of {KINDS}")
     priority = raw.get("priority")
     if not isinstance(priority, int) or isinstance(priority, bool) or priority < 1:
-        raise _fail(path, text, "priority", f"namespace {name!r}: priority must be an integer >= 1")
+        raise fail("priority", f"namespace {name!r}: priority must be an integer >= 1")
     unique = raw.get("unique", False)
     if not isinstance(unique, bool):
-        raise _fail(path, text, "unique", f"namespace {name!r}: unique must be true or false")
+        raise fail("unique", f"namespace {name!r}: unique must be true or false")
     normalize = raw.get("normalize", ["trim"])
     if not isinstance(normalize, list) or any(step not in NORMALIZERS for step in normalize):
-        raise _fail(
-            path,
-            text,
+        raise fail(
             "normalize",
             f"namespace {name!r}: normalize steps must be among {NORMALIZERS}",
         )
@@ -116,12 +128,10 @@ def _namespace(path: str, text: str, name: str, raw: Any, common_blocked: set[st
         try:
             compiled = re.compile(str(pattern))
         except re.error as exc:
-            raise _fail(
-                path, text, "format", f"namespace {name!r}: bad format regex: {exc}"
-            ) from exc
+            raise fail("format", f"namespace {name!r}: bad format regex: {exc}") from exc
     blocked = raw.get("blocked", [])
     if not isinstance(blocked, list) or not all(isinstance(b, str) for b in blocked):
-        raise _fail(path, text, "blocked", f"namespace {name!r}: blocked must be a list of strings")
+        raise fail("blocked", f"namespace {name!r}: blocked must be a list of strings")
     return Namespace(
         name=name,
         kind=kind,

@@ -1,0 +1,105 @@
+"""The identity configuration file (CDP_IDENTITY_CONFIG): defaults, replacement, and
+errors that name the line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.identity.config import ConfigError, load, parse
+
+CUSTOM = """
+max_graph_size = 3
+
+[quarantine]
+max_reassignments = 2
+window_seconds = 60
+
+[namespaces.member_no]
+kind = "person"
+priority = 1
+unique = true
+normalize = ["trim", "uppercase"]
+format = 'M[0-9]{4}'
+
+[namespaces.cookie]
+kind = "cookie"
+priority = 9
+blocked = ["anonymous"]
+"""
+
+
+def test_the_shipped_defaults_are_the_contract_table() -> None:
+    config = load()
+    table = {n.name: (n.kind, n.unique, n.priority) for n in config.namespaces.values()}
+    assert table == {
+        "crm_id": ("person", True, 1),
+        "loyalty_id": ("person", True, 2),
+        "email": ("person", True, 3),
+        "phone": ("person", False, 4),
+        "device_id": ("device", False, 5),
+        "ecid": ("cookie", False, 6),
+    }
+    assert config.max_graph_size == 50
+
+
+def test_a_file_replaces_the_defaults_whole(tmp_path: Path) -> None:
+    path = tmp_path / "identity.toml"
+    path.write_text(CUSTOM)
+    config = load(str(path))
+    assert set(config.namespaces) == {"member_no", "cookie"}
+    assert config.max_graph_size == 3
+    assert (config.quarantine_max_reassignments, config.quarantine_window_s) == (2, 60)
+    assert "anonymous" in config.namespaces["cookie"].blocked
+    assert config.for_redis()["namespaces"]["member_no"] == {
+        "kind": "person",
+        "priority": 1,
+        "unique": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (CUSTOM.replace('kind = "cookie"', 'kind = "biscuit"'), 16, "kind must be one of"),
+        (CUSTOM.replace("priority = 9", "priority = 0"), 17, "priority"),
+        (CUSTOM.replace("format = 'M[0-9]{4}'", "format = 'M[0-9'"), 13, "bad format regex"),
+        (
+            CUSTOM.replace('normalize = ["trim", "uppercase"]', 'normalize = ["shout"]'),
+            12,
+            "normalize",
+        ),
+        (CUSTOM + "\ncolour = 'blue'\n", None, "unknown key"),
+        ("x = 1\nmax_graph_size = = 3\n", 2, ""),
+    ],
+)
+def test_a_bad_file_names_the_line(text: str, line: int | None, words: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse(text, "identity.toml")
+    message = str(error.value)
+    assert message.startswith("identity.toml")
+    if line is not None:
+        assert f"line {line}" in message, message
+    assert words in message
+
+
+def test_a_worker_with_a_bad_file_stops_at_once_and_says_why(tmp_path: Path) -> None:
+    path = tmp_path / "identity.toml"
+    path.write_text(CUSTOM.replace("priority = 9", 'priority = "high"'))
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "worker"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "CDP_IDENTITY_CONFIG": str(path),
+            "CDP_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+            "PYTHONPATH": str(Path.cwd()),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert f"{path}, line 17" in done.stderr and "priority" in done.stderr
