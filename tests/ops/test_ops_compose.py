@@ -60,12 +60,12 @@ def test_services_of_the_full_stack() -> None:
     assert {"kafka", "redis", "worker", "prometheus", "grafana"} <= set(services)
 
 
-def test_kafka_is_kraft_without_auto_create_at_the_tested_version() -> None:
+def test_kafka_is_kraft_at_the_tested_version_and_creates_channel_topics() -> None:
     kafka = compose()["services"]["kafka"]
     assert kafka["image"] == f"apache/kafka:{kafka_version()}"
     env = kafka["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "true"
     assert "INTERNAL://kafka:" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert any(v.endswith(":/var/lib/kafka/data") for v in kafka["volumes"])
 
