@@ -6,11 +6,9 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 import faust
 from aiohttp import web as aiohttp_web
-from faust import web
 
 from pipeline import metrics
 from pipeline.api.handlers import Api, BadRequest, Reply
@@ -20,16 +18,18 @@ Handler = Callable[[Mapping[str, str], Mapping[str, str]], Awaitable[Reply]]
 _METHODS = ("get", "post", "put", "patch", "delete")
 
 
-def _authorised(request: web.Request, token: str) -> bool:
+def _authorised(request: aiohttp_web.Request, token: str) -> bool:
     expected = f"Bearer {token}"
     given = request.headers.get("Authorization", "")
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _view(route: str, handlers: dict[str, Handler], token: str) -> type[web.View]:
-    """A view class answering ``handlers``' methods; every other method is a JSON 405."""
+def _handler(
+    route: str, handlers: dict[str, Handler], token: str
+) -> Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.Response]]:
+    """An aiohttp handler answering ``handlers``' methods; any other method is a JSON 405."""
 
-    async def respond(self: web.View, request: web.Request, **match: Any) -> web.Response:
+    async def respond(request: aiohttp_web.Request) -> aiohttp_web.Response:
         method = request.method.lower()
         started = time.perf_counter()
         try:
@@ -38,7 +38,7 @@ def _view(route: str, handlers: dict[str, Handler], token: str) -> type[web.View
             elif method not in handlers:
                 status, body = 405, {"error": f"{request.method} is not allowed on {route}"}
             else:
-                status, body = await handlers[method](dict(request.query), match)
+                status, body = await handlers[method](dict(request.query), request.match_info)
         except BadRequest as exc:
             status, body = 400, {"error": str(exc)}
         except Exception:
@@ -48,9 +48,9 @@ def _view(route: str, handlers: dict[str, Handler], token: str) -> type[web.View
         metrics.HTTP_DURATION.labels(route, request.method, str(status)).observe(
             time.perf_counter() - started
         )
-        return self.json(body, status=status)
+        return aiohttp_web.json_response(body, status=status)
 
-    return type(f"View{abs(hash(route))}", (web.View,), {m: respond for m in _METHODS})
+    return respond
 
 
 @aiohttp_web.middleware
@@ -102,13 +102,15 @@ def mount(
         "/healthz": (get(healthz), ""),
         "/readyz": (get(readyz), ""),
     }
-    web_app = getattr(app.web, "web_app", None)  # the aiohttp driver's application
-    if isinstance(web_app, aiohttp_web.Application):
-        web_app.middlewares.append(json_errors)
+    # Straight on Faust's aiohttp application: its View dispatch (and the sensors it
+    # feeds) cost a seventh of a lookup; cdp_http_request_duration_seconds measures these.
+    web_app: aiohttp_web.Application = app.web.web_app  # type: ignore[attr-defined]
+    web_app.middlewares.append(json_errors)
     for route, (handlers, route_token) in routes.items():
-        app.page(route)(_view(route, handlers, route_token))
+        web_app.router.add_route("*", route, _handler(route, handlers, route_token))
 
-    @app.page("/metrics")
-    async def metrics_view(self: web.View, request: web.Request) -> web.Response:
+    async def metrics_view(request: aiohttp_web.Request) -> aiohttp_web.Response:
         # aiohttp takes the charset separately; text/plain is the 0.0.4 exposition format.
-        return self.bytes(exposition(), content_type="text/plain")
+        return aiohttp_web.Response(body=exposition(), content_type="text/plain")
+
+    web_app.router.add_get("/metrics", metrics_view)

@@ -206,17 +206,21 @@ def test_delete_profile_deletes_every_identity_of_the_graph(pipeline_env, start_
 def test_receipts_and_graph_changes_fit_their_schemas(pipeline_env, start_worker):
     s, topics = pipeline_env.settings, pipeline_env.topics
     worker = start_worker(CDP_OUTPUT_ENCODING="json")
-    send(
-        s,
+    # Three steps, each settled, so that every kind of change happens whatever order the
+    # partitions are read in: separate graphs, then a merge, then a unique conflict.
+    steps = [
         [
             ("web", envelope(ident("ecid", "GC-C"), ident("email", "gc1@example.com"), at=1)),
-            ("crm", envelope(ident("crm_id", "GC-A"), ident("email", "gc1@example.com"), at=2)),
+            ("crm", envelope(ident("crm_id", "GC-A"), ident("ecid", "GC-X"), at=2)),
             ("web", envelope(ident("ecid", "GC-K"), ident("email", "gc2@example.com"), at=3)),
-            ("crm", envelope(ident("crm_id", "GC-A"), ident("email", "gc2@example.com"), at=4)),
-            ("crm", envelope(ident("crm_id", "GC-D"), ident("ecid", "GC-D1"), at=5)),
+            ("crm", envelope(ident("crm_id", "GC-D"), ident("ecid", "GC-D1"), at=4)),
         ],
-    )
-    settle(s)
+        [("crm", envelope(ident("crm_id", "GC-A"), ident("email", "gc1@example.com"), at=5))],
+        [("crm", envelope(ident("crm_id", "GC-A"), ident("email", "gc2@example.com"), at=6))],
+    ]
+    for step in steps:
+        send(s, step)
+        settle(s)
     statuses = {
         request(s, "delete_identity", "ecid", "GC-D1")[0]["status"],
         request(s, "delete_identity", "crm_id", "NEVER-SEEN")[0]["status"],
