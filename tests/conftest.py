@@ -4,7 +4,6 @@ workers as child processes."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import uuid
@@ -17,8 +16,6 @@ import redis
 
 from pipeline.settings import Settings, Topics
 from pipeline.workerproc import WorkerProcess, free_port
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +45,6 @@ class PipelineEnv:
     @property
     def topics(self) -> Topics:
         return Topics(self.settings.topic_prefix)
-
-    def run(self, coro):  # type: ignore[no-untyped-def]
-        return asyncio.run(coro)
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ from typing import Any
 
 import msgpack
 
-from pipeline.model import Source
-
 
 @dataclass(frozen=True)
 class Record:
@@ -20,10 +18,6 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
-
-    @property
-    def source(self) -> Source:
-        return Source(self.topic, self.partition, self.offset)
 
 
 @dataclass(frozen=True)
