@@ -131,7 +131,7 @@ async def run(
                 await store.stitch([next(source) for _ in range(batch)])
         index, _ = await _memory(client, "cdp:i:*")
         graphs, graph_count = await _memory(client, "cdp:g:*")
-        fragments = sum([(await _memory(client, f"cdp:{p}:*"))[0] for p in "arn"])
+        fragments = sum([(await _memory(client, f"cdp:{p}:*"))[0] for p in "ar"])
         dedupe, _ = await _memory(client, "cdp:e:*")
         n = len(batches) * batch
         return {

@@ -33,7 +33,7 @@ for _, k in ipairs(targets) do
     redis.call('SADD', 'cdp:sup', redis.sha1hex(k))
     redis.call('HDEL', 'cdp:q', k)
     redis.call('HDEL', 'cdp:mv', k)
-    redis.call('DEL', 'cdp:a:' .. k, 'cdp:r:' .. k, 'cdp:n:' .. k)
+    redis.call('DEL', 'cdp:a:' .. k, 'cdp:r:' .. k)
     local pid = pid_of(k)
     if pid then
       present[#present + 1], pids[pid] = k, true

@@ -16,6 +16,7 @@
 ]]
 
 local request, out = cmsgpack.unpack(ARGV[2]), {}
+local COUNT_MARK = string.byte('#')
 for i, id in ipairs(request[1]) do
   local pid = id
   if request[3] then pid = pid_of(id) end
@@ -25,12 +26,21 @@ for i, id in ipairs(request[1]) do
     local raw, fragments = cmsgpack.unpack(blob), {}
     if request[2] then
       for j = 1, #raw[3], 3 do
-        local k = raw[3][j]
+        local k, attributes, counts = raw[3][j], {}, {}
+        local fields = redis.call('HGETALL', 'cdp:a:' .. k)
+        for f = 1, #fields, 2 do
+          local name = fields[f]
+          if string.byte(name) == COUNT_MARK then
+            counts[#counts + 1], counts[#counts + 2] = string.sub(name, 2), fields[f + 1]
+          else
+            attributes[#attributes + 1], attributes[#attributes + 2] = name, fields[f + 1]
+          end
+        end
         fragments[#fragments + 1] = {
           k,
-          redis.call('HGETALL', 'cdp:a:' .. k),
+          attributes,
           redis.call('ZREVRANGE', 'cdp:r:' .. k, 0, CFG.recent_limit - 1, 'WITHSCORES'),
-          redis.call('HGETALL', 'cdp:n:' .. k),
+          counts,
         }
       end
     end

@@ -122,26 +122,35 @@ local function store_fragment(key, ts, ts_str, seq, channel, etype, attrs, summa
     end
   end
   f.r[#f.r + 1], f.r[#f.r + 2] = ts_str, summary
-  count(f, 'n')
-  count(f, 't:' .. etype)
-  count(f, 'c:' .. channel)
+  count(f, '#n')
+  count(f, '#t:' .. etype)
+  count(f, '#c:' .. channel)
 end
 
 -- Same effect as applying each event's writes in turn: an attribute keeps the newest
 -- (ts, seq) of stored and batch values, counts add up, and the timeline keeps the newest
 -- recent_limit entries (one ZADD for a fresh identity with distinct entries, else per event).
+-- Attributes and counts share one hash: one read and one write per identity.
 local function flush_fragments()
   for _, key in ipairs(FRAG_ORDER) do
-    local f, fresh, updates = FRAG[key], FRESH[key], {}
-    local current = (fresh or #f.af == 0) and {}
-      or redis.call('HMGET', 'cdp:a:' .. key, unpack(f.af))
+    local f, fresh, updates, hash = FRAG[key], FRESH[key], {}, 'cdp:a:' .. key
+    local current, counted = {}, #f.af
+    if not fresh then
+      local fields = {unpack(f.af)}
+      for i, field in ipairs(f.nf) do fields[counted + i] = field end
+      current = redis.call('HMGET', hash, unpack(fields))
+    end
     for i, field in ipairs(f.af) do
       local new, old = f.a[field], current[i] and cmsgpack.unpack(current[i])
       if not old or new[2] > old[2] or (new[2] == old[2] and new[3] > old[3]) then
         updates[#updates + 1], updates[#updates + 2] = field, cmsgpack.pack(new)
       end
     end
-    if #updates > 0 then redis.call('HSET', 'cdp:a:' .. key, unpack(updates)) end
+    for i, field in ipairs(f.nf) do
+      local n = f.n[field] + (tonumber(current[counted + i]) or 0)
+      updates[#updates + 1], updates[#updates + 2] = field, num(n)
+    end
+    redis.call('HSET', hash, unpack(updates))
     local r, distinct, seen = f.r, fresh, {}
     for i = 2, #r, 2 do
       distinct = distinct and not seen[r[i]]
@@ -156,15 +165,6 @@ local function flush_fragments()
       for i = 1, #r, 2 do
         redis.call('ZADD', 'cdp:r:' .. key, r[i], r[i + 1])
         redis.call('ZREMRANGEBYRANK', 'cdp:r:' .. key, '0', KEEP)
-      end
-    end
-    if fresh then
-      local counts = {}
-      for i, field in ipairs(f.nf) do counts[2 * i - 1], counts[2 * i] = field, num(f.n[field]) end
-      redis.call('HSET', 'cdp:n:' .. key, unpack(counts))
-    else
-      for _, field in ipairs(f.nf) do
-        redis.call('HINCRBY', 'cdp:n:' .. key, field, num(f.n[field]))
       end
     end
   end

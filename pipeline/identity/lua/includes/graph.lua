@@ -14,10 +14,11 @@
                      {ia, ib, first_seen, last_seen, seq, event_id, topic, partition,
                      offset, ...} with ia/ib indexes into members. One blob per graph
                      costs a third of a hash with evidence values (those exceed 64 bytes).
-    cdp:a:<key>      hash "<channel>|<path>" -> msgpack {value, ts, seq}: the newest
-                     value per (path, channel) of the identity's fragment
+    cdp:a:<key>      hash of the identity's fragment: "<channel>|<path>" -> msgpack
+                     {value, ts, seq}, the newest value per (path, channel); and its event
+                     counts "#n" (total), "#t:<type>", "#c:<channel>" ('#' cannot start a
+                     channel, so the two never collide; one key saves a write per event)
     cdp:r:<key>      zset of event summaries scored by event ts, newest recent_limit kept
-    cdp:n:<key>      hash of event counts: n (total), t:<type>, c:<channel>
     cdp:e:<eid>      string with TTL: msgpack changes the event produced (dedupe)
     cdp:pr:<rid>     string with TTL: the packed result of privacy request rid (dedupe)
     cdp:sup          set of sha1(identity key) of privacy-deleted identities
@@ -29,7 +30,7 @@
   "a\0b" -> {a, b, first_seen, last_seen, seq, event_id, topic, partition, offset}, a < b.
   Reads and writes go through caches flushed once at the end (flush), as the script runs
   atomically: a graph is decoded at most once and written at most once per call.
-  A fragment (cdp:a/r/n) exists only for an identity in the index (fragments are written
+  A fragment (cdp:a/r) exists only for an identity in the index (fragments are written
   for indexed identities and deleted with their index entry), so an identity absent from
   the index when the call began (FRESH) has no fragment to read.
 ]]
