@@ -17,7 +17,7 @@ import msgpack
 import redis.asyncio
 
 from pipeline.identity import config as identity_config
-from pipeline.identity.commands import GraphStore, StitchEvent
+from pipeline.identity.commands import GraphStore, StitchEvent, stitch_batch
 
 # The baseline: the cheapest useful script over the same payload, one HSET per event.
 TRIVIAL_LUA = """
@@ -25,6 +25,32 @@ for _, e in ipairs(cmsgpack.unpack(ARGV[1])) do
   redis.call('HSET', 'bench:t:' .. (e[2] % 4096), e[1], e[2])
 end
 return 0
+"""
+
+# The floor: the reads and writes one event needs whatever the rules, and none of the
+# rules: index entries, the graph, the new index entries, the fragment (attributes with
+# counts, timeline) and the dedupe entry. Its cost bounds what any Lua stitch can reach.
+FLOOR_LUA = """
+local count = 0
+for _, e in ipairs(cmsgpack.unpack(ARGV[2])) do
+  local pid
+  for _, k in ipairs(e[5]) do
+    pid = redis.call('HGET', 'bench:i:' .. string.sub(redis.sha1hex(k), 1, 4), k) or pid
+  end
+  local graph = pid and redis.call('GET', 'bench:g:' .. pid)
+  if not pid then
+    count = count + 1
+    pid = e[1]
+    for _, k in ipairs(e[5]) do
+      redis.call('HSET', 'bench:i:' .. string.sub(redis.sha1hex(k), 1, 4), k, pid)
+    end
+  end
+  redis.call('SET', 'bench:g:' .. pid, graph or e[8])
+  redis.call('HSET', 'bench:a:' .. e[6], e[3] .. '|' .. e[7][1], e[7][2], '#n', '1')
+  redis.call('ZADD', 'bench:r:' .. e[6], e[12], e[8])
+  redis.call('SET', 'bench:e:' .. e[1], e[8], 'EX', '604800')
+end
+return count
 """
 
 
@@ -75,6 +101,15 @@ async def _evalsha_usec(client: redis.asyncio.Redis) -> float:
     return float(stats.get("cmdstat_evalsha", {}).get("usec", 0))
 
 
+async def _script_usec(client: redis.asyncio.Redis, source: str, calls: list[list[bytes]]) -> float:
+    """Redis CPU microseconds (commandstats) of running ``source`` once per argument list."""
+    script = client.register_script(source)
+    usec = await _evalsha_usec(client)
+    for args in calls:
+        await script(args=args)
+    return await _evalsha_usec(client) - usec
+
+
 async def _memory(client: redis.asyncio.Redis, pattern: str) -> tuple[int, int]:
     """(bytes, keys) of the keys matching ``pattern``."""
     total = keys = 0
@@ -98,6 +133,11 @@ async def _chunks(items: AsyncIterator[bytes], size: int) -> AsyncIterator[list[
         yield chunk
 
 
+async def _delete(client: redis.asyncio.Redis, pattern: str) -> None:
+    async for chunk in _chunks(client.scan_iter(match=pattern, count=5000), 5000):
+        await client.delete(*chunk)
+
+
 async def _identities(client: redis.asyncio.Redis) -> int:
     pipe = client.pipeline(transaction=False)
     async for key in client.scan_iter(match="cdp:i:*", count=5000):
@@ -119,13 +159,23 @@ async def run(
         for chunk in batches:
             await store.stitch(chunk)
         elapsed, stitch_usec = time.perf_counter() - started, await _evalsha_usec(client) - usec
-        trivial = client.register_script(TRIVIAL_LUA)
-        usec = await _evalsha_usec(client)
-        for chunk in batches:
-            payload = [[e.event_id, e.timestamp_ms] for e in chunk]
-            await trivial(args=[msgpack.packb(payload, use_bin_type=False)])
-        trivial_usec = await _evalsha_usec(client) - usec
-        await client.delete(*[f"bench:t:{n}" for n in range(4096)])
+        trivial_usec = await _script_usec(
+            client,
+            TRIVIAL_LUA,
+            [
+                [msgpack.packb([[e.event_id, e.timestamp_ms] for e in chunk], use_bin_type=False)]
+                for chunk in batches
+            ],
+        )
+        floor_usec = await _script_usec(
+            client,
+            FLOOR_LUA,
+            [
+                [store._config, msgpack.packb(stitch_batch(chunk), use_bin_type=False)]
+                for chunk in batches
+            ],
+        )
+        await _delete(client, "bench:*")
         while (loaded := await _identities(client)) < identities:
             for _ in range(max(1, (identities - loaded) // (2 * batch))):
                 await store.stitch([next(source) for _ in range(batch)])
@@ -140,6 +190,7 @@ async def run(
             "redis_cpu_us_per_event": stitch_usec / n,
             "trivial_cpu_us_per_event": trivial_usec / n,
             "cpu_ratio_to_trivial": stitch_usec / max(trivial_usec, 1.0),
+            "floor_cpu_us_per_event": floor_usec / n,
             "identities": loaded,
             "graphs": graph_count,
             "index_bytes_per_identity": index / loaded,
@@ -159,6 +210,9 @@ def report(figures: dict[str, float]) -> str:
             f"Redis CPU per event: {f['redis_cpu_us_per_event']:.1f} us "
             f"(trivial one-HSET script: {f['trivial_cpu_us_per_event']:.1f} us, "
             f"ratio {f['cpu_ratio_to_trivial']:.1f}x)",
+            f"floor, the same reads and writes without the rules: "
+            f"{f['floor_cpu_us_per_event']:.1f} us/event "
+            f"(at most {1e6 / max(f['floor_cpu_us_per_event'], 0.1):,.0f} events/s)",
             f"memory after {f['identities']:,.0f} identities in {f['graphs']:,.0f} graphs:",
             f"  identity index  {f['index_bytes_per_identity']:.0f} B/identity (target <= 64)",
             f"  index + graphs  {f['graph_bytes_per_identity']:.0f} B/identity "

@@ -187,6 +187,27 @@ def _profile(pid: str, raw: list[Any], recent_limit: int) -> RawProfile:
     )
 
 
+def stitch_batch(events: Sequence[StitchEvent]) -> list[list[Any]]:
+    """The events as the stitch script reads them (its ARGV[2], before msgpack)."""
+    return [
+        [
+            e.event_id,
+            e.timestamp_ms,
+            e.channel,
+            e.type,
+            e.identities,
+            e.primary,
+            [x for item in e.attributes.items() for x in item],
+            e.summary,
+            e.topic,
+            e.partition,
+            e.offset,
+            str(e.timestamp_ms),  # converting numbers costs the script microseconds
+        ]
+        for e in events
+    ]
+
+
 class GraphStore:
     """The identity graph of CONTRACT 4, kept in one Redis database."""
 
@@ -215,24 +236,7 @@ class GraphStore:
 
     async def stitch(self, events: Sequence[StitchEvent]) -> StitchResult:
         """Apply a batch in order, atomically, in one round trip."""
-        batch = [
-            [
-                e.event_id,
-                e.timestamp_ms,
-                e.channel,
-                e.type,
-                e.identities,
-                e.primary,
-                [x for item in e.attributes.items() for x in item],
-                e.summary,
-                e.topic,
-                e.partition,
-                e.offset,
-                str(e.timestamp_ms),  # converting numbers costs the script microseconds
-            ]
-            for e in events
-        ]
-        reply = await self._call("stitch", batch, text=True)
+        reply = await self._call("stitch", stitch_batch(events), text=True)
         call_seq, outcomes, dirty, ceased, changes, sizes = reply
         return StitchResult(outcomes, set(dirty), set(ceased), changes, sizes, call_seq)
 
