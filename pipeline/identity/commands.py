@@ -15,11 +15,15 @@ from typing import Any
 
 import msgpack
 import redis.asyncio
+from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
 from pipeline.identity.config import IdentityConfig
+from pipeline.identity.pipe import ScriptPipe
 
 LUA_DIR = Path(__file__).with_name("lua")
 SCRIPTS = ("stitch", "delete", "release", "read", "lookup", "quarantined")
+# Read-only: these share one pipelined connection (the lookup API's and publisher's reads).
+PIPELINED = frozenset({"read", "lookup"})
 
 
 @cache
@@ -226,12 +230,21 @@ class GraphStore:
             {**config.for_redis(), "dedupe_ttl_s": dedupe_ttl_s, "recent_limit": recent_limit}
         )
         self._scripts = {name: redis.register_script(script_source(name)) for name in SCRIPTS}
+        self._pipe = ScriptPipe(redis)
 
     async def _call(self, name: str, argument: Any, *, text: bool = False) -> Any:
         # Redis 7.0's cmsgpack predates msgpack's bin type: send bytes as raw strings.
         # With text=True every string of the reply is decoded (it holds no binary values).
-        packed = msgpack.packb(argument, use_bin_type=False)
-        reply = await self._scripts[name](args=[self._config, packed])
+        args = [self._config, msgpack.packb(argument, use_bin_type=False)]
+        script = self._scripts[name]
+        if name in PIPELINED:
+            try:
+                reply = await self._pipe.evalsha(script.sha, args)
+            except (ConnectionError, TimeoutError, NoScriptError):
+                # redis-py reconnects, retries and (re)loads the script.
+                reply = await script(args=args)
+        else:
+            reply = await script(args=args)
         return msgpack.unpackb(reply, raw=not text)
 
     async def stitch(self, events: Sequence[StitchEvent]) -> StitchResult:

@@ -1,0 +1,113 @@
+"""EVALSHA calls of many concurrent callers pipelined on one Redis connection.
+
+A redis-py call takes a pooled connection (pool lock, bookkeeping, retry wrapper, a
+task for its write timeout, a timeout context for its read): that was half of a
+lookup's CPU. Here a call is one write and one future, and replies are parsed (by
+hiredis) as they arrive, in order, for every caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import hiredis
+import redis.asyncio
+from redis import exceptions as redis_errors
+from redis.asyncio.connection import AbstractConnection
+
+
+def _command(*args: bytes) -> bytes:
+    """A command in RESP, as Redis reads it."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+    return b"".join(parts)
+
+
+class _Replies(asyncio.Protocol):
+    """One connection's replies, parsed as they arrive and handed to its callers in order."""
+
+    def __init__(self, pipe: ScriptPipe, stream: asyncio.BaseProtocol) -> None:
+        self.pipe = pipe
+        self.stream = stream  # redis-py's protocol, which this one replaced
+        self.parser = hiredis.Reader()
+        self.waiting: deque[asyncio.Future[Any]] = deque()
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed(data)
+        while (reply := self.parser.gets()) is not False:
+            waiter = self.waiting.popleft()
+            if waiter.done():  # its caller gave up
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                message = str(reply)
+                error = (
+                    redis_errors.NoScriptError
+                    if message.startswith("NOSCRIPT")
+                    else redis_errors.ResponseError
+                )
+                waiter.set_exception(error(message))
+            else:
+                waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stream.connection_lost(exc)  # redis-py's disconnect() waits for it
+        self.fail(redis_errors.ConnectionError(f"Redis connection lost ({exc!r})"))
+
+    def fail(self, error: Exception) -> None:
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+        self.pipe.drop(self)
+
+
+class ScriptPipe:
+    """Pipelined EVALSHA. Raises redis' ConnectionError when the connection breaks (the
+    next call reconnects), NoScriptError when Redis lost the script, TimeoutError after
+    the client's socket timeout."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._pool = client.connection_pool
+        self._timeout: float | None = self._pool.connection_kwargs.get("socket_timeout")
+        self._connecting = asyncio.Lock()
+        self._current: tuple[AbstractConnection, asyncio.WriteTransport, _Replies] | None = None
+
+    async def evalsha(self, sha: str, args: Sequence[bytes]) -> Any:
+        _, transport, replies = self._current or await self._connect()
+        waiter = asyncio.get_running_loop().create_future()
+        replies.waiting.append(waiter)
+        transport.write(_command(b"EVALSHA", sha.encode(), b"0", *args))
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await waiter
+        except TimeoutError:  # a stuck connection: give it up, as redis-py does
+            replies.fail(redis_errors.ConnectionError("timeout"))
+            message = f"no reply from Redis within {self._timeout}s"
+            raise redis_errors.TimeoutError(message) from None
+
+    async def _connect(self) -> tuple[AbstractConnection, asyncio.WriteTransport, _Replies]:
+        async with self._connecting:
+            if self._current is None:
+                # redis-py connects (TLS, AUTH, SELECT, HELLO as the URL says); then the
+                # socket's bytes come here instead of to its stream reader.
+                conn = await self._pool.get_connection()
+                transport = conn._writer.transport
+                replies = _Replies(self, transport.get_protocol())
+                transport.set_protocol(replies)
+                self._current = (conn, transport, replies)
+            return self._current
+
+    def drop(self, replies: _Replies) -> None:
+        """Give up the connection of ``replies`` (the next call connects anew)."""
+        if self._current is not None and self._current[2] is replies:
+            conn = self._current[0]
+            self._current = None
+            asyncio.get_running_loop().create_task(self._release(conn))
+
+    async def _release(self, conn: AbstractConnection) -> None:
+        await conn.disconnect(nowait=True)
+        await self._pool.release(conn)

@@ -1,0 +1,61 @@
+"""The pipelined read path (pipeline/identity/pipe.py): concurrent callers get their own
+answers, and a lost connection or a flushed script cache costs no answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio
+
+from pipeline.identity.commands import GraphStore
+from tests.identity.support import DEFAULTS, make_event, redis_url
+
+NAME = "cdp-pipe-test"
+PEOPLE = 60  # concurrent calls: fewer than the fallback's redis-py pool holds (100)
+
+
+@pytest.fixture
+async def store(client: redis.asyncio.Redis) -> AsyncIterator[GraphStore]:
+    own = redis.asyncio.Redis.from_url(redis_url(), client_name=NAME)
+    store = GraphStore(own, DEFAULTS)
+    await store.stitch(
+        [
+            make_event(f"e{i}", 1000 + i, f"email:p{i}@example.org", f"crm_id:C{i}")
+            for i in range(PEOPLE)
+        ]
+    )
+    yield store
+    await own.aclose()
+
+
+async def _answers(store: GraphStore) -> list[tuple[str | None, str]]:
+    """(profile id by lookup, crm id of the profile read) of every person, concurrently."""
+    keys = [f"email:p{i}@example.org" for i in range(PEOPLE)]
+    pids = await asyncio.gather(*(store.lookup(k) for k in keys))
+    profiles = await asyncio.gather(*(store.read_profile_of(k) for k in keys))
+    return [
+        (pid, next(m.key for m in p.members if m.key.startswith("crm_id:")) if p else "")
+        for pid, p in zip(pids, profiles, strict=True)
+    ]
+
+
+async def test_concurrent_callers_get_their_own_answers(store: GraphStore) -> None:
+    answers = await _answers(store)
+    assert len({pid for pid, _ in answers}) == PEOPLE
+    assert [crm for _, crm in answers] == [f"crm_id:C{i}" for i in range(PEOPLE)]
+
+
+async def test_a_killed_connection_and_a_flushed_script_cache_cost_no_answer(
+    store: GraphStore, client: redis.asyncio.Redis
+) -> None:
+    before = await _answers(store)
+    for line in (await client.execute_command("CLIENT", "LIST")).decode().splitlines():
+        fields = dict(f.split("=", 1) for f in line.split(" ") if "=" in f)
+        if fields.get("name") == NAME:
+            await client.execute_command("CLIENT", "KILL", "ID", fields["id"])
+    assert await _answers(store) == before
+    await client.script_flush()
+    assert await _answers(store) == before
+    assert await _answers(store) == before  # and the pipe again, with the script reloaded
