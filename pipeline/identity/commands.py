@@ -7,7 +7,7 @@ Arguments and results travel as msgpack, which Redis's Lua reads natively (cmsgp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -139,8 +139,9 @@ def _text(value: Any) -> Any:
     return value
 
 
-def _pairs(flat: list[Any]) -> list[tuple[Any, Any]]:
-    return list(zip(flat[0::2], flat[1::2], strict=True))
+def _pairs(flat: list[Any]) -> Iterator[tuple[Any, Any]]:
+    items = iter(flat)
+    return zip(items, items, strict=True)
 
 
 def _graph(pid: str, raw: list[Any]) -> RawGraph:
@@ -166,13 +167,15 @@ def _profile(pid: str, raw: list[Any], recent_limit: int) -> RawProfile:
     recent: list[tuple[int, bytes]] = []
     counts: dict[str, int] = {}
     for key, flat_attrs, flat_recent, flat_counts in raw[4]:
+        identity = key.decode()
         for name, blob in _pairs(flat_attrs):
             channel, _, path = name.decode().partition("|")
             value, ts, seq = msgpack.unpackb(blob, raw=True)
-            attributes.append(AttributeValue(path, channel, value, ts, seq, key.decode()))
+            attributes.append(AttributeValue(path, channel, value, ts, seq, identity))
         recent += [(int(ts), summary) for summary, ts in _pairs(flat_recent)]
         for name, n in _pairs(flat_counts):
-            counts[name.decode()] = counts.get(name.decode(), 0) + int(n)
+            field = name.decode()
+            counts[field] = counts.get(field, 0) + int(n)
     recent.sort(reverse=True)
 
     def by_prefix(prefix: str) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import msgpack
@@ -10,25 +11,28 @@ import msgpack
 from pipeline.identity.commands import RawProfile
 from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import unflatten_attributes
-from pipeline.model import Identity
+from pipeline.model import KEY_SEP
 from pipeline.profile.merge import winners
 from pipeline.timefmt import iso_ms
 
 
 def _identities(raw: RawProfile, config: IdentityConfig) -> list[dict[str, Any]]:
-    def order(member_key: str) -> tuple[int, str]:
-        ident = Identity.from_key(member_key)
-        ns = config.namespaces.get(ident.namespace)
-        return (ns.priority if ns else 1 << 30, member_key)
-
+    """Members by namespace priority, then key (one key split per member: this runs
+    on every lookup)."""
+    rows = []
+    for m in raw.members:
+        namespace, _, value = m.key.partition(KEY_SEP)
+        ns = config.namespaces.get(namespace)
+        rows.append((ns.priority if ns else 1 << 30, m.key, namespace, value, m))
+    rows.sort(key=itemgetter(0, 1))
     return [
         {
-            "namespace": Identity.from_key(m.key).namespace,
-            "id": Identity.from_key(m.key).id,
+            "namespace": namespace,
+            "id": value,
             "first_seen": iso_ms(m.first_seen_ms),
             "last_seen": iso_ms(m.last_seen_ms),
         }
-        for m in sorted(raw.members, key=lambda m: order(m.key))
+        for _, _, namespace, value, m in rows
     ]
 
 
