@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import faust
+import orjson
 from aiohttp import web as aiohttp_web
 
 from pipeline import metrics
@@ -16,6 +17,19 @@ from pipeline.api.handlers import Api, BadRequest, Reply
 log = logging.getLogger(__name__)
 Handler = Callable[[Mapping[str, str], Mapping[str, str]], Awaitable[Reply]]
 _METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _json(
+    body: Mapping[str, object], status: int, headers: Mapping[str, str] | None = None
+) -> aiohttp_web.Response:
+    # orjson: a fifth of json.dumps' time, bytes ready to send, the same JSON values.
+    return aiohttp_web.Response(
+        body=orjson.dumps(body),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+        charset="utf-8",
+    )
 
 
 def _authorised(request: aiohttp_web.Request, token: str) -> bool:
@@ -48,7 +62,7 @@ def _handler(
         metrics.HTTP_DURATION.labels(route, request.method, str(status)).observe(
             time.perf_counter() - started
         )
-        return aiohttp_web.json_response(body, status=status)
+        return _json(body, status)
 
     return respond
 
@@ -65,10 +79,10 @@ async def json_errors(
     except aiohttp_web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return aiohttp_web.json_response(
+        return _json(
             {"error": f"{request.method} {request.path}: {exc.reason}"},
-            status=exc.status,
-            headers={k: v for k, v in exc.headers.items() if k == "Allow"},
+            exc.status,
+            {k: v for k, v in exc.headers.items() if k == "Allow"},
         )
 
 
