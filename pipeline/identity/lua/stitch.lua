@@ -289,15 +289,25 @@ local function duplicate(idents, stored)
     local pid = pid_of(k)
     if pid then RES.dirty[pid] = true end
   end
-  for _, c in ipairs(cmsgpack.unpack(stored)) do RES.changes[#RES.changes + 1] = c end
+  local cause, at, changes = unpack(cmsgpack.unpack(stored))
+  for _, c in ipairs(changes or {}) do
+    c.event, c.at = cause, at
+    RES.changes[#RES.changes + 1] = c
+  end
   return 'duplicate'
 end
 
 local EMPTY = cmsgpack.pack({})
 
 -- The dedupe entry of a stitched event: the changes it produced, replayed on redelivery.
-local function recorded(eid, first)
-  local stored = first > #RES.changes and EMPTY or cmsgpack.pack({unpack(RES.changes, first)})
+-- They all name the same event and time, stored once: a third of the entry's size.
+local function recorded(eid, first, cause)
+  local stored, changes = EMPTY, {unpack(RES.changes, first)}
+  if #changes > 0 then
+    for _, c in ipairs(changes) do c.event, c.at = nil, nil end
+    stored = cmsgpack.pack({cause, NOW, changes})
+    for _, c in ipairs(changes) do c.event, c.at = cause, NOW end
+  end
   SEEN[eid] = stored
   redis.call('SET', 'cdp:e:' .. eid, stored, 'EX', TTL)
   return 'ok'
@@ -326,7 +336,7 @@ local function stitch_event(e)
   if fast_link(linkable, ts, seq, cause, changes) then
     store_fragment(primary, ts, e[12], seq, channel, etype, attrs, summary)
     finish(changes, cause, '4.1 link')
-    return recorded(eid, first)
+    return recorded(eid, first, cause)
   end
   for _, k in ipairs(linkable) do
     local pid = pid_of(k)
@@ -370,7 +380,7 @@ local function stitch_event(e)
     end
     for _, k in ipairs(hits) do quarantine(k, cause) end
   end
-  return recorded(eid, first)
+  return recorded(eid, first, cause)
 end
 
 local call_seq = redis.call('INCR', 'cdp:calls')

@@ -19,7 +19,7 @@
                      counts "#n" (total), "#t:<type>", "#c:<channel>" ('#' cannot start a
                      channel, so the two never collide; one key saves a write per event)
     cdp:r:<key>      zset of event summaries scored by event ts, newest recent_limit kept
-    cdp:e:<eid>      string with TTL: msgpack changes the event produced (dedupe)
+    cdp:e:<eid>      string with TTL: msgpack {event, at, changes} the event produced (dedupe)
     cdp:pr:<rid>     string with TTL: the packed result of privacy request rid (dedupe)
     cdp:sup          set of sha1(identity key) of privacy-deleted identities
     cdp:q            hash identity key -> quarantined at (ms)
