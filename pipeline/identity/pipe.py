@@ -16,6 +16,7 @@ from typing import Any
 import hiredis
 import redis.asyncio
 from redis import exceptions as redis_errors
+from redis._parsers import BaseParser
 from redis.asyncio.connection import AbstractConnection
 
 
@@ -33,7 +34,10 @@ class _Replies(asyncio.Protocol):
     def __init__(self, pipe: ScriptPipe, stream: asyncio.BaseProtocol) -> None:
         self.pipe = pipe
         self.stream = stream  # redis-py's protocol, which this one replaced
-        self.parser = hiredis.Reader()
+        # Error replies become redis-py's exceptions (LOADING: BusyLoadingError, ...).
+        self.parser = hiredis.Reader(
+            protocolError=redis_errors.InvalidResponse, replyError=BaseParser.parse_error
+        )
         self.waiting: deque[asyncio.Future[Any]] = deque()
 
     def data_received(self, data: bytes) -> None:
@@ -42,14 +46,8 @@ class _Replies(asyncio.Protocol):
             waiter = self.waiting.popleft()
             if waiter.done():  # its caller gave up
                 continue
-            if isinstance(reply, hiredis.ReplyError):
-                message = str(reply)
-                error = (
-                    redis_errors.NoScriptError
-                    if message.startswith("NOSCRIPT")
-                    else redis_errors.ResponseError
-                )
-                waiter.set_exception(error(message))
+            if isinstance(reply, redis_errors.RedisError):
+                waiter.set_exception(reply)
             else:
                 waiter.set_result(reply)
 
@@ -66,9 +64,10 @@ class _Replies(asyncio.Protocol):
 
 
 class ScriptPipe:
-    """Pipelined EVALSHA. Raises redis' ConnectionError when the connection breaks (the
-    next call reconnects), NoScriptError when Redis lost the script, TimeoutError after
-    the client's socket timeout."""
+    """Pipelined EVALSHA. Raises what redis-py would for an error reply (NoScriptError
+    when Redis lost the script, BusyLoadingError while it loads, ...), ConnectionError
+    when the connection breaks (the next call reconnects), TimeoutError after the
+    client's socket timeout."""
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._pool = client.connection_pool

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio
 
 from pipeline.identity.commands import GraphStore
+from pipeline.identity.pipe import ScriptPipe
 from tests.identity.support import DEFAULTS, make_event, redis_url
 
 NAME = "cdp-pipe-test"
@@ -59,3 +60,15 @@ async def test_a_killed_connection_and_a_flushed_script_cache_cost_no_answer(
     await client.script_flush()
     assert await _answers(store) == before
     assert await _answers(store) == before  # and the pipe again, with the script reloaded
+
+
+async def test_error_replies_raise_what_redis_py_raises(client: redis.asyncio.Redis) -> None:
+    # LOADING after a restart must read as BusyLoadingError: callers wait that one out.
+    pipe = ScriptPipe(client)
+    sha = await client.script_load("return redis.error_reply('LOADING Redis is loading')")
+    with pytest.raises(redis.exceptions.BusyLoadingError):
+        await pipe.evalsha(sha, [])
+    sha = await client.script_load("return redis.error_reply('ERR something else')")
+    with pytest.raises(redis.exceptions.ResponseError, match="something else"):
+        await pipe.evalsha(sha, [])
+    assert await pipe.evalsha(await client.script_load("return 'ok'"), []) == b"ok"
