@@ -71,7 +71,7 @@ class ScriptPipe:
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._pool = client.connection_pool
-        self._timeout: float | None = self._pool.connection_kwargs.get("socket_timeout")
+        self._timeout: float | None = None  # the connection's, once there is one
         self._connecting = asyncio.Lock()
         self._current: tuple[AbstractConnection, asyncio.WriteTransport, _Replies] | None = None
 
@@ -94,6 +94,8 @@ class ScriptPipe:
                 # redis-py connects (TLS, AUTH, SELECT, HELLO as the URL says); then the
                 # socket's bytes come here instead of to its stream reader.
                 conn = await self._pool.get_connection()
+                # redis-py's default (5 s) is set on the connection, not in the URL's kwargs.
+                self._timeout = conn.socket_timeout
                 transport = conn._writer.transport
                 replies = _Replies(self, transport.get_protocol())
                 transport.set_protocol(replies)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import hiredis
 import pytest
 import redis.asyncio
 
@@ -72,3 +73,27 @@ async def test_error_replies_raise_what_redis_py_raises(client: redis.asyncio.Re
     with pytest.raises(redis.exceptions.ResponseError, match="something else"):
         await pipe.evalsha(sha, [])
     assert await pipe.evalsha(await client.script_load("return 'ok'"), []) == b"ok"
+
+
+async def test_a_silent_redis_times_out_as_the_client_says() -> None:
+    """A Redis that takes the connection but never answers the script (stopped, hung)
+    fails the call after redis-py's default socket timeout (5 s) instead of hanging."""
+
+    async def answer_all_but_evalsha(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        requests = hiredis.Reader()
+        while data := await reader.read(65536):
+            requests.feed(data)
+            while (command := requests.gets()) is not False:
+                if command[0].upper() != b"EVALSHA":
+                    writer.write(b"+OK\r\n")
+
+    server = await asyncio.start_server(answer_all_but_evalsha, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        async with asyncio.timeout(15):
+            with pytest.raises(redis.exceptions.TimeoutError):
+                await ScriptPipe(client).evalsha("0" * 40, [])
+    finally:
+        await client.aclose()
+        server.close()
