@@ -153,8 +153,13 @@ def maven_failure(output: str, returncode: int, log_path: Path) -> str:
     )
 
 
-def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def cluster_id() -> str:
+    """A random KRaft cluster id. One starting with '-' would read as an option to the
+    storage tool (1 in 64 of them): like Kafka's own random-uuid, draw again."""
+    cid = "-"
+    while cid.startswith("-"):
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cid
 
 
 def metadata_ready(host: str, port: int, timeout: float = 2.0) -> bool:
@@ -231,7 +236,7 @@ class Kafka(Service):
         return [*jvm, "kafka.Kafka", str(self.properties)]
 
     def _format(self, jvm: list[str]) -> None:
-        command = [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id()]
+        command = [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id()]
         command += ["-c", str(self.properties), "--ignore-formatted"]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:

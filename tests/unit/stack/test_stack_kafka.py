@@ -3,13 +3,20 @@
 import os
 import socket
 import stat
+import uuid
 from pathlib import Path
 
 import pytest
 
 from pipeline.stack import up
 from pipeline.stack.errors import StackError
-from pipeline.stack.kafka import KAFKA_VERSION, java_major, maven_failure, render_properties
+from pipeline.stack.kafka import (
+    KAFKA_VERSION,
+    cluster_id,
+    java_major,
+    maven_failure,
+    render_properties,
+)
 
 
 def _free_port() -> int:
@@ -143,3 +150,10 @@ def test_remote_kafka_refused(state: Path, monkeypatch: pytest.MonkeyPatch) -> N
         "cdp stack up only starts local services; CDP_KAFKA_BOOTSTRAP points at "
         "kafka.example.com:9092"
     )
+
+
+def test_a_cluster_id_never_reads_as_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0xf8 encodes to a leading '-' (base64url 62): `format -t -...` failed 1 run in 64.
+    drawn = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x04" + bytes(15))])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(drawn))
+    assert cluster_id() == "BAAAAAAAAAAAAAAAAAAAAA"
