@@ -24,6 +24,8 @@ _BOM = b"\xef\xbb\xbf"
 _JSON_SPACE = b" \t\r\n"
 # fixmap, map16, map32: the only ways a msgpack value can start as a map.
 _MSGPACK_MAP = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
+# msgpack (Redis, the profile topic) and the API's JSON encoder hold integers in 64 bits.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 # A JSON string, or one bracket: strings are skipped so brackets inside them don't count.
 # Bytes are fine: '"', '\\' and brackets never occur inside a UTF-8 multi-byte sequence.
 _JSON_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
@@ -99,7 +101,8 @@ def _load_json(raw: bytes) -> dict[str, Any]:
 
 
 def _check_tree(root: dict[str, Any]) -> None:
-    """Bounded depth, string keys, JSON types only; iterative, so no recursion limit."""
+    """Bounded depth, string keys, JSON types only, integers of at most 64 bits;
+    iterative, so no recursion limit."""
     stack: list[tuple[dict[str, Any] | list[Any], str, int]] = [(root, "", 1)]
     while stack:
         node, path, depth = stack.pop()
@@ -118,6 +121,12 @@ def _check_tree(root: dict[str, Any]) -> None:
                 stack.append((child, _join(path, label), depth + 1))
             elif isinstance(child, float) and not math.isfinite(child):
                 raise Rejected("unsupported_type", f"{_join(path, label)} is {child}")
+            elif isinstance(child, int) and not _INT_MIN <= child <= _INT_MAX:
+                raise Rejected(
+                    "unsupported_type",
+                    f"{_join(path, label)} is an integer beyond 64 bits, which msgpack "
+                    "cannot hold; send it as a string",
+                )
             elif not (child is None or isinstance(child, str | int | float)):
                 name = type(child).__name__
                 raise Rejected(

@@ -15,7 +15,10 @@ REJECT_REASONS: dict[str, str] = {
     "(bad syntax, bad UTF-8, trailing bytes)",
     "too_deep": "containers nested more than 32 levels",
     "bad_key": "a map key is not a string",
-    "unsupported_type": "a value JSON cannot represent (msgpack bytes/ext, NaN, Infinity)",
+    "unsupported_type": (
+        "a value the profile cannot hold (msgpack bytes/ext, NaN, Infinity, an integer "
+        "beyond 64 bits)"
+    ),
     "missing_field": "a required field is absent",
     "wrong_type": "a field has the wrong JSON type",
     "bad_event_id": "event_id is empty or longer than 256 characters",

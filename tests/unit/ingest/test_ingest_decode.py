@@ -95,10 +95,18 @@ def test_undecodable(raw: bytes) -> None:
         msgpack.packb({"a": float("nan")}),
         b'{"a": NaN}',
         b'{"a": {"b": -Infinity}}',
+        b'{"a": 18446744073709551616}',  # 2**64: JSON can, msgpack and the output cannot
+        b'{"a": [-9223372036854775809]}',
     ],
 )
 def test_values_json_cannot_hold(raw: bytes) -> None:
     assert reason_of(raw) == "unsupported_type"
+
+
+def test_integers_within_64_bits_are_taken() -> None:
+    doc = {"a": 2**64 - 1, "b": -(2**63)}
+    assert decode_value(json.dumps(doc).encode(), 10**6) == doc
+    assert decode_value(msgpack.packb(doc), 10**6) == doc
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,18 @@ async def test_bad_records_go_to_dead_letter_and_good_ones_to_redis_in_one_call(
     assert len(out.changes) == 2
 
 
+async def test_an_integer_beyond_64_bits_is_a_dead_letter_not_a_crash() -> None:
+    store = FakeStore()
+    out = await stitcher(store).process(
+        [
+            record(event("big", ("crm_id", "A"), attributes={"n": 10**20}), 0),
+            record(event("ok", ("crm_id", "B"), attributes={"n": 10**18}), 1),
+        ]
+    )
+    assert [(d.record.offset, d.reason) for d in out.deadletters] == [(0, "unsupported_type")]
+    assert [e.event_id for e in store.calls[0]] == ["ok"]
+
+
 async def test_a_script_error_dead_letters_only_the_event_that_causes_it() -> None:
     store = FakeStore()
     records = [record(event(f"e{i}", ("crm_id", f"C{i}")), i) for i in range(7)]
