@@ -24,6 +24,7 @@ from pipeline.worker.retry import until_redis_answers
 log = logging.getLogger(__name__)
 MAX_UNKNOWN_NAMESPACE_LABELS = 50
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+Staged = tuple[Record, Event, StitchEvent]  # a consumed record, its event, as Redis gets it
 
 
 def to_stitch_event(event: Event, record: Record) -> StitchEvent:
@@ -119,7 +120,12 @@ class Stitcher:
     async def process(self, records: Sequence[Record], now_ms: int | None = None) -> Outputs:
         ingest_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         out = Outputs()
-        parsed = [(r, e) for r in records if (e := self.parse(r, out)) is not None]
+        parsed: list[Staged] = []
+        for record in records:
+            if (event := self.parse(record, out)) is None:
+                continue
+            if (staged := self._staged(record, event, out)) is not None:
+                parsed.append((record, event, staged))
         if parsed:
             metrics.BATCH_EVENTS.observe(len(parsed))
             started = time.perf_counter()
@@ -128,17 +134,22 @@ class Stitcher:
             metrics.LAST_EVENT.set(ingest_ms / 1000)
         return out
 
-    async def _stitch(
-        self, parsed: Sequence[tuple[Record, Event]], ingest_ms: int, out: Outputs
-    ) -> None:
-        batch = [to_stitch_event(e, r) for r, e in parsed]
+    def _staged(self, record: Record, event: Event, out: Outputs) -> StitchEvent | None:
+        try:
+            return to_stitch_event(event, record)
+        except Exception as exc:  # a value ingest let through but cannot be packed: a bug
+            self._deadletter(out, record, "stitch_error", repr(exc), event.event_id)
+            return None
+
+    async def _stitch(self, parsed: Sequence[Staged], ingest_ms: int, out: Outputs) -> None:
+        batch = [staged for _, _, staged in parsed]
         try:
             result = await until_redis_answers("stitch", lambda: self.store.stitch(batch))
         except ResponseError as exc:
             # A script error is a bug or data Redis cannot take: isolate the event that
             # causes it so the rest of the batch still goes through.
             if len(parsed) == 1:
-                record, event = parsed[0]
+                record, event, _ = parsed[0]
                 self._deadletter(out, record, "stitch_error", str(exc), event.event_id)
                 return
             half = len(parsed) // 2
@@ -149,13 +160,13 @@ class Stitcher:
 
     def _collect(
         self,
-        parsed: Sequence[tuple[Record, Event]],
+        parsed: Sequence[Staged],
         result: StitchResult,
         ingest_ms: int,
         out: Outputs,
     ) -> None:
-        first_event_ms = min(e.timestamp_ms for _, e in parsed)
-        for (record, event), outcome in zip(parsed, result.outcomes, strict=True):
+        first_event_ms = min(e.timestamp_ms for _, e, _ in parsed)
+        for (record, event, _), outcome in zip(parsed, result.outcomes, strict=True):
             if outcome.startswith("rejected:"):
                 reason = outcome.removeprefix("rejected:")
                 detail = _REJECTION_DETAIL.get(reason, reason)

@@ -13,12 +13,14 @@ from redis.exceptions import ConnectionError, ResponseError
 from pipeline import metrics
 from pipeline.identity.commands import StitchEvent, StitchResult
 from pipeline.identity.config import load
+from pipeline.model import Event
 from pipeline.publish.profiles import Publisher, PublishSettings
 from pipeline.publish.sender import Sender
 from pipeline.settings import Topics
+from pipeline.worker import stitch as stitch_stage
 from pipeline.worker.records import DeadLetter, Outputs, Record, UpdateNote
 from pipeline.worker.retry import until_redis_answers
-from pipeline.worker.stitch import Stitcher
+from pipeline.worker.stitch import Stitcher, to_stitch_event
 
 TOPICS = Topics("cdp.")
 NOW = int(time.time() * 1000)
@@ -101,6 +103,24 @@ async def test_an_integer_beyond_64_bits_is_a_dead_letter_not_a_crash() -> None:
         ]
     )
     assert [(d.record.offset, d.reason) for d in out.deadletters] == [(0, "unsupported_type")]
+    assert [e.event_id for e in store.calls[0]] == ["ok"]
+
+
+async def test_an_event_that_cannot_be_staged_is_a_dead_letter_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def staged(event: Event, record: Record) -> StitchEvent:
+        if event.event_id == "poison":
+            raise ValueError("cannot pack this")
+        return to_stitch_event(event, record)
+
+    monkeypatch.setattr(stitch_stage, "to_stitch_event", staged)
+    store = FakeStore()
+    out = await stitcher(store).process(
+        [record(event("poison", ("crm_id", "A")), 0), record(event("ok", ("crm_id", "B")), 1)]
+    )
+    assert [(d.record.offset, d.reason) for d in out.deadletters] == [(0, "stitch_error")]
+    assert "cannot pack this" in out.deadletters[0].detail
     assert [e.event_id for e in store.calls[0]] == ["ok"]
 
 
