@@ -29,6 +29,9 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 # A JSON string, or one bracket: strings are skipped so brackets inside them don't count.
 # Bytes are fine: '"', '\\' and brackets never occur inside a UTF-8 multi-byte sequence.
 _JSON_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+# Only a \uD800-\uDFFF escape can put a lone surrogate (not text: UTF-8 cannot hold it)
+# into a string json.loads returns; the few values with such an escape are checked whole.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _OPEN = frozenset((b"{", b"["))
 _CLOSE = frozenset((b"}", b"]"))
 _MSGPACK_ERRORS = (
@@ -97,6 +100,13 @@ def _load_json(raw: bytes) -> dict[str, Any]:
         raise Rejected("undecodable", f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, too many int digits
         raise Rejected("undecodable", f"not valid JSON: {exc}") from exc
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise Rejected(
+                "undecodable", f"a string holds an unpaired UTF-16 surrogate escape: {exc}"
+            ) from exc
     return value  # an object: it starts with "{"
 
 

@@ -103,6 +103,18 @@ def test_values_json_cannot_hold(raw: bytes) -> None:
     assert reason_of(raw) == "unsupported_type"
 
 
+@pytest.mark.parametrize("raw", [b'{"a": "x\\ud800"}', b'{"a": ["\\udc00y"]}', b'{"\\uDBFF": 1}'])
+def test_unpaired_surrogate_escapes_are_not_text(raw: bytes) -> None:
+    assert reason_of(raw) == "undecodable"
+
+
+def test_paired_surrogate_escapes_and_escaped_backslashes_are_text() -> None:
+    assert decode_value(b'{"a": "\\ud83d\\ude00", "b": "C:\\\\ud800"}', 10**6) == {
+        "a": "\U0001f600",
+        "b": "C:\\ud800",
+    }
+
+
 def test_integers_within_64_bits_are_taken() -> None:
     doc = {"a": 2**64 - 1, "b": -(2**63)}
     assert decode_value(json.dumps(doc).encode(), 10**6) == doc
