@@ -11,6 +11,7 @@ pipeline must end with, whatever worker processed which partition when.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
@@ -48,6 +49,11 @@ State = dict[frozenset[str], tuple[int, dict[str, Any], list[str]]]
 
 
 # -- workloads -----------------------------------------------------------------------------
+def fault_seed() -> int:
+    """The run's seed: CDP_FAULT_SEED replays a failed run (each test prints its seed)."""
+    return int(os.environ.get("CDP_FAULT_SEED") or random.randrange(1 << 30))
+
+
 def people_workload(
     n_events: int, n_people: int, seed: int, *, shared_devices: bool = True
 ) -> list[tuple[str, dict[str, Any]]]:

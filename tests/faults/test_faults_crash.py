@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from tests.faults.support import (
     encode,
     ensure_topics,
     expected_state,
+    fault_seed,
     people_workload,
     produce_envelopes,
     settle,
@@ -38,7 +38,7 @@ KILLS = 3
 
 def test_kill_workers_mid_stream(pipeline_env, start_worker):
     s = pipeline_env.settings
-    seed = int(os.environ.get("CDP_FAULT_SEED") or random.randrange(1 << 30))
+    seed = fault_seed()
     rng = random.Random(seed)
     started = time.monotonic()
     events = people_workload(EVENTS, PEOPLE, seed)

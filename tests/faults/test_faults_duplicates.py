@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import time
 
@@ -14,6 +13,7 @@ from tests.faults.support import (
     encode,
     ensure_topics,
     expected_state,
+    fault_seed,
     metric,
     people_workload,
     produce,
@@ -29,7 +29,7 @@ COPIES = 3
 def test_triplicates_count_once(pipeline_env, start_worker):
     s = pipeline_env.settings
     topics = Topics(s.topic_prefix)
-    seed = int(os.environ.get("CDP_FAULT_SEED") or random.randrange(1 << 30))
+    seed = fault_seed()
     rng = random.Random(seed)
     started = time.monotonic()
     # No shared devices: without unique-namespace conflicts the end state does not depend

@@ -3,7 +3,6 @@ dead-letter topic with its reason, dropped identities counted, every valid event
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections import Counter
@@ -19,6 +18,7 @@ from tests.faults.support import (
     check_end_state,
     ensure_topics,
     expected_state,
+    fault_seed,
     log_has_traceback,
     metric,
     produce,
@@ -35,7 +35,7 @@ GOOD = 8_000
 def test_hostile_input_never_crashes(pipeline_env, start_worker):
     s = pipeline_env.settings
     topics = Topics(s.topic_prefix)
-    seed = int(os.environ.get("CDP_FAULT_SEED") or random.randrange(1 << 30))
+    seed = fault_seed()
     rng = random.Random(seed)
     started = time.monotonic()
     items = generate(seed, BAD, GOOD)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,6 +12,7 @@ from tests.faults.support import (
     current_lag,
     ensure_topics,
     expected_state,
+    fault_seed,
     people_workload,
     produce_envelopes,
     ready,
@@ -30,7 +29,7 @@ EVENTS = 20_000
 
 def test_broker_restart_mid_stream(pipeline_env, start_worker):
     s = pipeline_env.settings
-    seed = int(os.environ.get("CDP_FAULT_SEED") or random.randrange(1 << 30))
+    seed = fault_seed()
     started = time.monotonic()
     events = people_workload(EVENTS, 1_500, seed)
     half = EVENTS // 2

@@ -11,8 +11,6 @@ their offsets were committed.
 
 from __future__ import annotations
 
-import os
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,6 +21,7 @@ from tests.faults.support import (
     current_lag,
     ensure_topics,
     expected_state,
+    fault_seed,
     people_workload,
     produce_envelopes,
     ready,
@@ -40,7 +39,7 @@ OUTAGE_S = 30.0
 
 def test_redis_restart_and_outage(pipeline_env, start_worker):
     s = pipeline_env.settings
-    seed = int(os.environ.get("CDP_FAULT_SEED") or random.randrange(1 << 30))
+    seed = fault_seed()
     started = time.monotonic()
     events = people_workload(EVENTS, 1_500, seed)
     third = EVENTS // 3
