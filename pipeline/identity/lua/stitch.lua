@@ -232,10 +232,7 @@ local function fast_link(linkable, ts, seq, cause, changes)
     end
   end
   for _, k in ipairs(new) do
-    if info(k).unique then
-      if uq[ns_of(k)] then return false end
-      uq[ns_of(k)] = true
-    end
+    if not claim_unique(uq, k) then return false end
   end
   if size + #new > CFG.max_graph_size then return false end
   if #order > 1 then table.sort(order, lt) end
@@ -276,10 +273,7 @@ end
 local function has_conflict(keys)
   local seen = {}
   for _, k in ipairs(keys) do
-    if info(k).unique then
-      if seen[ns_of(k)] then return true end
-      seen[ns_of(k)] = true
-    end
+    if not claim_unique(seen, k) then return true end
   end
   return false
 end

@@ -201,6 +201,15 @@ local function encode_graph(g)
   return cmsgpack.pack({g.v, g.u, ms, ls})
 end
 
+-- Rule 4.2: records k's namespace in seen when it is unique; false if one is there.
+local function claim_unique(seen, k)
+  if not info(k).unique then return true end
+  local ns = ns_of(k)
+  if seen[ns] then return false end
+  seen[ns] = true
+  return true
+end
+
 -- Cached facts about a graph, kept up to date by in-place updates (stitch's fast path):
 -- n = member count, uq = set of unique namespaces present, cf = two values of one.
 local function meta(g)
@@ -208,11 +217,7 @@ local function meta(g)
     local n, uq, cf = 0, {}, false
     for k in pairs(g.m) do
       n = n + 1
-      if info(k).unique then
-        local ns = ns_of(k)
-        cf = cf or uq[ns] == true
-        uq[ns] = true
-      end
+      cf = not claim_unique(uq, k) or cf
     end
     g.n, g.uq, g.cf = n, uq, cf
   end
