@@ -71,21 +71,22 @@ class ScriptPipe:
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._pool = client.connection_pool
-        self._timeout: float | None = None  # the connection's, once there is one
         self._connecting = asyncio.Lock()
         self._current: tuple[AbstractConnection, asyncio.WriteTransport, _Replies] | None = None
 
     async def evalsha(self, sha: str, args: Sequence[bytes]) -> Any:
-        _, transport, replies = self._current or await self._connect()
+        conn, transport, replies = self._current or await self._connect()
         waiter = asyncio.get_running_loop().create_future()
         replies.waiting.append(waiter)
         transport.write(_command(b"EVALSHA", sha.encode(), b"0", *args))
+        # redis-py's default (5 s) is set on the connection, not in the URL's kwargs.
+        timeout = conn.socket_timeout
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(timeout):
                 return await waiter
         except TimeoutError:  # a stuck connection: give it up, as redis-py does
             replies.fail(redis_errors.ConnectionError("timeout"))
-            message = f"no reply from Redis within {self._timeout}s"
+            message = f"no reply from Redis within {timeout}s"
             raise redis_errors.TimeoutError(message) from None
 
     async def _connect(self) -> tuple[AbstractConnection, asyncio.WriteTransport, _Replies]:
@@ -94,8 +95,6 @@ class ScriptPipe:
                 # redis-py connects (TLS, AUTH, SELECT, HELLO as the URL says); then the
                 # socket's bytes come here instead of to its stream reader.
                 conn = await self._pool.get_connection()
-                # redis-py's default (5 s) is set on the connection, not in the URL's kwargs.
-                self._timeout = conn.socket_timeout
                 transport = conn._writer.transport
                 replies = _Replies(self, transport.get_protocol())
                 transport.set_protocol(replies)
