@@ -12,7 +12,7 @@ REJECT_REASONS: dict[str, str] = {
     "oversized": "the value is larger than CDP_MAX_EVENT_BYTES",
     "not_an_object": "the value is neither a JSON object nor a msgpack map",
     "undecodable": "the value looks like JSON or msgpack but does not decode "
-    "(bad syntax, bad UTF-8, trailing bytes)",
+    "(bad syntax, bad UTF-8 or an unpaired \\ud800-\\udfff escape, trailing bytes)",
     "too_deep": "containers nested more than 32 levels",
     "bad_key": "a map key is not a string",
     "unsupported_type": (
