@@ -17,14 +17,14 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
 		echo "error: cannot create a virtualenv; install python3-venv (apt-get install python3-venv)"; exit 2; }
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,embedded]'
+	$(BIN)/pip install --quiet -e '.[test,tools]'
 	@touch $@
 
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check pipeline tests
-	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/ruff check pipeline cdp_tools tests
+	$(BIN)/ruff format --check pipeline cdp_tools tests
 	$(BIN)/mypy
 
 # Runs pytest with the given arguments between `stack up` and `stack down`; the stack

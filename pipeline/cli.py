@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
 from pipeline.settings import VARIABLES, Settings, Topics
-from pipeline.stack.cli import stack
 
 
 def _settings() -> Settings:
@@ -27,16 +27,30 @@ def _print(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-@click.group()
+class _Main(click.Group):
+    """Loads the tooling's command groups (package cdp_tools) only when they are asked for,
+    so `cdp worker` never imports it."""
+
+    LAZY: ClassVar[dict[str, str]] = {"stack": "cdp_tools.stack.cli:stack"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            module, _, attr = self.LAZY[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Main)
 def main() -> None:
     """Real-time identity stitching and unified customer profiles on Kafka and Redis."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # A brand-new channel topic refuses writes until its leaders are known; aiokafka
     # retries, and its warning about it would only alarm a person at the console.
     logging.getLogger("aiokafka.producer.sender").setLevel(logging.ERROR)
-
-
-main.add_command(stack)
 
 
 @main.command()
@@ -92,8 +106,8 @@ def produce(
     customers: int | None, path: str | None, channel: str | None, seed: int, encoding: str
 ) -> None:
     """Produce events to cdp.events.<channel> topics."""
-    from pipeline.produce import produce as send
-    from pipeline.sample import SampleGenerator
+    from cdp_tools.produce import produce as send
+    from cdp_tools.sample import SampleGenerator
 
     if (customers is None) == (path is None):
         raise click.UsageError("give exactly one of --sample N or --file F")
@@ -128,7 +142,7 @@ def profile_get(
     namespace: str | None, value: str | None, profile_id: str | None, merge_policy: str | None
 ) -> None:
     """One profile, by an identity or by profile id, read from Redis."""
-    from pipeline.tools import api_call
+    from cdp_tools.ops import api_call
 
     query = {"merge_policy": merge_policy} if merge_policy else {}
     by_identity = namespace is not None or value is not None
@@ -172,7 +186,7 @@ def graph() -> None:
 @click.option("--id", "value", required=True)
 def graph_show(namespace: str, value: str) -> None:
     """The graph holding an identity, with each link's evidence."""
-    from pipeline.tools import api_call
+    from cdp_tools.ops import api_call
 
     status, body = api_call(_settings(), "graph", {"namespace": namespace, "id": value})
     _print(body)
@@ -191,7 +205,7 @@ def _identity_ref(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.argument("b", callback=_identity_ref)
 def graph_explain(a: str, b: str) -> None:
     """Why two identities (namespace:id) are in one profile, or why not."""
-    from pipeline.tools import api_call
+    from cdp_tools.ops import api_call
 
     status, body = api_call(_settings(), "explain", {"a": a, "b": b})
     _print(body)
@@ -205,7 +219,7 @@ def quarantine() -> None:
 
 @quarantine.command("list")
 def quarantine_list() -> None:
-    from pipeline.tools import with_store
+    from cdp_tools.ops import with_store
 
     _print(asyncio.run(with_store(_settings(), lambda store: store.quarantined())))
 
@@ -215,7 +229,7 @@ def quarantine_list() -> None:
 @click.option("--id", "value", required=True)
 def quarantine_release(namespace: str, value: str) -> None:
     """Let a quarantined identity link again."""
-    from pipeline.tools import release
+    from cdp_tools.ops import release
 
     _print(asyncio.run(release(_settings(), namespace, value)))
 
@@ -244,7 +258,7 @@ def privacy() -> None:
 )
 def privacy_delete(namespace: str, value: str, whole_profile: bool, wait_s: float) -> None:
     """Send a request to the privacy topic and print its receipt."""
-    from pipeline.tools import privacy_request
+    from cdp_tools.ops import privacy_request
 
     request = {
         "request_id": f"cli-{uuid.uuid4()}",
@@ -261,7 +275,7 @@ def privacy_delete(namespace: str, value: str, whole_profile: bool, wait_s: floa
 @main.command()
 def demo() -> None:
     """Start the stack and a worker, feed the sample, print profiles, stop everything."""
-    from pipeline.demo import run_demo
+    from cdp_tools.demo import run_demo
 
     sys.exit(run_demo(_settings()))
 
@@ -275,7 +289,7 @@ def bench() -> None:
 @click.option("--events", type=int, default=20_000, show_default=True)
 def bench_e2e(events: int) -> None:
     """End-to-end through a running worker, next to a raw aiokafka passthrough."""
-    from pipeline.bench.e2e import main as run
+    from cdp_tools.bench.e2e import main as run
 
     run(_settings(), events)
 
@@ -287,7 +301,7 @@ def bench_e2e(events: int) -> None:
 @click.option("--yes", is_flag=True, help="Confirm that the Redis DB may be wiped.")
 def bench_identity(events: int, batch: int, identities: int, yes: bool) -> None:
     """The Redis identity operations alone. WIPES the Redis DB at CDP_REDIS_URL."""
-    from pipeline.identity.bench import report, run
+    from cdp_tools.bench.identity import report, run
 
     if not yes:
         raise click.UsageError("this wipes the Redis DB at CDP_REDIS_URL: pass --yes")
@@ -299,6 +313,6 @@ def bench_identity(events: int, batch: int, identities: int, yes: bool) -> None:
 @click.option("--seconds", type=float, default=10.0, show_default=True)
 def bench_lookup(profiles: int, seconds: float) -> None:
     """Lookups per second and latency against a worker's HTTP API."""
-    from pipeline.bench.lookup import main as run
+    from cdp_tools.bench.lookup import main as run
 
     run(_settings(), profiles, seconds)

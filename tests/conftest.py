@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.settings import Settings, Topics
-from pipeline.workerproc import WorkerProcess, free_port
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,10 @@ from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import normalise_identity
 from pipeline.ingest.privacy import PrivacyRequest
 from pipeline.model import Identity, Rejected
-from pipeline.privacy import execute
 from pipeline.profile.assemble import assemble
 from pipeline.profile.merge import POLICIES
 from pipeline.publish.profiles import PublishSettings
+from pipeline.stages.privacy import execute
 from pipeline.timefmt import iso_ms
 
 Reply = tuple[int, dict[str, Any]]

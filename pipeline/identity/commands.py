@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -19,8 +18,8 @@ from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
 from pipeline.identity.config import IdentityConfig
 from pipeline.identity.pipe import ScriptPipe
+from pipeline.resources import lua_text
 
-LUA_DIR = Path(__file__).with_name("lua")
 SCRIPTS = ("stitch", "delete", "release", "read", "lookup", "quarantined")
 # Read-only: these share one pipelined connection (the lookup API's and publisher's reads).
 PIPELINED = frozenset({"read", "lookup"})
@@ -29,8 +28,7 @@ PIPELINED = frozenset({"read", "lookup"})
 @cache
 def script_source(name: str) -> str:
     """The script with the shared include prepended, as Redis runs it."""
-    include = (LUA_DIR / "includes" / "graph.lua").read_text(encoding="utf-8")
-    return include + "\n" + (LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
+    return lua_text("includes/graph.lua") + "\n" + lua_text(f"{name}.lua")
 
 
 @dataclass

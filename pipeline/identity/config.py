@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.resources import DEFAULT_IDENTITY_CONFIG, schema_text
+
 KINDS = ("person", "device", "cookie", "partner")
 NORMALIZERS = ("trim", "lowercase", "uppercase", "e164", "digits")
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "schemas" / "identity.default.toml"
 _NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -41,7 +42,6 @@ class IdentityConfig:
     max_graph_size: int = 50
     quarantine_max_reassignments: int = 5
     quarantine_window_s: int = 86400
-    source: str = field(default=str(DEFAULT_PATH), compare=False)
 
     def priority(self, namespace: str) -> int:
         return self.namespaces[namespace].priority
@@ -170,14 +170,15 @@ def parse(text: str, path: str = "<config>") -> IdentityConfig:
         raise _fail(path, text, "max_reassignments", "max_reassignments must be an integer >= 1")
     if not isinstance(window, int) or window < 1:
         raise _fail(path, text, "window_seconds", "window_seconds must be an integer >= 1")
-    return IdentityConfig(namespaces, size, max_moves, window, path)
+    return IdentityConfig(namespaces, size, max_moves, window)
 
 
 def load(path: str | None = None) -> IdentityConfig:
     """The configuration at ``path`` (CDP_IDENTITY_CONFIG), else the shipped defaults."""
-    target = Path(path) if path else DEFAULT_PATH
+    if not path:
+        return parse(schema_text(DEFAULT_IDENTITY_CONFIG), DEFAULT_IDENTITY_CONFIG)
     try:
-        text = target.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read identity configuration {target}: {exc}") from exc
-    return parse(text, str(target))
+        raise ConfigError(f"cannot read identity configuration {path}: {exc}") from exc
+    return parse(text, path)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import fastjsonschema
@@ -14,8 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from pipeline.model import Rejected
-
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+from pipeline.resources import schema_text
 
 _TYPE_WORDS = {
     "string": "a string",
@@ -48,7 +46,7 @@ class SchemaCheck:
     def __init__(
         self, filename: str, reasons: Mapping[str, str], expected: Mapping[str, str]
     ) -> None:
-        self.schema: dict[str, Any] = json.loads((SCHEMA_DIR / filename).read_text("utf-8"))
+        self.schema: dict[str, Any] = json.loads(schema_text(filename))
         Draft202012Validator.check_schema(self.schema)
         self._validator = Draft202012Validator(self.schema)
         # The same schema compiled to Python code: ~10x faster on the hot path. The

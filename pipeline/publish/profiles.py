@@ -17,8 +17,8 @@ from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import IdentityConfig
 from pipeline.profile.assemble import assemble
 from pipeline.publish.encode import encode
-from pipeline.worker.records import UpdateNote
-from pipeline.worker.retry import until_redis_answers
+from pipeline.records import UpdateNote
+from pipeline.retry import until_redis_answers
 
 
 @dataclass(frozen=True)

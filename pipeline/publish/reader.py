@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from pipeline.kafka import client_kwargs
 from pipeline.publish.encode import decode
 from pipeline.settings import Settings
-from pipeline.worker.topics import admin_client, partitions_of
+from pipeline.topics import admin_client, partitions_of
 
 
 @dataclass(frozen=True)

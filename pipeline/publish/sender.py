@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from pipeline.publish.encode import encode
 from pipeline.publish.profiles import Publication
+from pipeline.records import Outputs
 from pipeline.settings import Topics
-from pipeline.worker.records import Outputs
 
 Headers = list[tuple[str, bytes]]
 

@@ -31,14 +31,14 @@ from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import parse_privacy_request
 from pipeline.kafka import faust_broker, faust_credentials
 from pipeline.model import Rejected
-from pipeline.privacy import execute
 from pipeline.publish.profiles import Publisher, PublishSettings
 from pipeline.publish.sender import Sender
+from pipeline.records import DeadLetter, Outputs, Record, UpdateNote
+from pipeline.retry import until_redis_answers
 from pipeline.settings import Settings, Topics
+from pipeline.stages.privacy import execute
+from pipeline.stages.stitch import Stitcher
 from pipeline.worker.health import Health
-from pipeline.worker.records import DeadLetter, Outputs, Record, UpdateNote
-from pipeline.worker.retry import until_redis_answers
-from pipeline.worker.stitch import Stitcher
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from faust.types import TopicT
 from pipeline import metrics
 from pipeline.identity.commands import GraphStore
 from pipeline.settings import Settings, Topics
-from pipeline.worker.topics import admin_client
+from pipeline.topics import admin_client
 
 log = logging.getLogger(__name__)
 

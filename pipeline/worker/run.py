@@ -13,8 +13,8 @@ from pipeline.identity import config as identity_config
 from pipeline.identity.commands import GraphStore
 from pipeline.logs import logging_config
 from pipeline.settings import Settings, Topics
+from pipeline.topics import TopicConfigError, admin_client, ensure_topics, event_topics
 from pipeline.worker.app import create_app
-from pipeline.worker.topics import TopicConfigError, admin_client, ensure_topics, event_topics
 
 log = logging.getLogger(__name__)
 

@@ -25,20 +25,20 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
+from cdp_tools.produce import ensure_channel_topics
+from cdp_tools.quiesce import lag, wait_caught_up
+from cdp_tools.stack import StackError, control
+from cdp_tools.workerproc import WorkerProcess
 from pipeline.identity import config as identity_config
 from pipeline.identity.commands import AttributeValue, GraphStore, RawProfile
 from pipeline.ingest import parse_event
 from pipeline.kafka import client_kwargs
 from pipeline.model import Rejected
-from pipeline.produce import ensure_channel_topics
 from pipeline.profile.assemble import merged_attributes
 from pipeline.publish.reader import latest_by_key
-from pipeline.quiesce import lag, wait_caught_up
+from pipeline.records import Record
 from pipeline.settings import Settings, Topics
-from pipeline.stack import StackError, control
-from pipeline.worker.records import Record
-from pipeline.worker.stitch import to_stitch_event
-from pipeline.workerproc import WorkerProcess
+from pipeline.stages.stitch import to_stitch_event
 from tests.model.reference import Model
 
 FAULTS = [pytest.mark.faults, pytest.mark.integration]

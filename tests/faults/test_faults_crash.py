@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from pipeline.identity.commands import GraphStore
 from pipeline.ingest import parse_event
-from pipeline.worker.records import Record
-from pipeline.worker.stitch import to_stitch_event
+from pipeline.records import Record
+from pipeline.stages.stitch import to_stitch_event
 from tests.faults.support import (
     CONFIG,
     FAULTS,
@@ -73,7 +73,7 @@ def test_kill_workers_mid_stream(pipeline_env, start_worker):
 def test_redelivered_merge_still_tombstones(pipeline_env, start_worker):
     """The window a kill can hit: Redis applied a merge, the worker died before sending
     its outputs, the event comes back as a duplicate. The merged-away id must still get
-    its tombstone (it did not before pipeline/worker/stitch.py republished every id the
+    its tombstone (it did not before pipeline/stages/stitch.py republished every id the
     replayed changes name)."""
     s = pipeline_env.settings
     topics = pipeline_env.topics

@@ -43,8 +43,8 @@ def api_port(tmp_path_factory):
     """One worker with a token for the whole module (its own topics and group)."""
     import uuid
 
+    from cdp_tools.workerproc import WorkerProcess, free_port
     from pipeline.settings import Settings
-    from pipeline.workerproc import WorkerProcess, free_port
 
     settings = Settings.from_env()
     tag = uuid.uuid4().hex[:8]

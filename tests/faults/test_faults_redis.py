@@ -1,6 +1,6 @@
 """Issue 6.2: Redis restarts and a 30 s Redis outage mid-stream.
 
-The workers wait Redis out (pipeline/worker/retry.py) without acknowledging anything:
+The workers wait Redis out (pipeline/retry.py) without acknowledging anything:
 they stay alive, /readyz says 503 meanwhile, and they resume by themselves. The stack's
 Redis runs with AOF (appendonly yes, appendfsync everysec by default); control.down stops
 it with SIGTERM, which fsyncs the AOF, so nothing acknowledged is lost. Surviving a

@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
 import redis.asyncio
 
 from pipeline.identity.commands import GraphStore, StitchEvent, StitchResult
 from tests.identity.support import DEFAULTS, assert_same_state, make_event, redis_url, without_time
 from tests.model.reference import Model
+
+# A real Redis at CDP_REDIS_URL (`make test` starts it).
+pytestmark = pytest.mark.integration
 
 CLIENTS, BATCHES, BATCH = 4, 25, 20
 UNIVERSE = [

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
 import redis.asyncio
 
 from pipeline.identity.commands import GraphStore, StitchEvent, StitchResult
 from pipeline.identity.config import IdentityConfig
 from tests.identity.support import DEFAULTS, assert_same_state, config, make_event, without_time
 from tests.model.reference import Model
+
+# A real Redis at CDP_REDIS_URL (`make test` starts it).
+pytestmark = pytest.mark.integration
 
 
 class Both:

@@ -14,6 +14,9 @@ from pipeline.identity.commands import GraphStore
 from pipeline.identity.pipe import ScriptPipe
 from tests.identity.support import DEFAULTS, make_event, redis_url
 
+# A real Redis at CDP_REDIS_URL (`make test` starts it).
+pytestmark = pytest.mark.integration
+
 NAME = "cdp-pipe-test"
 PEOPLE = 60  # concurrent calls: fewer than the fallback's redis-py pool holds (100)
 

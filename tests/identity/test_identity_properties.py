@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import redis.asyncio
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,9 @@ from tests.identity.support import (
     without_time,
 )
 from tests.model.reference import Model
+
+# A real Redis at CDP_REDIS_URL (`make test` starts it).
+pytestmark = pytest.mark.integration
 
 UNIVERSE = [
     *(f"crm_id:C{i}" for i in range(3)),

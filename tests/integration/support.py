@@ -11,10 +11,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from cdp_tools.produce import produce
+from cdp_tools.quiesce import wait_caught_up
 from pipeline.kafka import client_kwargs
-from pipeline.produce import produce
 from pipeline.publish.reader import OutputRecord, latest_by_key, read_to_end
-from pipeline.quiesce import wait_caught_up
 from pipeline.settings import Settings
 
 T0 = int(time.time() * 1000) - 3600_000

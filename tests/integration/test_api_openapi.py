@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from pipeline.workerproc import WorkerProcess
+from cdp_tools.workerproc import WorkerProcess
 from tests.integration.support import envelope, ident, send, settle
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"

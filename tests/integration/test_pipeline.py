@@ -7,7 +7,7 @@ import asyncio
 import msgpack
 import pytest
 
-from pipeline.worker.topics import admin_client, topic_config
+from pipeline.topics import admin_client, topic_config
 from tests.integration.support import (
     by_identity,
     envelope,

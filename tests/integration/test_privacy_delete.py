@@ -16,8 +16,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from pipeline.tools import privacy_request
-from pipeline.workerproc import WorkerProcess
+from cdp_tools.ops import privacy_request
+from cdp_tools.workerproc import WorkerProcess
 from tests.integration.support import (
     by_identity,
     envelope,

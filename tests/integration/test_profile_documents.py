@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from pipeline.sample import SampleGenerator
+from cdp_tools.sample import SampleGenerator
 from tests.integration.support import (
     T0,
     by_identity,

@@ -13,7 +13,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
-# The broker version the local stack (`cdp stack up`) and the tests run; pipeline/stack
+# The broker version the local stack (`cdp stack up`) and the tests run; cdp_tools/stack
 # defines KAFKA_VERSION once it exists, else this fallback applies.
 KAFKA_VERSION_FALLBACK = "3.9.1"
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.stack.config import StackConfig, is_local, parse_bootstrap, parse_redis_url
-from pipeline.stack.errors import StackError
+from cdp_tools.stack.config import StackConfig, is_local, parse_bootstrap, parse_redis_url
+from cdp_tools.stack.errors import StackError
 
 
 @pytest.mark.parametrize(

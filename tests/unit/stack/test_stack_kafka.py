@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.stack import up
-from pipeline.stack.errors import StackError
-from pipeline.stack.kafka import (
+from cdp_tools.stack import up
+from cdp_tools.stack.errors import StackError
+from cdp_tools.stack.kafka import (
     KAFKA_VERSION,
     cluster_id,
     java_major,

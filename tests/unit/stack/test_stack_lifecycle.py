@@ -10,9 +10,9 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from pipeline.stack import down, proc, status, up
-from pipeline.stack.cli import stack
-from pipeline.stack.errors import StackError
+from cdp_tools.stack import down, proc, status, up
+from cdp_tools.stack.cli import stack
+from cdp_tools.stack.errors import StackError
 
 
 def _free_port() -> int:

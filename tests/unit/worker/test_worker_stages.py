@@ -16,11 +16,11 @@ from pipeline.identity.config import load
 from pipeline.model import Event
 from pipeline.publish.profiles import Publisher, PublishSettings
 from pipeline.publish.sender import Sender
+from pipeline.records import DeadLetter, Outputs, Record, UpdateNote
+from pipeline.retry import until_redis_answers
 from pipeline.settings import Topics
-from pipeline.worker import stitch as stitch_stage
-from pipeline.worker.records import DeadLetter, Outputs, Record, UpdateNote
-from pipeline.worker.retry import until_redis_answers
-from pipeline.worker.stitch import Stitcher, to_stitch_event
+from pipeline.stages import stitch as stitch_stage
+from pipeline.stages.stitch import Stitcher, to_stitch_event
 
 TOPICS = Topics("cdp.")
 NOW = int(time.time() * 1000)

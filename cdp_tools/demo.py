@@ -10,14 +10,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipeline.produce import produce
+from cdp_tools.produce import produce
+from cdp_tools.quiesce import wait_caught_up
+from cdp_tools.sample import FAMILY_TABLET, JUNK_EMAIL, SampleGenerator
+from cdp_tools.stack import control
+from cdp_tools.stack.errors import StackError
+from cdp_tools.workerproc import WorkerProcess
 from pipeline.publish.reader import latest_by_key, read_to_end
-from pipeline.quiesce import wait_caught_up
-from pipeline.sample import FAMILY_TABLET, JUNK_EMAIL, SampleGenerator
 from pipeline.settings import Settings, Topics
-from pipeline.stack import control
-from pipeline.stack.errors import StackError
-from pipeline.workerproc import WorkerProcess
 
 CUSTOMERS = 200
 

@@ -21,10 +21,10 @@ import msgpack
 import redis.asyncio as aioredis
 import uvloop
 
+from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.identity import config as identity_config
 from pipeline.identity.commands import GraphStore, StitchEvent
 from pipeline.settings import Settings
-from pipeline.workerproc import WorkerProcess, free_port
 
 
 async def load(settings: Settings, profiles: int, batch: int = 1000) -> float:

@@ -16,10 +16,10 @@ from pipeline.identity.commands import GraphStore, StitchEvent, StitchResult
 from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import flatten_attributes, parse_event
 from pipeline.model import Event, Rejected
+from pipeline.records import DeadLetter, Outputs, Record, UpdateNote
+from pipeline.retry import until_redis_answers
 from pipeline.settings import Topics
 from pipeline.timefmt import iso_ms
-from pipeline.worker.records import DeadLetter, Outputs, Record, UpdateNote
-from pipeline.worker.retry import until_redis_answers
 
 log = logging.getLogger(__name__)
 MAX_UNKNOWN_NAMESPACE_LABELS = 50

@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.stack import proc
-from pipeline.stack.config import StackConfig, is_local
-from pipeline.stack.errors import StackError
+from cdp_tools.stack import proc
+from cdp_tools.stack.config import StackConfig, is_local
+from cdp_tools.stack.errors import StackError
 
 Say = Callable[[str], None]
 

@@ -4,7 +4,7 @@ Fixtures call ``up()``, ``down()`` and ``status()``; every failure is a ``StackE
 message says what to do.
 """
 
-from pipeline.stack.control import ServiceState, down, status, up
-from pipeline.stack.errors import StackError
+from cdp_tools.stack.control import ServiceState, down, status, up
+from cdp_tools.stack.errors import StackError
 
 __all__ = ["ServiceState", "StackError", "down", "status", "up"]

@@ -2,7 +2,7 @@
 
 WARNING: ``run`` FLUSHDBs the database at ``redis_url``; point it at a scratch Redis.
 
-    python -m pipeline.identity.bench redis://127.0.0.1:6379/15
+    python -m cdp_tools.bench.identity redis://127.0.0.1:6379/15
 """
 
 from __future__ import annotations

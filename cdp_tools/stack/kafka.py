@@ -14,10 +14,10 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.stack import proc
-from pipeline.stack.config import StackConfig
-from pipeline.stack.errors import StackError
-from pipeline.stack.service import Say, Service
+from cdp_tools.stack import proc
+from cdp_tools.stack.config import StackConfig
+from cdp_tools.stack.errors import StackError
+from cdp_tools.stack.service import Say, Service
 
 KAFKA_VERSION = "3.9.1"
 MIN_JAVA = 11  # Kafka 3.9 brokers run on Java 11+; 17 is what we test and recommend

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from pipeline.stack import control
-from pipeline.stack.errors import StackError
+from cdp_tools.stack import control
+from cdp_tools.stack.errors import StackError
 
 ONLY = click.option(
     "--only",

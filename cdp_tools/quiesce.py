@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 
 from pipeline.kafka import client_kwargs
 from pipeline.settings import Settings, Topics
-from pipeline.worker.topics import admin_client, partitions_of
+from pipeline.topics import admin_client, partitions_of
 
 
 async def lag(settings: Settings) -> int:

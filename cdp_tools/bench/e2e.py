@@ -17,13 +17,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from cdp_tools.produce import ensure_channel_topics, ensure_plain_topics, produce
+from cdp_tools.quiesce import wait_caught_up
+from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.kafka import client_kwargs
-from pipeline.produce import ensure_channel_topics, ensure_plain_topics, produce
 from pipeline.publish.encode import encode
 from pipeline.publish.reader import read_to_end
-from pipeline.quiesce import wait_caught_up
 from pipeline.settings import Settings, Topics
-from pipeline.workerproc import WorkerProcess, free_port
 
 
 def _events(n: int, people: int, start_ms: int) -> list[tuple[str, dict[str, Any]]]:

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
 
-from pipeline.stack.config import StackConfig
-from pipeline.stack.kafka import Kafka
-from pipeline.stack.redis_server import Redis
-from pipeline.stack.service import Say, Service, ServiceState
+from cdp_tools.stack.config import StackConfig
+from cdp_tools.stack.kafka import Kafka
+from cdp_tools.stack.redis_server import Redis
+from cdp_tools.stack.service import Say, Service, ServiceState
 
 __all__ = ["ServiceState", "down", "status", "up"]
 

@@ -12,9 +12,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pipeline.stack.config import StackConfig
-from pipeline.stack.errors import StackError
-from pipeline.stack.service import Say, Service
+from cdp_tools.stack.config import StackConfig
+from cdp_tools.stack.errors import StackError
+from cdp_tools.stack.service import Say, Service
 
 
 def find_server() -> str:

@@ -14,7 +14,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from pipeline.kafka import client_kwargs
 from pipeline.publish.encode import encode
 from pipeline.settings import Settings, Topics
-from pipeline.worker.topics import admin_client
+from pipeline.topics import admin_client
 
 
 async def ensure_channel_topics(settings: Settings, channels: Iterable[str]) -> None:
