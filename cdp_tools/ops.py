@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -13,7 +17,6 @@ from aiokafka import AIOKafkaProducer
 from pipeline.api.handlers import Api, BadRequest
 from pipeline.identity import config as identity_config
 from pipeline.identity.commands import GraphStore
-from pipeline.ingest import normalise_identity
 from pipeline.kafka import client_kwargs
 from pipeline.publish.encode import encode
 from pipeline.publish.profiles import PublishSettings
@@ -63,12 +66,30 @@ def api_call(settings: Settings, method: str, *args: Any) -> tuple[int, dict[str
     return asyncio.run(with_store(settings, call))
 
 
-async def release(settings: Settings, namespace: str, value: str) -> Any:
-    async def use(store: GraphStore) -> Any:
-        identity = normalise_identity(store.config, namespace, value)
-        return await store.release(identity.key, f"cli-release-{int(time.time())}")
+class WorkerUnreachable(Exception):
+    """No worker answers at CDP_HTTP_HOST:CDP_HTTP_PORT."""
 
-    return await with_store(settings, use)
+
+def worker_call(
+    settings: Settings, method: str, path: str, query: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """Ask a running worker's HTTP API: for changes that must leave through a worker (its
+    graph-changes records and metrics), not straight from Redis."""
+    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
+    url = f"http://{host}:{settings.http_port}{path}?{urllib.parse.urlencode(query)}"
+    request = urllib.request.Request(url, method=method)
+    if settings.api_token:
+        request.add_header("Authorization", f"Bearer {settings.api_token}")
+    try:
+        with urllib.request.urlopen(request, timeout=settings.kafka_request_timeout_s) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+    except OSError as exc:
+        raise WorkerUnreachable(
+            f"no worker answers at {url.split('?')[0]} ({exc}); start one (`cdp worker`) or "
+            "point CDP_HTTP_HOST/CDP_HTTP_PORT at a running worker"
+        ) from exc
 
 
 async def privacy_request(

@@ -5,27 +5,34 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from cdp_tools.stack.proc import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["WorkerProcess", "free_port"]
 
 
 class WorkerProcess:
-    def __init__(self, port: int, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "pipeline", "worker"),
+        cwd: Path | None = None,
+    ) -> None:
         self.port = port
         self.log_path = log_path
         self.env = {**os.environ, **(env or {}), "CDP_HTTP_PORT": str(port)}
+        self.command = list(command)
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -38,8 +45,9 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "worker"],
+            self.command,
             env=self.env,
+            cwd=self.cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

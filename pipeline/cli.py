@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import click
 
+from pipeline.model import POLICIES
 from pipeline.settings import VARIABLES, Settings, Topics
 
 
@@ -68,10 +69,20 @@ def worker() -> None:
 
 @main.command()
 def topology() -> None:
-    """Print the data flow: which agent reads and writes which topic."""
-    from pipeline.worker import app
+    """Print the data flow: which agent reads which topic, calls what and writes where."""
+    import redis.asyncio as aioredis
 
-    click.echo((app.__doc__ or "").split("\n\n")[1])
+    from pipeline.identity import config as identity_config
+    from pipeline.identity.commands import GraphStore
+    from pipeline.worker.app import create_app
+    from pipeline.worker.topology import render
+
+    settings = _settings()
+    config = identity_config.load(settings.identity_config or None)
+    # Wired as a worker would be, without connecting: the client connects on first use.
+    store = GraphStore(aioredis.from_url(settings.redis_url), config)
+    wiring = create_app(settings, config, store, [f"{settings.topic_prefix}events.<channel>"])
+    click.echo(render(wiring.app, wiring.flows))
 
 
 @main.command("config")
@@ -137,7 +148,7 @@ def profile() -> None:
 @click.option("--namespace", default=None)
 @click.option("--id", "value", default=None)
 @click.option("--profile-id", default=None)
-@click.option("--merge-policy", type=click.Choice(["timestamp", "source_precedence"]), default=None)
+@click.option("--merge-policy", type=click.Choice(POLICIES), default=None)
 def profile_get(
     namespace: str | None, value: str | None, profile_id: str | None, merge_policy: str | None
 ) -> None:
@@ -228,10 +239,17 @@ def quarantine_list() -> None:
 @click.option("--namespace", required=True)
 @click.option("--id", "value", required=True)
 def quarantine_release(namespace: str, value: str) -> None:
-    """Let a quarantined identity link again."""
-    from cdp_tools.ops import release
+    """Let a quarantined identity link again (through a running worker, which records the
+    change on cdp.graph-changes)."""
+    from cdp_tools.ops import WorkerUnreachable, worker_call
 
-    _print(asyncio.run(release(_settings(), namespace, value)))
+    query = {"namespace": namespace, "id": value}
+    try:
+        status, body = worker_call(_settings(), "POST", "/v1/quarantine/release", query)
+    except WorkerUnreachable as exc:
+        raise click.ClickException(str(exc)) from None
+    _print(body)
+    sys.exit(0 if status == 200 else 1)
 
 
 @main.group()

@@ -7,6 +7,8 @@ from typing import Any
 
 # Separates namespace and value in an identity key; cannot occur in a namespace name.
 KEY_SEP = ":"
+# Merge policies of profile attributes (CONTRACT 5), per deployment or per request.
+POLICIES = ("timestamp", "source_precedence")
 
 
 @dataclass(frozen=True, order=True)

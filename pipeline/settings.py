@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from pipeline.model import POLICIES
+
 
 class Variable(NamedTuple):
     name: str
@@ -45,9 +47,7 @@ VARIABLES: tuple[Variable, ...] = (
         "/metrics needs 'Authorization: Bearer <token>'.",
     ),
     Variable("CDP_OUTPUT_ENCODING", "msgpack", "Encoding of output records: msgpack or json."),
-    Variable(
-        "CDP_MERGE_POLICY", "timestamp", "Default merge policy: timestamp or source_precedence."
-    ),
+    Variable("CDP_MERGE_POLICY", POLICIES[0], f"Default merge policy: {' or '.join(POLICIES)}."),
     Variable(
         "CDP_SOURCE_PRECEDENCE",
         "crm,loyalty,pos,callcenter,mobile,web",
@@ -124,10 +124,8 @@ class Settings:
         if encoding not in ("msgpack", "json"):
             raise ValueError(f"CDP_OUTPUT_ENCODING must be msgpack or json, not {encoding!r}")
         policy = env("CDP_MERGE_POLICY")
-        if policy not in ("timestamp", "source_precedence"):
-            raise ValueError(
-                f"CDP_MERGE_POLICY must be timestamp or source_precedence, not {policy!r}"
-            )
+        if policy not in POLICIES:
+            raise ValueError(f"CDP_MERGE_POLICY must be {' or '.join(POLICIES)}, not {policy!r}")
         return cls(
             kafka_bootstrap=env("CDP_KAFKA_BOOTSTRAP"),
             redis_url=env("CDP_REDIS_URL"),

@@ -84,7 +84,6 @@ def traffic(seed: int = 1) -> Iterator[StitchEvent]:
             event_id=f"{seed:08x}-{n:012d}-4000-8000-bench",
             timestamp_ms=ts,
             channel="web",
-            kind="experience",
             type="commerce.productViews",
             identities=keys,
             primary=keys[0],

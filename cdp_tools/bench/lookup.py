@@ -40,7 +40,6 @@ async def load(settings: Settings, profiles: int, batch: int = 1000) -> float:
                     event_id=f"load-{i}",
                     timestamp_ms=now,
                     channel="crm",
-                    kind="record",
                     type="record",
                     identities=[f"crm_id:L{i}", f"email:l{i}@example.org"],
                     primary=f"crm_id:L{i}",

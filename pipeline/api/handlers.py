@@ -12,11 +12,11 @@ from pipeline.identity.commands import GraphStore, Link, RawGraph, RawProfile
 from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import normalise_identity
 from pipeline.ingest.privacy import PrivacyRequest
-from pipeline.model import Identity, Rejected
+from pipeline.model import POLICIES, Identity, Rejected
 from pipeline.profile.assemble import assemble
-from pipeline.profile.merge import POLICIES
 from pipeline.publish.profiles import PublishSettings
-from pipeline.stages.privacy import execute
+from pipeline.records import Outputs
+from pipeline.stages.privacy import Receipt, execute, outputs_of, release_quarantine
 from pipeline.timefmt import iso_ms
 
 Reply = tuple[int, dict[str, Any]]
@@ -83,8 +83,8 @@ class Api:
     store: GraphStore
     config: IdentityConfig
     publish: PublishSettings
-    # Sends the receipt and republishes what a delete changed; set by the worker.
-    after_delete: Callable[[dict[str, Any], Any], Awaitable[None]] | None = None
+    # Sends what an operator's change (a delete, a release) produced; set by the worker.
+    emit: Callable[[Outputs, Receipt | None], Awaitable[None]] | None = None
 
     def _identity(
         self, query: Mapping[str, str], ns_name: str = "namespace", id_name: str = "id"
@@ -187,6 +187,18 @@ class Api:
             id=query["id"],
         )
         receipt, result = await execute(self.store, self.config, request)
-        if self.after_delete is not None:
-            await self.after_delete(receipt, result)
+        if self.emit is not None:
+            await self.emit(outputs_of(result), receipt)
         return 200, receipt
+
+    async def quarantined(self, query: Mapping[str, str]) -> Reply:
+        keys = await self.store.quarantined()
+        return 200, {"identities": [_identity_ref(Identity.from_key(k)) for k in keys]}
+
+    async def release(self, query: Mapping[str, str]) -> Reply:
+        """Lift a quarantine; its change goes to the graph-changes topic like any other."""
+        identity = self._identity(query)
+        released, out = await release_quarantine(self.store, identity)
+        if self.emit is not None:
+            await self.emit(out, None)
+        return 200, {**_identity_ref(identity), "released": released, "changes": out.changes}

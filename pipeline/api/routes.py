@@ -16,7 +16,6 @@ from pipeline.api.handlers import Api, BadRequest, Reply
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Mapping[str, str], Mapping[str, str]], Awaitable[Reply]]
-_METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def _json(
@@ -113,6 +112,8 @@ def mount(
         "/v1/graph": (get(api.graph), token),
         "/v1/explain": (get(api.explain), token),
         "/v1/identities": ({"delete": lambda query, match: api.delete_identity(query)}, token),
+        "/v1/quarantine": (get(api.quarantined), token),
+        "/v1/quarantine/release": ({"post": lambda query, match: api.release(query)}, token),
         "/healthz": (get(healthz), ""),
         "/readyz": (get(readyz), ""),
     }

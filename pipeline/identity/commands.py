@@ -38,7 +38,6 @@ class StitchEvent:
     event_id: str
     timestamp_ms: int
     channel: str
-    kind: str
     type: str
     identities: list[str]  # identity keys, primary included
     primary: str
@@ -283,13 +282,16 @@ class GraphStore:
     ) -> DeleteResult:
         return await self._delete("identities", list(identity_keys), request_id)
 
-    async def delete_profile(self, profile_id: str, request_id: str) -> DeleteResult:
-        return await self._delete("profile", [profile_id], request_id)
+    async def delete_profile_of(self, identity_key: str, request_id: str) -> DeleteResult:
+        """Every identity of the graph holding ``identity_key`` (that identity alone when
+        it is in no graph), found and deleted in one atomic call."""
+        return await self._delete("profile_of", [identity_key], request_id)
 
     async def quarantined(self) -> list[str]:
         return list(_text(await self._call("quarantined", None)))
 
-    async def release(self, identity_key: str, request_id: str) -> ChangeResult:
-        """Lift a quarantine; no profile changes, so nothing is dirty."""
-        _released, changes = await self._call("release", [identity_key, request_id])
-        return ChangeResult(set(), set(), _text(changes))
+    async def release(self, identity_key: str, request_id: str) -> tuple[bool, ChangeResult]:
+        """Lift a quarantine: whether there was one, and its change. No profile changes,
+        so nothing is dirty."""
+        released, changes = await self._call("release", [identity_key, request_id])
+        return bool(released), ChangeResult(set(), set(), _text(changes))

@@ -16,7 +16,10 @@ from pipeline.resources import DEFAULT_IDENTITY_CONFIG, schema_text
 
 KINDS = ("person", "device", "cookie", "partner")
 NORMALIZERS = ("trim", "lowercase", "uppercase", "e164", "digits")
-_NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+NAMESPACE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+# Rank of an identity whose namespace is not configured (left in Redis by an earlier
+# configuration): after every configured one. The scripts get it through for_redis().
+UNKNOWN_PRIORITY = 1_000_000
 
 
 class ConfigError(ValueError):
@@ -53,6 +56,7 @@ class IdentityConfig:
                 n.name: {"kind": n.kind, "priority": n.priority, "unique": n.unique}
                 for n in self.namespaces.values()
             },
+            "unknown_priority": UNKNOWN_PRIORITY,
             "max_graph_size": self.max_graph_size,
             "quarantine_max": self.quarantine_max_reassignments,
             "quarantine_window_ms": self.quarantine_window_s * 1000,
@@ -90,8 +94,8 @@ def _namespace(path: str, text: str, name: str, raw: Any, common_blocked: set[st
         # Keys repeat from table to table: look for the line inside this namespace's.
         return _fail(path, text, needle, message, table=f"namespaces.{name}")
 
-    if not _NAMESPACE_RE.match(name):
-        raise fail(header, f"namespace name {name!r} must match {_NAMESPACE_RE.pattern}")
+    if not NAMESPACE_NAME.match(name):
+        raise fail(header, f"namespace name {name!r} must match {NAMESPACE_NAME.pattern}")
     if not isinstance(raw, dict):
         raise fail(header, f"namespace {name!r} must be a table")
     known = {

@@ -1,4 +1,4 @@
-"""Every reason code the ingest stage gives, with what it means.
+"""Every dead-letter reason code, with what it means.
 
 A code is a Prometheus label and the ``cdp-reason`` dead-letter header, so the set is
 closed and short; the human sentence travels separately as ``Rejected.detail``.
@@ -6,7 +6,9 @@ closed and short; the human sentence travels separately as ``Rejected.detail``.
 
 from __future__ import annotations
 
-# Codes that send a record to the dead-letter topic (``Rejected.reason``).
+# Codes that send a record to the dead-letter topic (``Rejected.reason`` at ingest, the
+# stitch stage's last three); the meaning is the dead letter's detail where the stage has
+# no more precise sentence.
 REJECT_REASONS: dict[str, str] = {
     "null_value": "the record has no value (null)",
     "oversized": "the value is larger than CDP_MAX_EVENT_BYTES",
@@ -37,6 +39,12 @@ REJECT_REASONS: dict[str, str] = {
     "unknown_namespace": "the namespace is not configured",
     "blocked_value": "the value is blocked (null, undefined, empty, junk)",
     "bad_format": "the value fails its namespace's format check",
+    "all_identities_deleted": "every identity of the event was deleted by a privacy "
+    "request; storing it would bring a deleted person back",
+    "all_identities_quarantined": "every identity of the event is quarantined as a junk "
+    "identifier (see `cdp quarantine list`); release it to accept such events",
+    "stitch_error": "Redis refused the event (a bug or data it cannot take); the rest of "
+    "the batch went through",
 }
 
 # Codes of identities left out of an event that goes on (``DroppedIdentity.reason``).

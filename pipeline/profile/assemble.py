@@ -9,7 +9,7 @@ from typing import Any
 import msgpack
 
 from pipeline.identity.commands import RawProfile
-from pipeline.identity.config import IdentityConfig
+from pipeline.identity.config import UNKNOWN_PRIORITY, IdentityConfig
 from pipeline.ingest import unflatten_attributes
 from pipeline.model import KEY_SEP
 from pipeline.profile.merge import winners
@@ -23,7 +23,7 @@ def _identities(raw: RawProfile, config: IdentityConfig) -> list[dict[str, Any]]
     for m in raw.members:
         namespace, _, value = m.key.partition(KEY_SEP)
         ns = config.namespaces.get(namespace)
-        rows.append((ns.priority if ns else 1 << 30, m.key, namespace, value, m))
+        rows.append((ns.priority if ns else UNKNOWN_PRIORITY, m.key, namespace, value, m))
     rows.sort(key=itemgetter(0, 1))
     return [
         {

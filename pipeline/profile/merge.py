@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeVar
 
-POLICIES = ("timestamp", "source_precedence")
+from pipeline.model import POLICIES
 
 
 class Candidate(Protocol):

@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from pipeline.kafka import client_kwargs
-from pipeline.publish.encode import decode
+from pipeline.publish.encode import CONTENT_TYPE, decode
 from pipeline.settings import Settings
 from pipeline.topics import admin_client, partitions_of
 
@@ -55,14 +55,17 @@ async def read_to_end(
             batches = await consumer.getmany(timeout_ms=500)
             for messages in batches.values():
                 for m in messages:
+                    headers = dict(m.headers or ())
                     yield OutputRecord(
                         m.partition,
                         m.offset,
                         m.timestamp,
                         m.key.decode() if m.key is not None else None,
-                        decode(m.value) if m.value is not None and decoded else None,
+                        decode(m.value, headers.get(CONTENT_TYPE))
+                        if m.value is not None and decoded
+                        else None,
                         m.value,
-                        {k: v for k, v in (m.headers or ())},
+                        headers,
                     )
             # Positions, not last offsets: compaction and markers leave offset gaps.
             for tp in list(remaining):

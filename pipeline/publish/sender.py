@@ -10,7 +10,8 @@ import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
 
-from pipeline.publish.encode import encode
+from pipeline import metrics
+from pipeline.publish.encode import CONTENT_TYPE, OPAQUE, content_type, encode
 from pipeline.publish.profiles import Publication
 from pipeline.records import Outputs
 from pipeline.settings import Topics
@@ -37,6 +38,18 @@ class Sender:
         self.producer = producer
         self.topics = topics
         self.encoding = encoding
+        self._ours: Headers = [content_type(encoding)]
+        self._internal: Headers = [content_type("msgpack")]
+
+    def destinations(self, *sends: str) -> tuple[str, ...]:
+        """The topics the named ``send_*`` methods write to (for ``cdp topology``)."""
+        t = self.topics
+        where = {
+            "send_outputs": (t.deadletter, t.graph_changes, t.profile_updates),
+            "send_publications": (t.profiles,),
+            "send_receipt": (t.privacy_receipts,),
+        }
+        return tuple(topic for send in sends for topic in where[send])
 
     async def _all(
         self, records: Iterable[tuple[str, bytes | None, bytes | None, Headers | None]]
@@ -50,20 +63,30 @@ class Sender:
     async def send_outputs(self, out: Outputs) -> None:
         t = self.topics
         records: list[tuple[str, bytes | None, bytes | None, Headers | None]] = [
-            (t.deadletter, d.record.key, d.record.value, d.headers()) for d in out.deadletters
+            (t.deadletter, d.record.key, d.record.value, [*d.headers(), (CONTENT_TYPE, OPAQUE)])
+            for d in out.deadletters
         ]
         records += [
-            (t.graph_changes, str(c.get("profile_id", "")).encode(), encode(c, self.encoding), None)
+            (
+                t.graph_changes,
+                str(c.get("profile_id", "")).encode(),
+                encode(c, self.encoding),
+                self._ours,
+            )
             for c in out.changes
         ]
         records += [
-            (t.profile_updates, pid.encode(), n.pack(), None) for pid, n in out.updates.items()
+            (t.profile_updates, pid.encode(), n.pack(), self._internal)
+            for pid, n in out.updates.items()
         ]
         await self._all(records)
+        # Counted here, where every graph change (stitch, privacy, release) leaves.
+        for change in out.changes:
+            metrics.GRAPH_CHANGES.labels(change["type"]).inc()
 
     async def send_publications(self, publications: Sequence[Publication]) -> None:
         await self._all(
-            (self.topics.profiles, p.profile_id.encode(), p.value, None) for p in publications
+            (self.topics.profiles, p.profile_id.encode(), p.value, self._ours) for p in publications
         )
 
     async def send_receipt(self, request_id: str, receipt: dict[str, Any]) -> None:
@@ -73,7 +96,7 @@ class Sender:
                     self.topics.privacy_receipts,
                     request_id.encode(),
                     encode(receipt, self.encoding),
-                    None,
+                    self._ours,
                 )
             ]
         )

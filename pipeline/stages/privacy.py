@@ -1,16 +1,23 @@
-"""Privacy deletes (CONTRACT 4.6): one identity, or every identity of a profile."""
+"""Privacy deletes (CONTRACT 4.6): one identity, or every identity of a profile; and
+the other operator changes to the graph (a quarantine release)."""
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
-from pipeline.identity.commands import DeleteResult, GraphStore
+from pipeline import metrics
+from pipeline.identity.commands import ChangeResult, DeleteResult, GraphStore
 from pipeline.identity.config import IdentityConfig
-from pipeline.ingest import normalise_identity
+from pipeline.ingest import normalise_identity, parse_privacy_request
 from pipeline.ingest.privacy import PrivacyRequest
-from pipeline.model import Rejected
+from pipeline.model import Identity, Rejected
+from pipeline.records import DeadLetter, Outputs, Record, UpdateNote
+from pipeline.retry import until_redis_answers
 from pipeline.timefmt import iso_ms
+
+Receipt = dict[str, Any]
 
 
 async def execute(
@@ -29,12 +36,11 @@ async def execute(
         identity = normalise_identity(config, request.namespace, request.id)
     except Rejected as rejected:
         return {**receipt, "status": "rejected", "reason": rejected.detail}, None
-    profile_id = await store.lookup(identity.key)
-    if request.action == "delete_profile" and profile_id is not None:
-        result = await store.delete_profile(profile_id, request.request_id)
+    # An identity not (yet) in the graph is still suppressed, so that an event still in
+    # flight cannot bring it in after the request.
+    if request.action == "delete_profile":
+        result = await store.delete_profile_of(identity.key, request.request_id)
     else:
-        # An identity not (yet) in the graph is still suppressed, so that an event
-        # still in flight cannot bring it in after the request.
         result = await store.delete_identities([identity.key], request.request_id)
     done = {"completed_at": iso_ms(int(time.time() * 1000))}
     if not result.deleted:
@@ -52,3 +58,37 @@ async def execute(
         "affected_profile_ids": sorted(result.dirty),
         "ceased_profile_ids": sorted(result.ceased),
     }, result
+
+
+def outputs_of(result: DeleteResult | ChangeResult | None) -> Outputs:
+    """The graph changes of an operator's change, and the profiles to republish."""
+    out = Outputs()
+    if result is not None:
+        note = UpdateNote.now()
+        for profile_id in result.dirty | result.ceased:
+            out.note(profile_id, note)
+        out.changes.extend(result.changes)
+    return out
+
+
+async def handle_request(
+    store: GraphStore, config: IdentityConfig, record: Record, max_bytes: int
+) -> tuple[Outputs, Receipt | None]:
+    """One record of the privacy-requests topic: what to send, and the receipt if any."""
+    try:
+        # Not normalised here: execute() does it once and answers a bad identity with a
+        # receipt that says why nothing was deleted.
+        request = parse_privacy_request(record.value, max_bytes)
+    except Rejected as rejected:
+        metrics.PRIVACY_REQUESTS.labels("unknown", "rejected").inc()
+        return Outputs(deadletters=[DeadLetter(record, rejected.reason, rejected.detail)]), None
+    receipt, result = await until_redis_answers("privacy", partial(execute, store, config, request))
+    metrics.PRIVACY_REQUESTS.labels(request.action, receipt["status"]).inc()
+    return outputs_of(result), receipt
+
+
+async def release_quarantine(store: GraphStore, identity: Identity) -> tuple[bool, Outputs]:
+    """Lift the circuit breaker's quarantine of ``identity``; whether it was quarantined,
+    and its ``identity_released`` change to send."""
+    released, result = await store.release(identity.key, f"release-{int(time.time() * 1000)}")
+    return released, outputs_of(result)

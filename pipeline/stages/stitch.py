@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -13,8 +12,9 @@ from redis.exceptions import ResponseError
 
 from pipeline import metrics
 from pipeline.identity.commands import GraphStore, StitchEvent, StitchResult
-from pipeline.identity.config import IdentityConfig
+from pipeline.identity.config import NAMESPACE_NAME, IdentityConfig
 from pipeline.ingest import flatten_attributes, parse_event
+from pipeline.ingest.reasons import REJECT_REASONS
 from pipeline.model import Event, Rejected
 from pipeline.records import DeadLetter, Outputs, Record, UpdateNote
 from pipeline.retry import until_redis_answers
@@ -23,7 +23,6 @@ from pipeline.timefmt import iso_ms
 
 log = logging.getLogger(__name__)
 MAX_UNKNOWN_NAMESPACE_LABELS = 50
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 Staged = tuple[Record, Event, StitchEvent]  # a consumed record, its event, as Redis gets it
 
 
@@ -38,7 +37,6 @@ def to_stitch_event(event: Event, record: Record) -> StitchEvent:
         event_id=event.event_id,
         timestamp_ms=event.timestamp_ms,
         channel=event.channel,
-        kind=event.kind,
         type=event.type,
         identities=[i.key for i in event.identities],
         primary=event.primary.key,
@@ -90,7 +88,9 @@ class Stitcher:
         producer cannot grow the series without limit; the rest count as ``other``."""
         if namespace in self.config.namespaces or namespace in self._unknown_seen:
             return namespace
-        if len(self._unknown_seen) < MAX_UNKNOWN_NAMESPACE_LABELS and _NAME.match(namespace):
+        if len(self._unknown_seen) < MAX_UNKNOWN_NAMESPACE_LABELS and NAMESPACE_NAME.match(
+            namespace
+        ):
             self._unknown_seen.add(namespace)
             return namespace
         return "other"
@@ -169,16 +169,13 @@ class Stitcher:
         for (record, event, _), outcome in zip(parsed, result.outcomes, strict=True):
             if outcome.startswith("rejected:"):
                 reason = outcome.removeprefix("rejected:")
-                detail = _REJECTION_DETAIL.get(reason, reason)
-                self._deadletter(out, record, reason, detail, event.event_id)
+                self._deadletter(out, record, reason, REJECT_REASONS[reason], event.event_id)
             else:
                 metrics.EVENTS_CONSUMED.labels(record.topic, outcome).inc()
         note = UpdateNote(first_event_ms, ingest_ms)
         for profile_id in result.dirty | result.ceased | _profiles_named(result.changes):
             out.note(profile_id, note)
         out.changes.extend(result.changes)
-        for change in result.changes:
-            metrics.GRAPH_CHANGES.labels(change["type"]).inc()
         for size in result.graph_sizes:
             metrics.GRAPH_SIZE.observe(size)
 
@@ -202,11 +199,3 @@ def _profiles_named(changes: Sequence[dict[str, Any]]) -> set[str]:
             elif isinstance(value, list | tuple):
                 named.update(v for v in value if isinstance(v, str))
     return named
-
-
-_REJECTION_DETAIL = {
-    "all_identities_deleted": "every identity of this event was deleted by a privacy "
-    "request; storing it would bring a deleted person back",
-    "all_identities_quarantined": "every identity of this event is quarantined as a junk "
-    "identifier (see `cdp quarantine list`); release it to accept such events",
-}

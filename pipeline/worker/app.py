@@ -1,12 +1,5 @@
-"""The Faust worker: the topology, with thin agents around the plain stages.
-
-    cdp.events.<channel> --stitch--> Redis graph --> cdp.deadletter, cdp.graph-changes
-                                                 \\-> cdp.internal.profile-updates (key: profile id)
-    cdp.internal.profile-updates --publish--> cdp.profiles (compacted; one owner per id)
-    cdp.privacy-requests --privacy--> Redis graph --> cdp.privacy-receipts, profile-updates
-
-``cdp topology`` prints this.
-"""
+"""The Faust worker: thin agents around the plain stages (``cdp topology`` prints the
+flow as wired here)."""
 
 from __future__ import annotations
 
@@ -14,8 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
-from functools import partial
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
@@ -26,19 +18,18 @@ from prometheus_client import CollectorRegistry, generate_latest
 from pipeline import metrics
 from pipeline.api.handlers import Api
 from pipeline.api.routes import mount
-from pipeline.identity.commands import DeleteResult, GraphStore
+from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import IdentityConfig
-from pipeline.ingest import parse_privacy_request
 from pipeline.kafka import faust_broker, faust_credentials
-from pipeline.model import Rejected
 from pipeline.publish.profiles import Publisher, PublishSettings
 from pipeline.publish.sender import Sender
-from pipeline.records import DeadLetter, Outputs, Record, UpdateNote
-from pipeline.retry import until_redis_answers
+from pipeline.records import Outputs, Record, UpdateNote
 from pipeline.settings import Settings, Topics
-from pipeline.stages.privacy import execute
+from pipeline.stages.privacy import Receipt, handle_request
 from pipeline.stages.stitch import Stitcher
+from pipeline.worker.discovery import ChannelDiscovery
 from pipeline.worker.health import Health
+from pipeline.worker.topology import Flow
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +75,10 @@ def _update_note(event: EventT) -> tuple[str, UpdateNote] | None:
         return None
 
 
-def outputs_of_delete(result: DeleteResult | None) -> Outputs:
-    out = Outputs()
-    if result is not None:
-        note = UpdateNote.now()
-        for profile_id in result.dirty | result.ceased:
-            out.note(profile_id, note)
-        out.changes.extend(result.changes)
-    return out
+class Wiring(NamedTuple):
+    app: faust.App
+    health: Health
+    flows: list[Flow]
 
 
 def create_app(
@@ -99,7 +86,7 @@ def create_app(
     config: IdentityConfig,
     store: GraphStore,
     event_topic_names: Sequence[str],
-) -> tuple[faust.App, Health]:
+) -> Wiring:
     topics = Topics(settings.topic_prefix)
     app = faust.App(
         settings.app_id,
@@ -143,12 +130,12 @@ def create_app(
     def raw_topic(*names: str, **options: Any) -> TopicT:
         return app.topic(*names, key_serializer="raw", value_serializer="raw", **options)
 
-    # A config mapping of its own marks this topic's clones for topic discovery (Health);
-    # Faust only uses it when declaring internal topics, which this is not.
+    # A config mapping of its own marks this topic's clones for topic discovery; Faust
+    # only uses it when declaring internal topics, which this is not.
     events_topic = raw_topic(*event_topic_names, config={"cdp.role": "channel-events"})
     updates_topic = raw_topic(topics.profile_updates)
     privacy_topic = raw_topic(topics.privacy_requests)
-    health.watch_event_topics(events_topic)
+    discovery = ChannelDiscovery(app, settings, events_topic)
 
     async def stitch_batch(batch: Sequence[EventT]) -> None:
         await sender.send_outputs(await stitcher.process([_record(e) for e in batch]))
@@ -164,6 +151,7 @@ def create_app(
         stream = cast(Stream, events)  # noack_take is on the class, not the interface
         async for batch in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
             await _complete(stream, batch, stitch_batch(batch))
+            health.processed(batch)
 
     @app.agent(updates_topic, name="publish")
     async def publish(updates: StreamT) -> None:
@@ -172,31 +160,22 @@ def create_app(
             PUBLISH_BATCH_FACTOR * settings.batch_size, within=settings.publish_window_s
         ):
             await _complete(stream, batch, publish_batch(batch))
+            health.processed(batch)
 
-    async def after_delete(receipt: dict[str, Any], result: DeleteResult | None) -> None:
-        await sender.send_outputs(outputs_of_delete(result))
-        await sender.send_receipt(receipt["request_id"], receipt)
+    async def emit(out: Outputs, receipt: Receipt | None) -> None:
+        await sender.send_outputs(out)
+        if receipt is not None:
+            await sender.send_receipt(receipt["request_id"], receipt)
 
     @app.agent(privacy_topic, name="privacy")
     async def privacy(stream: StreamT) -> None:
         async for event in stream.events():
-            record = _record(event)
-            try:
-                # Not normalised here: execute() does it once and answers a bad identity
-                # with a receipt that says why nothing was deleted.
-                request = parse_privacy_request(record.value, settings.max_event_bytes)
-            except Rejected as rejected:
-                metrics.PRIVACY_REQUESTS.labels("unknown", "rejected").inc()
-                out = Outputs(deadletters=[DeadLetter(record, rejected.reason, rejected.detail)])
-                await sender.send_outputs(out)
-                continue
-            receipt, result = await until_redis_answers(
-                "privacy", partial(execute, store, config, request)
+            await emit(
+                *await handle_request(store, config, _record(event), settings.max_event_bytes)
             )
-            metrics.PRIVACY_REQUESTS.labels(request.action, receipt["status"]).inc()
-            await after_delete(receipt, result)
+            health.processed([event])
 
-    api = Api(store, config, publish_settings, after_delete=after_delete)
+    api = Api(store, config, publish_settings, emit=emit)
     mount(
         app,
         api,
@@ -209,4 +188,20 @@ def create_app(
     async def watch() -> None:
         await asyncio.gather(health.probe(), return_exceptions=True)
 
-    return app, health
+    @app.timer(interval=2.0)
+    async def discover() -> None:
+        try:
+            await discovery.discover()
+        except Exception as exc:  # Kafka away: the probe reports it; try again later
+            log.debug("channel discovery failed: %s", exc)
+
+    flows = [
+        Flow(stitch, "ingest -> identity (Redis graph)", sender.destinations("send_outputs")),
+        Flow(publish, "profile (assemble) -> publish", sender.destinations("send_publications")),
+        Flow(
+            privacy,
+            "identity (privacy delete)",
+            sender.destinations("send_outputs", "send_receipt"),
+        ),
+    ]
+    return Wiring(app, health, flows)

@@ -1,25 +1,22 @@
-"""Readiness, dependency probes, consumer lag and discovery of new channel topics."""
+"""Readiness, dependency probes and consumer lag. The probe writes the state; /readyz and
+the metrics only read it."""
 
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
-from faust.types import TopicT
+from faust.types import TP, EventT
 
 from pipeline import metrics
 from pipeline.identity.commands import GraphStore
-from pipeline.settings import Settings, Topics
+from pipeline.settings import Settings
 from pipeline.topics import admin_client
 
 log = logging.getLogger(__name__)
-
-# Faust's conductor waits 45 s before resubscribing so that agent restarts batch up;
-# a new channel topic should be consumed within seconds instead.
-RESUBSCRIBE_DELAY_S = 1.0
 
 
 class Health:
@@ -27,11 +24,10 @@ class Health:
         self.app = app
         self.store = store
         self.settings = settings
-        topics = Topics(settings.topic_prefix)
         self.state = {"kafka": False, "redis": False, "partitions_assigned": False}
         self._admin: AIOKafkaAdminClient | None = None
-        self._events_topic: TopicT | None = None
-        self._pattern = re.compile(topics.events_pattern)
+        # Next offset to process per partition, from the batches the agents completed.
+        self._next: dict[TP, int] = {}
         # mode's signal stubs do not accept bound async methods; the call is as documented.
         app.on_rebalance_complete.connect(self._on_rebalanced)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -44,8 +40,11 @@ class Health:
         self.state["partitions_assigned"] = False
         self._publish_ready()
 
-    def watch_event_topics(self, topic: TopicT) -> None:
-        self._events_topic = topic
+    def processed(self, events: Sequence[EventT]) -> None:
+        """Called with each batch once its effects landed: where the lag counts from."""
+        for event in events:
+            m = event.message
+            self._next[m.tp] = m.offset + 1
 
     def checks(self) -> dict[str, bool]:
         return dict(self.state)
@@ -62,7 +61,11 @@ class Health:
             self.state["redis"] = False
             log.warning("redis unreachable: %s", exc)
         try:
-            await self._discover()
+            if self._admin is None:
+                admin = admin_client(self.settings)
+                await admin.start()
+                self._admin = admin
+            await self._admin.list_topics()
             self.state["kafka"] = True
         except Exception as exc:
             self.state["kafka"] = False
@@ -72,26 +75,6 @@ class Health:
         self._publish_ready()
         self._lag()
 
-    async def _discover(self) -> None:
-        if self._admin is None:
-            admin = admin_client(self.settings)
-            await admin.start()
-            self._admin = admin
-        names = await self._admin.list_topics()
-        topic = self._events_topic
-        if topic is None:
-            return
-        new = sorted(n for n in names if self._pattern.match(n) and n not in topic.topics)
-        if new:
-            log.info("new channel topics: %s", ", ".join(new))
-            conductor: Any = self.app.topics
-            # The agent consumes clones of our topic; clones share its config mapping.
-            for channel in [topic, *conductor]:
-                if channel is topic or getattr(channel, "config", None) is topic.config:
-                    channel.topics = [*channel.topics, *new]
-            conductor._resubscribe_sleep_lock_seconds = RESUBSCRIBE_DELAY_S
-            conductor._flag_changes()
-
     def _lag(self) -> None:
         consumer: Any = self.app.consumer
         try:
@@ -100,11 +83,10 @@ class Health:
             return
         for tp in assignment:
             highwater = consumer.highwater(tp)
-            # Faust keeps the last offset it read per partition only privately.
-            read = consumer._read_offset.get(tp)
-            if highwater is None:
+            # A partition counts from its first completed batch in this process.
+            position = self._next.get(tp)
+            if highwater is None or position is None:
                 continue
-            position = read + 1 if read is not None else 0
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
                 max(0, highwater - position)
             )

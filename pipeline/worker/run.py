@@ -67,10 +67,8 @@ def run(settings: Settings) -> None:
         dedupe_ttl_s=settings.dedupe_ttl_s,
         recent_limit=settings.recent_events,
     )
-    app, _ = create_app(settings, config, store, names)
-
     worker = Worker(
-        app,
+        create_app(settings, config, store, names).app,
         loglevel=settings.log_level,
         logging_config=logging_config(settings.log_format, settings.log_level),
         quiet=True,

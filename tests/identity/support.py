@@ -40,7 +40,6 @@ def make_event(
         event_id=event_id,
         timestamp_ms=ts,
         channel=channel,
-        kind="experience",
         type=type_,
         identities=list(identities),
         primary=primary or identities[0],

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 import redis.asyncio
 
-from pipeline.identity.commands import GraphStore, StitchEvent, StitchResult
+from pipeline.identity.commands import ChangeResult, GraphStore, StitchEvent, StitchResult
 from pipeline.identity.config import IdentityConfig
 from tests.identity.support import DEFAULTS, assert_same_state, config, make_event, without_time
 from tests.model.reference import Model
@@ -129,10 +129,30 @@ async def test_split_keeps_id_with_highest_priority_and_ceases_ids(
     assert await both.pid("crm_id:A") == first
     other = await both.pid("email:a@x.com")
     assert other != first and deleted.dirty == {first, other}
-    gone = await both.store.delete_profile(other or "", "req-2")
-    both.model.delete_profile(other or "", "req-2")
+    gone = await both.store.delete_profile_of("email:a@x.com", "req-2")
+    both.model.delete_profile_of("email:a@x.com", "req-2")
     assert gone.ceased == {other} and sorted(gone.deleted) == ["ecid:c1", "email:a@x.com"]
     assert (await both.store.read_profiles([other or ""])) == {other: None}
+    await both.check()
+
+
+async def test_delete_profile_of_an_identity_takes_the_graph_it_is_in_at_that_moment(
+    client: redis.asyncio.Redis,
+) -> None:
+    """The graph is found inside the delete itself: an identity merged into another
+    profile takes that whole profile with it, and one in no graph is still suppressed."""
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "crm_id:A", "email:a@x.com"))
+    await both.stitch(make_event("e2", 1100, "ecid:c9", "device_id:d9"))
+    await both.stitch(make_event("e3", 1200, "email:a@x.com", "ecid:c9"))
+    gone = await both.store.delete_profile_of("device_id:d9", "req-1")
+    both.model.delete_profile_of("device_id:d9", "req-1")
+    assert sorted(gone.deleted) == ["crm_id:A", "device_id:d9", "ecid:c9", "email:a@x.com"]
+    nobody = await both.store.delete_profile_of("phone:+15550100", "req-2")
+    both.model.delete_profile_of("phone:+15550100", "req-2")
+    assert nobody.deleted == [] and nobody.ceased == set()
+    await both.stitch(make_event("e4", 1300, "phone:+15550100", "ecid:c1"))
+    assert await both.pid("phone:+15550100") is None  # suppressed by the request
     await both.check()
 
 
@@ -191,9 +211,10 @@ async def test_quarantine_of_identity_moving_between_people(client: redis.asynci
     assert (await both.stitch(make_event("e5", 6000, junk))).outcomes == [
         "rejected:all_identities_quarantined"
     ]
-    released = await both.store.release(junk, "req")
+    was_quarantined, released = await both.store.release(junk, "req")
     both.model.release(junk, "req")
-    assert types(released.changes) == ["identity_released"]
+    assert was_quarantined and types(released.changes) == ["identity_released"]
+    assert (await both.store.release(junk, "req-again")) == (False, ChangeResult(set(), set(), []))
     assert await both.store.quarantined() == []
     await both.check()
 

@@ -112,7 +112,11 @@ async def _apply(
             event(kind_of_change)  # hypothesis statistics: which paths the examples reach
         return got.ceased
     if kind == "release":
-        released, expected = await store.release(arg, "r"), model.release(arg, "r")
+        (was_quarantined, released), expected = (
+            await store.release(arg, "r"),
+            model.release(arg, "r"),
+        )
+        assert was_quarantined == bool(expected.changes)
         assert without_time(released.changes) == expected.changes
         return set()
     if kind == "delete":
@@ -123,10 +127,9 @@ async def _apply(
         )
     else:
         key, request = arg
-        pid = model.index.get(key, "p_none")
         deleted, expected = (
-            await store.delete_profile(pid, request),
-            model.delete_profile(pid, request),
+            await store.delete_profile_of(key, request),
+            model.delete_profile_of(key, request),
         )
     assert deleted.deleted == expected.outcomes
     assert (deleted.dirty, deleted.ceased) == (expected.dirty, expected.ceased)

@@ -13,10 +13,10 @@ from itertools import combinations
 from typing import Any
 
 from pipeline.identity.commands import StitchEvent
-from pipeline.identity.config import IdentityConfig
+from pipeline.identity.config import UNKNOWN_PRIORITY, IdentityConfig
 
 KIND_RANK = {"cookie": 0, "device": 1, "partner": 2, "person": 3}
-UNKNOWN = {"kind": "partner", "priority": 1_000_000, "unique": False}
+UNKNOWN = {"kind": "partner", "priority": UNKNOWN_PRIORITY, "unique": False}
 Link = tuple[str, str]
 
 
@@ -114,9 +114,10 @@ class Model:
         self.requests[request_id] = res
         return res
 
-    def delete_profile(self, pid: str, request_id: str) -> Result:
-        graph = self.graphs.get(pid)
-        return self.delete_identities(sorted(graph.members) if graph else [], request_id)
+    def delete_profile_of(self, key: str, request_id: str) -> Result:
+        """Every identity of the graph holding ``key``; ``key`` alone when it has none."""
+        graph = self.graphs.get(self.index.get(key, ""))
+        return self.delete_identities(sorted(graph.members) if graph else [key], request_id)
 
     def release(self, key: str, request_id: str) -> Result:
         res = Result()

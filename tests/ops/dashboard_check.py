@@ -15,7 +15,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,6 +23,8 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from cdp_tools.stack.proc import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "cdp.json"
@@ -109,12 +110,6 @@ def substitute(expr: str, variables: Mapping[str, str]) -> str:
     return _VARIABLE_RE.sub(
         lambda m: m.group(0) if (m.group(3) or "x")[0].isdigit() else repl(m), expr
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape_config(metrics_urls: Sequence[str], rule_files: Sequence[Path]) -> dict[str, Any]:

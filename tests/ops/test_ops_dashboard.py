@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
+from cdp_tools.stack.proc import free_port
+
 try:
     import dashboard_check as dc
 except ImportError:  # pytest --import-mode=importlib, or imported from elsewhere
@@ -201,7 +203,7 @@ def _simulated_worker(registry: CollectorRegistry, tick: Callable[[int], None]) 
             stop.wait(0.1)
 
     tick(0)
-    port = dc.free_port()
+    port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     ticker = threading.Thread(target=run, daemon=True)
     ticker.start()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
 import msgpack
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from pipeline.api.handlers import Api, BadRequest, shortest_path
 from pipeline.identity.commands import (
     AttributeValue,
+    ChangeResult,
     DeleteResult,
     GraphStore,
     Link,
@@ -20,6 +21,8 @@ from pipeline.identity.commands import (
 )
 from pipeline.identity.config import IdentityConfig, load
 from pipeline.publish.profiles import PublishSettings
+from pipeline.records import Outputs
+from pipeline.stages.privacy import Receipt
 
 T = 1_796_083_200_000
 
@@ -36,6 +39,7 @@ class FakeStore:
         self.index = {m.key: g.profile_id for g in graphs for m in g.members}
         self.attributes = list(attributes)
         self.deleted: list[tuple[list[str], str]] = []
+        self.quarantine: set[str] = set()
 
     async def lookup(self, key: str) -> str | None:
         return self.index.get(key)
@@ -58,6 +62,15 @@ class FakeStore:
         present = [k for k in keys if k in self.index]
         ceased = {self.index[k] for k in present}
         return DeleteResult(present, set(), ceased, [])
+
+    async def quarantined(self) -> list[str]:
+        return sorted(self.quarantine)
+
+    async def release(self, key: str, request_id: str) -> tuple[bool, ChangeResult]:
+        if key not in self.quarantine:
+            return False, ChangeResult(set(), set(), [])
+        self.quarantine.discard(key)
+        return True, ChangeResult(set(), set(), [{"type": "identity_released", "identity": key}])
 
 
 def graph(pid: str, links: Sequence[Link]) -> RawGraph:
@@ -169,22 +182,43 @@ async def test_graph_lists_identities_and_links_with_evidence(api: Api) -> None:
 async def test_delete_identity_answers_a_receipt_and_hands_it_on(
     api: Api, store: FakeStore
 ) -> None:
-    handed: list[dict[str, Any]] = []
+    handed: list[tuple[Outputs, Receipt | None]] = []
 
-    async def after(receipt: dict[str, Any], result: Any) -> None:
-        handed.append(receipt)
+    async def emit(out: Outputs, receipt: Receipt | None) -> None:
+        handed.append((out, receipt))
 
-    api.after_delete = after
+    api.emit = emit
     query = {"namespace": "crm_id", "id": "C-2", "request_id": "req-1"}
     status, receipt = await api.delete_identity(query)
     assert status == 200
     assert receipt["status"] == "deleted"
     assert receipt["deleted_identities"] == ["crm_id:C-2"]
-    assert handed == [receipt]
+    (out, sent), *_ = handed
+    assert sent == receipt and set(out.updates) == set(receipt["ceased_profile_ids"])
     assert store.deleted == [(["crm_id:C-2"], "req-1")]
     _, generated = await api.delete_identity({"namespace": "crm_id", "id": "C-9"})
     assert generated["request_id"].startswith("http-")
     assert generated["status"] == "not_found"
+
+
+async def test_release_hands_its_change_to_the_worker(api: Api, store: FakeStore) -> None:
+    handed: list[tuple[Outputs, Receipt | None]] = []
+
+    async def emit(out: Outputs, receipt: Receipt | None) -> None:
+        handed.append((out, receipt))
+
+    api.emit = emit
+    store.quarantine = {"ecid:kiosk"}
+    assert await api.quarantined({}) == (
+        200,
+        {"identities": [{"namespace": "ecid", "id": "kiosk"}]},
+    )
+    status, body = await api.release({"namespace": "ecid", "id": "kiosk"})
+    assert status == 200 and body["released"] is True
+    assert [c["type"] for c in handed[0][0].changes] == ["identity_released"]
+    assert handed[0][1] is None
+    _, again = await api.release({"namespace": "ecid", "id": "kiosk"})
+    assert again["released"] is False and again["changes"] == []
 
 
 LONG = "x" * 1025

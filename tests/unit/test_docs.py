@@ -12,6 +12,7 @@ from pipeline.settings import VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+CONTRACT = (ROOT / "docs" / "contract.md").read_text()
 
 
 def test_every_setting_is_documented_with_its_default() -> None:
@@ -52,3 +53,47 @@ def test_the_contract_channel_pattern_is_the_one_the_worker_uses() -> None:
 
     assert Topics("cdp.").events_pattern == r"^cdp\.events\.[a-z0-9_-]+$"
     assert re.match(Topics("cdp.").events_pattern, "cdp.events.kiosk")
+
+
+def test_the_contract_lists_every_setting_with_its_default() -> None:
+    listed = re.findall(r"^\| `(CDP_[A-Z_]+)` \| `([^`]*)` \|$", CONTRACT, re.M)
+    assert listed == [(v.name, v.default) for v in VARIABLES]
+
+
+def test_the_contract_names_every_topic_the_pipeline_uses() -> None:
+    from pipeline.settings import Topics
+
+    topics = Topics("cdp.")
+    owned = {v for k, v in vars(topics).items() if isinstance(v, str) and k != "prefix"}
+    table = CONTRACT.split("## 2. Topics")[1].split("## 3.")[0]
+    for name in owned:
+        assert f"`{name}`" in table, name
+
+
+def test_the_contract_lists_the_default_namespaces_as_configured() -> None:
+    from pipeline.identity.config import load
+
+    rows = re.findall(r"^\| `([a-z_]+)` \| (\w+) \| (yes|no) \| (\d+) \|$", CONTRACT, re.M)
+    configured = [
+        (n.name, n.kind, "yes" if n.unique else "no", str(n.priority))
+        for n in sorted(load().namespaces.values(), key=lambda n: n.priority)
+    ]
+    assert rows == configured
+
+
+def test_the_contract_routes_are_the_documented_api() -> None:
+    import yaml
+
+    paths = set(yaml.safe_load((ROOT / "schemas" / "openapi.yaml").read_text())["paths"])
+    section = CONTRACT.split("## 6. HTTP")[1].split("## 7.")[0]
+    named = {p.split("?")[0] for p in re.findall(r"`(?:GET|POST|DELETE) (/[^`]*)`", section)}
+    assert named == paths
+
+
+def test_docs_and_readme_link_nothing_outside_the_repository() -> None:
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = doc.read_text()
+        assert "../shared" not in text and "shared/spec" not in text, doc
+        for target in re.findall(r"\]\(([^)#]+)", text):
+            if "://" not in target:
+                assert (doc.parent / target).exists(), f"{doc.name}: {target}"

@@ -8,8 +8,9 @@ import msgpack
 import pytest
 
 from pipeline.identity.commands import AttributeValue, RawProfile
+from pipeline.model import POLICIES
 from pipeline.profile.assemble import merged_attributes
-from pipeline.profile.merge import POLICIES, winners
+from pipeline.profile.merge import winners
 
 PRECEDENCE = ("crm", "loyalty", "web")
 

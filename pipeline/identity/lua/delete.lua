@@ -4,8 +4,10 @@
 
   KEYS: none (see includes/graph.lua)
   ARGV[1]: msgpack config
-  ARGV[2]: msgpack {request_id, "identities" | "profile", targets}: identity keys, or
-           {profile id}
+  ARGV[2]: msgpack {request_id, "identities" | "profile_of", targets}: identity keys,
+           or {one identity key} whose whole graph goes (that identity alone when it is
+           in no graph). Finding the graph here, not in a lookup before the call, means
+           a merge can never slip in between and leave part of the profile behind.
   Returns: msgpack {deleted identity keys, dirty, ceased, changes}; a request id seen
            within dedupe_ttl_s gets the first answer again and changes nothing, so a
            request redelivered after a crash still names the profiles to republish
@@ -20,10 +22,13 @@ local done_key = 'cdp:pr:' .. request[1]
 local done = redis.call('GET', done_key)
 if done then return done end
 local targets = request[3]
-if request[2] == 'profile' then
-  local g = load_graph(targets[1])
-  targets = g and member_list({members = g.m}) or {}
-  table.sort(targets, lt)
+if request[2] == 'profile_of' then
+  local pid = pid_of(targets[1])
+  local g = pid and load_graph(pid)
+  if g then
+    targets = member_list({members = g.m})
+    table.sort(targets, lt)
+  end
 end
 
 local gone, present, pids, changes = {}, {}, {}, {}

@@ -3,7 +3,6 @@
 import importlib.util
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,20 +12,14 @@ from click.testing import CliRunner
 from cdp_tools.stack import down, proc, status, up
 from cdp_tools.stack.cli import stack
 from cdp_tools.stack.errors import StackError
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+from cdp_tools.stack.proc import free_port
 
 
 @pytest.fixture
 def redis_port(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> int:
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("CDP_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("CDP_KAFKA_BOOTSTRAP", f"127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("CDP_KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")
     monkeypatch.setenv("CDP_REDIS_URL", f"redis://127.0.0.1:{port}/0")
     return port
 
@@ -55,7 +48,7 @@ def test_redis_lifecycle(redis_port: int, tmp_path: Path) -> None:
         assert said[-1] == f"Redis already running (pid {pid}, 127.0.0.1:{redis_port})"
 
         with pytest.MonkeyPatch.context() as moved:  # same state dir, another port
-            moved.setenv("CDP_REDIS_URL", f"redis://127.0.0.1:{_free_port()}/0")
+            moved.setenv("CDP_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
             with pytest.raises(StackError, match=f"runs on port {redis_port} .pid {pid}."):
                 up(only="redis", say=said.append)
 

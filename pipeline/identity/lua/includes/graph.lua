@@ -2,7 +2,7 @@
   Shared code of the identity graph scripts; commands.py prepends it to every script.
 
   Every script takes ARGV[1] = msgpack config {namespaces = {name = {kind, priority,
-  unique}}, max_graph_size, quarantine_max, quarantine_window_ms, dedupe_ttl_s,
+  unique}}, unknown_priority, max_graph_size, quarantine_max, quarantine_window_ms, dedupe_ttl_s,
   recent_limit}. Keys are derived from identities and profile ids, so the scripts
   declare no KEYS: single Redis instance only, not Redis Cluster.
 
@@ -37,8 +37,8 @@
 
 local BUCKETS = 65536
 local KIND_RANK = {cookie = 0, device = 1, partner = 2, person = 3}
-local UNKNOWN = {kind = 'partner', priority = 1000000, unique = false}
 local CFG = cmsgpack.unpack(ARGV[1])
+local UNKNOWN = {kind = 'partner', priority = CFG.unknown_priority, unique = false}
 local NOW = (function()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -1,0 +1,66 @@
+"""Discovery of new channel topics: a producer creates ``cdp.events.kiosk`` and the worker
+consumes it within seconds, without a restart (CONTRACT 2).
+
+Faust cannot subscribe by pattern, so a timer lists the broker's topics and adds new
+matches to the stitch agent's topic; the conductor resubscribes the consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import faust
+from faust.transport.conductor import Conductor
+from faust.types import TopicT
+
+from pipeline.settings import Settings, Topics
+from pipeline.topics import admin_client
+
+log = logging.getLogger(__name__)
+
+# The conductor waits this long before resubscribing, so that agent restarts batch up
+# (45 s upstream); a new channel topic should be consumed within seconds instead. It is
+# a class attribute without a setting: tests/unit/worker/test_worker_faust_pins.py fails
+# if faust-streaming changes how it is used.
+RESUBSCRIBE_DELAY_S = 1.0
+RESUBSCRIBE_ATTRIBUTE = "_resubscribe_sleep_lock_seconds"
+
+
+class ChannelDiscovery:
+    def __init__(self, app: faust.App, settings: Settings, events_topic: TopicT) -> None:
+        self.app = app
+        self.settings = settings
+        self.events_topic = events_topic
+        self._pattern = re.compile(Topics(settings.topic_prefix).events_pattern)
+        self._admin: Any = None
+
+    async def discover(self) -> list[str]:
+        """Subscribe to channel topics created since the last call; their names."""
+        if self._admin is None:
+            admin = admin_client(self.settings)
+            await admin.start()
+            self._admin = admin
+        names = await self._admin.list_topics()
+        topic = self.events_topic
+        new = sorted(n for n in names if self._pattern.match(n) and n not in topic.topics)
+        if new:
+            log.info("new channel topics: %s", ", ".join(new))
+            self._subscribe(new)
+        return new
+
+    def _subscribe(self, new: list[str]) -> None:
+        conductor: Conductor = self.app.topics  # type: ignore[assignment]
+        setattr(conductor, RESUBSCRIBE_ATTRIBUTE, RESUBSCRIBE_DELAY_S)
+        # The agent consumes clones of our topic; clones share its config mapping.
+        clones = [c for c in conductor if getattr(c, "config", None) is self.events_topic.config]
+        for channel in {self.events_topic, *clones}:
+            channel.topics = [*channel.topics, *new]
+        for clone in clones:  # discard + add: the conductor's public way to resubscribe
+            conductor.discard(clone)
+            conductor.add(clone)
+
+    async def close(self) -> None:
+        if self._admin is not None:
+            await self._admin.close()

