@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import Any, cast
@@ -150,8 +151,14 @@ def create_app(
     privacy_topic = raw_topic(topics.privacy_requests)
     health.watch_event_topics(events_topic)
 
+    async def send_outputs(out: Outputs) -> None:
+        await sender.send_outputs(out)
+        if out.deadletters:  # sent first: a crash in between counts them again, as sent
+            reasons = Counter(d.reason for d in out.deadletters)
+            await until_redis_answers("tally", partial(store.count_deadletters, reasons))
+
     async def stitch_batch(batch: Sequence[EventT]) -> None:
-        await sender.send_outputs(await stitcher.process([_record(e) for e in batch]))
+        await send_outputs(await stitcher.process([_record(e) for e in batch]))
 
     async def publish_batch(batch: Sequence[EventT]) -> None:
         notes = [note for e in batch if (note := _update_note(e)) is not None]
@@ -188,7 +195,7 @@ def create_app(
             except Rejected as rejected:
                 metrics.PRIVACY_REQUESTS.labels("unknown", "rejected").inc()
                 out = Outputs(deadletters=[DeadLetter(record, rejected.reason, rejected.detail)])
-                await sender.send_outputs(out)
+                await send_outputs(out)
                 continue
             receipt, result = await until_redis_answers(
                 "privacy", partial(execute, store, config, request)
