@@ -12,7 +12,8 @@ import orjson
 from aiohttp import web as aiohttp_web
 
 from pipeline import metrics
-from pipeline.api.handlers import Api, BadRequest, Reply
+from pipeline.api.handlers import Api, BadRequest, NotFound, Reply
+from pipeline.api.viewer import mount_viewer
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Mapping[str, str], Mapping[str, str]], Awaitable[Reply]]
@@ -55,6 +56,8 @@ def _handler(
                 status, body = await handlers[method](dict(request.query), request.match_info)
         except BadRequest as exc:
             status, body = 400, {"error": str(exc)}
+        except NotFound as exc:
+            status, body = 404, {"error": str(exc)}
         except Exception:
             # Internals stay in the log, not in the answer.
             log.exception("%s %s failed", request.method, route)
@@ -105,14 +108,27 @@ def mount(
         return (200 if all(checks.values()) else 503), {"ready": all(checks.values()), **checks}
 
     routes: dict[str, tuple[dict[str, Handler], str]] = {
-        "/v1/profiles": (get(api.profile_by_identity), token),
+        "/v1/profiles": (
+            {
+                "get": lambda query, match: api.profile_by_identity(query),
+                "delete": lambda query, match: api.delete_profile(query),
+            },
+            token,
+        ),
         "/v1/profiles/{profile_id}": (
             {"get": lambda query, match: api.profile_by_id(match["profile_id"], query)},
+            token,
+        ),
+        "/v1/profiles/{profile_id}/attributes": (
+            {"get": lambda query, match: api.attribute_sources(match["profile_id"], query)},
             token,
         ),
         "/v1/graph": (get(api.graph), token),
         "/v1/explain": (get(api.explain), token),
         "/v1/identities": ({"delete": lambda query, match: api.delete_identity(query)}, token),
+        "/v1/namespaces": (get(api.namespaces), token),
+        "/v1/quarantine": (get(api.quarantine), token),
+        "/v1/overview": (get(api.overview), token),
         "/healthz": (get(healthz), ""),
         "/readyz": (get(readyz), ""),
     }
@@ -128,3 +144,5 @@ def mount(
         return aiohttp_web.Response(body=exposition(), content_type="text/plain")
 
     web_app.router.add_get("/metrics", metrics_view)
+    # The viewer's files hold no data: they load without the token, then ask for it.
+    mount_viewer(web_app)
