@@ -28,10 +28,6 @@ class BadRequest(Exception):
     """A malformed query: answered 400 with its message."""
 
 
-class NotFound(Exception):
-    """Nothing matches the query: answered 404 with its message."""
-
-
 def _param(query: Mapping[str, str], name: str, limit: int = 1024) -> str:
     value = query.get(name)
     if value is None or value == "":
@@ -140,24 +136,27 @@ class Api:
             return 404, {"error": f"no profile holds {identity.key}"}
         return self._document(raw, policy)
 
-    async def _by_id(self, profile_id: str, query: Mapping[str, str]) -> tuple[str, RawProfile]:
-        """The policy asked for and the profile; ``NotFound`` if there is none."""
+    async def _by_id(
+        self, profile_id: str, query: Mapping[str, str]
+    ) -> tuple[str, RawProfile | None]:
+        """The policy asked for, and the profile if it exists."""
         if not profile_id or len(profile_id) > 64:
             raise BadRequest("malformed profile id")
         policy = self._policy(query)
-        raw = (await self.store.read_profiles([profile_id])).get(profile_id)
-        if raw is None:
-            raise NotFound(f"no profile {profile_id}")
-        return policy, raw
+        return policy, (await self.store.read_profiles([profile_id])).get(profile_id)
 
     async def profile_by_id(self, profile_id: str, query: Mapping[str, str]) -> Reply:
         policy, raw = await self._by_id(profile_id, query)
+        if raw is None:
+            return 404, {"error": f"no profile {profile_id}"}
         return self._document(raw, policy)
 
     async def attribute_sources(self, profile_id: str, query: Mapping[str, str]) -> Reply:
         """Each stored path's winning value under the policy, with the channel and event
         time it came from, and the values it beat."""
         policy, raw = await self._by_id(profile_id, query)
+        if raw is None:
+            return 404, {"error": f"no profile {profile_id}"}
         paths = ranked(raw.attributes, policy, self.publish.precedence)
         return 200, {
             "profile_id": profile_id,

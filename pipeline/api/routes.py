@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web as aiohttp_web
 
 from pipeline import metrics
-from pipeline.api.handlers import Api, BadRequest, NotFound, Reply
+from pipeline.api.handlers import Api, BadRequest, Reply
 from pipeline.api.viewer import mount_viewer
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,6 @@ def _handler(
                 status, body = await handlers[method](dict(request.query), request.match_info)
         except BadRequest as exc:
             status, body = 400, {"error": str(exc)}
-        except NotFound as exc:
-            status, body = 404, {"error": str(exc)}
         except Exception:
             # Internals stay in the log, not in the answer.
             log.exception("%s %s failed", request.method, route)
