@@ -70,6 +70,7 @@ async function readDocument() {
 async function lookUp() {
   clearError();
   $('#live').replaceChildren();
+  $('#receipt').replaceChildren();
   try {
     const doc = await readDocument();
     state.anchor = state.query.profile ? doc.identities[0] : state.query;
