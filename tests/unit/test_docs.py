@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import yaml
+
 from pipeline import metrics
 from pipeline.ingest.reasons import REJECT_REASONS
 from pipeline.settings import VARIABLES
@@ -52,3 +54,9 @@ def test_the_contract_channel_pattern_is_the_one_the_worker_uses() -> None:
 
     assert Topics("cdp.").events_pattern == r"^cdp\.events\.[a-z0-9_-]+$"
     assert re.match(Topics("cdp.").events_pattern, "cdp.events.kiosk")
+
+
+def test_every_route_of_the_openapi_document_is_in_the_readme() -> None:
+    doc = yaml.safe_load((ROOT / "schemas" / "openapi.yaml").read_text())
+    for route in doc["paths"]:
+        assert route in README, route
