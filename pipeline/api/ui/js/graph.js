@@ -71,6 +71,8 @@ export class GraphView {
       },
     }));
     if (this.cy) this.cy.destroy();
+    // Room grows with the graph, so labels of a 50-identity graph stay legible at fit.
+    this.container.style.height = `${Math.min(860, 360 + 10 * nodes.length)}px`;
     this.cy = cytoscape({
       container: this.container,
       elements: [...nodes, ...edges],
