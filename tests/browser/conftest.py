@@ -51,6 +51,7 @@ class Viewer:
     env: PipelineEnv
     worker: WorkerProcess
     sample: SampleGenerator
+    start_worker: Callable[..., WorkerProcess]  # another worker of this slice
 
     @property
     def settings(self) -> Settings:
@@ -90,7 +91,7 @@ def viewer(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
         sample = SampleGenerator(200, seed=7, start_ms=int(time.time() * 1000) - 6 * 3600_000)
         send(env.settings, sample.events())
         settle(env.settings)
-        yield Viewer(env, worker, sample)
+        yield Viewer(env, worker, sample, start)
 
 
 @pytest.fixture(scope="module")

@@ -320,6 +320,20 @@ def test_the_overview_shows_the_workers_counts(page: WebDriver, viewer: Viewer) 
     assert table == {ns: str(n) for ns, n in overview["identities"]["by_namespace"].items()}
 
 
+def test_without_a_token_on_the_worker_the_page_offers_no_delete(
+    page: WebDriver, viewer: Viewer
+) -> None:
+    # Its own consumer group: it serves the same Redis without taking the first's partitions.
+    open_worker = viewer.start_worker(CDP_APP_ID=viewer.settings.app_id + "-open")
+    person = viewer.sample.people[1]
+    page.get(f"{open_worker.url}/ui/?namespace=crm_id&id={person.crm_id}")
+    wait(page, lambda d: text(d, "#profile-id"), "the profile, with no token asked")
+    assert not page.find_element(By.ID, "auth").is_displayed()
+    assert not page.find_element(By.ID, "delete-profile").is_displayed()
+    assert page.find_elements(By.CSS_SELECTOR, "#identities button") == []
+    assert "Deleting from this page is off" in text(page, "#privacy-note")
+
+
 def test_no_console_errors(page: WebDriver) -> None:
     """Last: the browser's log of the whole module (reading it empties it)."""
     errors = [
