@@ -19,9 +19,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from pipeline.sample import SampleGenerator
+from cdp_tools.sample import SampleGenerator
+from cdp_tools.workerproc import WorkerProcess
 from pipeline.settings import Settings
-from pipeline.workerproc import WorkerProcess
 from tests.conftest import PipelineEnv, new_pipeline_env, worker_starter
 from tests.integration.support import send, settle
 
@@ -87,7 +87,7 @@ def viewer(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
     env = new_pipeline_env(base_settings, tmp_path_factory.mktemp("viewer"))
     with worker_starter(env) as start:
         worker = start(CDP_API_TOKEN=TOKEN)
-        # The demo's sample (pipeline/demo.py): 200 customers, seed 7, the last six hours.
+        # The demo's sample (cdp_tools/demo.py): 200 customers, seed 7, the last six hours.
         sample = SampleGenerator(200, seed=7, start_ms=int(time.time() * 1000) - 6 * 3600_000)
         send(env.settings, sample.events())
         settle(env.settings)
