@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -66,6 +69,18 @@ async def _feed_and_read(settings: Settings) -> tuple[int, dict[str, Any], Count
     return sent, view, reasons, elapsed
 
 
+def _serve_until_interrupted(settings: Settings) -> None:
+    """In a terminal, the stack and the worker stay up for the profile viewer."""
+    query = urllib.parse.urlencode({"namespace": "device_id", "id": FAMILY_TABLET})
+    url = f"http://{settings.http_host}:{settings.http_port}/ui/?{query}"
+    print(f"\n== the profile viewer, on the family tablet's profile:\n  {url}")
+    print("(the stack and the worker stay up; Ctrl-C stops them)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("\nstopping...")
+
+
 def run_demo(settings: Settings) -> int:
     state = Path(settings.state_dir)
     try:
@@ -101,6 +116,8 @@ def run_demo(settings: Settings) -> int:
         print("\n== a few unified profiles from the compacted topic cdp.profiles:")
         for document in richest[:3]:
             print(_show(document))
+        if sys.stdout.isatty():  # not in CI: there it stops as before
+            _serve_until_interrupted(settings)
         return 0
     except (RuntimeError, TimeoutError) as error:
         print(f"error: {error}\n--- worker log ---\n{worker.tail()}")

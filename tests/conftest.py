@@ -8,6 +8,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,8 +48,8 @@ class PipelineEnv:
         return Topics(self.settings.topic_prefix)
 
 
-@pytest.fixture
-def pipeline_env(base_settings: Settings, tmp_path: Path) -> PipelineEnv:
+def new_pipeline_env(base_settings: Settings, logs: Path) -> PipelineEnv:
+    """A fresh slice: its own topic prefix and consumer group, the Redis DB emptied."""
     tag = uuid.uuid4().hex[:8]
     settings = replace(
         base_settings,
@@ -66,12 +67,17 @@ def pipeline_env(base_settings: Settings, tmp_path: Path) -> PipelineEnv:
         "CDP_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "CDP_REDIS_URL": settings.redis_url,
     }
-    return PipelineEnv(settings, env, tmp_path)
+    return PipelineEnv(settings, env, logs)
 
 
 @pytest.fixture
-def start_worker(pipeline_env: PipelineEnv) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start a worker process for this test's slice; all are stopped at teardown."""
+def pipeline_env(base_settings: Settings, tmp_path: Path) -> PipelineEnv:
+    return new_pipeline_env(base_settings, tmp_path)
+
+
+@contextmanager
+def worker_starter(pipeline_env: PipelineEnv) -> Iterator[Callable[..., WorkerProcess]]:
+    """Starts workers for a slice (waiting until each is ready); stops them all on exit."""
     started: list[WorkerProcess] = []
 
     def start(**extra_env: str) -> WorkerProcess:
@@ -84,9 +90,18 @@ def start_worker(pipeline_env: PipelineEnv) -> Iterator[Callable[..., WorkerProc
         worker.wait_ready()
         return worker
 
-    yield start
-    for worker in started:
-        worker.stop()
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+@pytest.fixture
+def start_worker(pipeline_env: PipelineEnv) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start a worker process for this test's slice; all are stopped at teardown."""
+    with worker_starter(pipeline_env) as start:
+        yield start
 
 
 @pytest.fixture(scope="session", autouse=True)

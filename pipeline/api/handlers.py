@@ -8,12 +8,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.identity.commands import GraphStore, Link, RawGraph, RawProfile
+import msgpack
+
+from pipeline.identity.commands import AttributeValue, GraphStore, Link, RawGraph, RawProfile
 from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import normalise_identity
 from pipeline.ingest.privacy import PrivacyRequest
 from pipeline.model import POLICIES, Identity, Rejected
 from pipeline.profile.assemble import assemble
+from pipeline.profile.merge import ranked
 from pipeline.publish.profiles import PublishSettings
 from pipeline.records import Outputs
 from pipeline.stages.privacy import Receipt, execute, outputs_of, release_quarantine
@@ -51,6 +54,15 @@ def _link_doc(link: Link) -> dict[str, Any]:
             "partition": link.partition,
             "offset": link.offset,
         },
+    }
+
+
+def _source_doc(c: AttributeValue) -> dict[str, Any]:
+    return {
+        "value": msgpack.unpackb(c.value, raw=False),
+        "channel": c.channel,
+        "timestamp": iso_ms(c.timestamp_ms),
+        "identity": _identity_ref(Identity.from_key(c.identity)),
     }
 
 
@@ -125,14 +137,41 @@ class Api:
             return 404, {"error": f"no profile holds {identity.key}"}
         return self._document(raw, policy)
 
-    async def profile_by_id(self, profile_id: str, query: Mapping[str, str]) -> Reply:
+    async def _by_id(
+        self, profile_id: str, query: Mapping[str, str]
+    ) -> tuple[str, RawProfile | None]:
+        """The policy asked for, and the profile if it exists."""
         if not profile_id or len(profile_id) > 64:
             raise BadRequest("malformed profile id")
         policy = self._policy(query)
-        raw = (await self.store.read_profiles([profile_id])).get(profile_id)
+        return policy, (await self.store.read_profiles([profile_id])).get(profile_id)
+
+    async def profile_by_id(self, profile_id: str, query: Mapping[str, str]) -> Reply:
+        policy, raw = await self._by_id(profile_id, query)
         if raw is None:
             return 404, {"error": f"no profile {profile_id}"}
         return self._document(raw, policy)
+
+    async def attribute_sources(self, profile_id: str, query: Mapping[str, str]) -> Reply:
+        """Each stored path's winning value under the policy, with the channel and event
+        time it came from, and the values it beat."""
+        policy, raw = await self._by_id(profile_id, query)
+        if raw is None:
+            return 404, {"error": f"no profile {profile_id}"}
+        paths = ranked(raw.attributes, policy, self.publish.precedence)
+        return 200, {
+            "profile_id": profile_id,
+            "merge_policy": policy,
+            "version": raw.version,
+            "paths": [
+                {
+                    "path": path,
+                    **_source_doc(candidates[0]),
+                    "losers": [_source_doc(c) for c in candidates[1:]],
+                }
+                for path, candidates in paths.items()
+            ],
+        }
 
     async def graph(self, query: Mapping[str, str]) -> Reply:
         identity = self._identity(query)
@@ -177,12 +216,12 @@ class Api:
             "path": [_link_doc(link) for link in path],
         }
 
-    async def delete_identity(self, query: Mapping[str, str]) -> Reply:
+    async def _delete(self, query: Mapping[str, str], action: str) -> Reply:
         self._identity(query)  # a malformed identity is a 400, not a receipt
         given_id = _param(query, "request_id", 256) if query.get("request_id") else None
         request = PrivacyRequest(
             request_id=given_id or f"http-{uuid.uuid4()}",
-            action="delete_identity",
+            action=action,
             namespace=query["namespace"],
             id=query["id"],
         )
@@ -190,6 +229,42 @@ class Api:
         if self.emit is not None:
             await self.emit(outputs_of(result), receipt)
         return 200, receipt
+
+    async def delete_identity(self, query: Mapping[str, str]) -> Reply:
+        return await self._delete(query, "delete_identity")
+
+    async def delete_profile(self, query: Mapping[str, str]) -> Reply:
+        """Every identity of the profile holding the given one (CONTRACT 4.6)."""
+        return await self._delete(query, "delete_profile")
+
+    async def namespaces(self, query: Mapping[str, str]) -> Reply:
+        """The identity configuration a client needs: namespaces, strongest first."""
+        namespaces = sorted(self.config.namespaces.values(), key=lambda n: n.priority)
+        return 200, {
+            "namespaces": [
+                {"name": n.name, "kind": n.kind, "priority": n.priority, "unique": n.unique}
+                for n in namespaces
+            ],
+            "max_graph_size": self.config.max_graph_size,
+        }
+
+    async def overview(self, query: Mapping[str, str]) -> Reply:
+        counts = await self.store.counts()
+        return 200, {
+            "profiles": sum(counts.graph_sizes.values()),
+            "identities": {
+                "total": sum(counts.identities.values()),
+                "by_namespace": counts.identities,
+            },
+            "graph_sizes": {str(size): n for size, n in counts.graph_sizes.items()},
+            "quarantined": counts.quarantined,
+            "deadletters": {
+                "total": sum(counts.deadletters.values()),
+                "by_reason": counts.deadletters,
+            },
+            "counted_since": None if counts.since_ms is None else iso_ms(counts.since_ms),
+            "complete": not counts.partial,
+        }
 
     async def quarantined(self, query: Mapping[str, str]) -> Reply:
         keys = await self.store.quarantined()

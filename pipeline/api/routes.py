@@ -13,6 +13,7 @@ from aiohttp import web as aiohttp_web
 
 from pipeline import metrics
 from pipeline.api.handlers import Api, BadRequest, Reply
+from pipeline.api.viewer import mount_viewer
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Mapping[str, str], Mapping[str, str]], Awaitable[Reply]]
@@ -104,16 +105,28 @@ def mount(
         return (200 if all(checks.values()) else 503), {"ready": all(checks.values()), **checks}
 
     routes: dict[str, tuple[dict[str, Handler], str]] = {
-        "/v1/profiles": (get(api.profile_by_identity), token),
+        "/v1/profiles": (
+            {
+                "get": lambda query, match: api.profile_by_identity(query),
+                "delete": lambda query, match: api.delete_profile(query),
+            },
+            token,
+        ),
         "/v1/profiles/{profile_id}": (
             {"get": lambda query, match: api.profile_by_id(match["profile_id"], query)},
+            token,
+        ),
+        "/v1/profiles/{profile_id}/attributes": (
+            {"get": lambda query, match: api.attribute_sources(match["profile_id"], query)},
             token,
         ),
         "/v1/graph": (get(api.graph), token),
         "/v1/explain": (get(api.explain), token),
         "/v1/identities": ({"delete": lambda query, match: api.delete_identity(query)}, token),
+        "/v1/namespaces": (get(api.namespaces), token),
         "/v1/quarantine": (get(api.quarantined), token),
         "/v1/quarantine/release": ({"post": lambda query, match: api.release(query)}, token),
+        "/v1/overview": (get(api.overview), token),
         "/healthz": (get(healthz), ""),
         "/readyz": (get(readyz), ""),
     }
@@ -129,3 +142,5 @@ def mount(
         return aiohttp_web.Response(body=exposition(), content_type="text/plain")
 
     web_app.router.add_get("/metrics", metrics_view)
+    # The viewer's files hold no data: they load without the token, then ask for it.
+    mount_viewer(web_app)

@@ -7,7 +7,7 @@ Arguments and results travel as msgpack, which Redis's Lua reads natively (cmsgp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -20,7 +20,7 @@ from pipeline.identity.config import IdentityConfig
 from pipeline.identity.pipe import ScriptPipe
 from pipeline.resources import lua_text
 
-SCRIPTS = ("stitch", "delete", "release", "read", "lookup", "quarantined")
+SCRIPTS = ("stitch", "delete", "release", "read", "lookup", "quarantined", "tally", "overview")
 # Read-only: these share one pipelined connection (the lookup API's and publisher's reads).
 PIPELINED = frozenset({"read", "lookup"})
 
@@ -123,6 +123,18 @@ class RawProfile:
     count: int
     counts_by_type: dict[str, int]
     counts_by_channel: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The overview's counters (overview.lua): kept by every graph change, read in O(1)."""
+
+    identities: dict[str, int]  # by namespace
+    graph_sizes: dict[int, int]  # identities per graph -> graphs
+    quarantined: int
+    deadletters: dict[str, int]  # by reason
+    since_ms: int | None  # when counting began (None: nothing stitched yet)
+    partial: bool  # graphs existed before counting began: they are not counted
 
 
 def _text(value: Any) -> Any:
@@ -295,3 +307,24 @@ class GraphStore:
         so nothing is dirty."""
         released, changes = await self._call("release", [identity_key, request_id])
         return bool(released), ChangeResult(set(), set(), _text(changes))
+
+    async def count_deadletters(self, reasons: Mapping[str, int]) -> None:
+        await self._call("tally", dict(reasons))
+
+    async def counts(self) -> Counts:
+        stats, quarantined, deadletters = await self._call("overview", None, text=True)
+        fields = dict(_pairs(stats))
+
+        def counted(prefix: str) -> dict[str, int]:
+            # A field whose count went back to 0 stays in the hash: left out here.
+            return {k[len(prefix) :]: int(n) for k, n in fields.items() if k.startswith(prefix)}
+
+        sizes = {int(size): n for size, n in counted("size:").items() if n}
+        return Counts(
+            {ns: n for ns, n in sorted(counted("ns:").items()) if n},
+            dict(sorted(sizes.items())),
+            int(quarantined),
+            dict(sorted((reason, int(n)) for reason, n in _pairs(deadletters))),
+            int(fields["since"]) if "since" in fields else None,
+            fields.get("partial") == "1",
+        )

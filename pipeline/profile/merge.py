@@ -6,7 +6,7 @@ made at read time: changing it needs no reprocessing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from pipeline.model import POLICIES
@@ -31,6 +31,20 @@ def _latest_key(c: Candidate) -> tuple[int, int]:
     return (c.timestamp_ms, c.seq)
 
 
+def _order(policy: str, precedence: Sequence[str]) -> Callable[[Candidate], tuple[int, int, int]]:
+    """The policy's strength of a candidate: the larger, the stronger."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown merge policy {policy!r}; use one of {POLICIES}")
+    rank = {channel: i for i, channel in enumerate(precedence)}
+    unlisted = len(rank)
+
+    def key(c: Candidate) -> tuple[int, int, int]:
+        source = -rank.get(c.channel, unlisted) if policy == "source_precedence" else 0
+        return (source, *_latest_key(c))
+
+    return key
+
+
 def winners(candidates: Iterable[C], policy: str, precedence: Sequence[str] = ()) -> list[C]:
     """The winning candidate of each path, weakest winner first (by the policy's order).
 
@@ -40,18 +54,22 @@ def winners(candidates: Iterable[C], policy: str, precedence: Sequence[str] = ()
     The order matters where one winning path is a prefix of another (``a`` and
     ``a.b``): the stronger one, last, shapes the document.
     """
-    if policy not in POLICIES:
-        raise ValueError(f"unknown merge policy {policy!r}; use one of {POLICIES}")
-    rank = {channel: i for i, channel in enumerate(precedence)}
-    unlisted = len(rank)
-
-    def key(c: C) -> tuple[int, int, int]:
-        source = -rank.get(c.channel, unlisted) if policy == "source_precedence" else 0
-        return (source, *_latest_key(c))
-
+    key = _order(policy, precedence)
     best: dict[str, C] = {}
     for c in candidates:
         current = best.get(c.path)
         if current is None or key(c) > key(current):
             best[c.path] = c
     return sorted(best.values(), key=key)
+
+
+def ranked(
+    candidates: Iterable[C], policy: str, precedence: Sequence[str] = ()
+) -> dict[str, list[C]]:
+    """Every candidate of each path, the winner first and the losers after it, strongest
+    first; paths in order."""
+    key = _order(policy, precedence)
+    by_path: dict[str, list[C]] = {}
+    for c in candidates:
+        by_path.setdefault(c.path, []).append(c)
+    return {path: sorted(by_path[path], key=key, reverse=True) for path in sorted(by_path)}

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Sequence
+from functools import partial
 from typing import Any, NamedTuple, cast
 
 import faust
@@ -24,6 +26,7 @@ from pipeline.kafka import faust_broker, faust_credentials
 from pipeline.publish.profiles import Publisher, PublishSettings
 from pipeline.publish.sender import Sender
 from pipeline.records import Outputs, Record, UpdateNote
+from pipeline.retry import until_redis_answers
 from pipeline.settings import Settings, Topics
 from pipeline.stages.privacy import Receipt, handle_request
 from pipeline.stages.stitch import Stitcher
@@ -137,8 +140,17 @@ def create_app(
     privacy_topic = raw_topic(topics.privacy_requests)
     discovery = ChannelDiscovery(app, settings, events_topic)
 
+    async def emit(out: Outputs, receipt: Receipt | None = None) -> None:
+        """Send what a stage produced; dead letters are also tallied for the overview."""
+        await sender.send_outputs(out)
+        if out.deadletters:  # sent first: a crash in between counts them again, as sent
+            reasons = Counter(d.reason for d in out.deadletters)
+            await until_redis_answers("tally", partial(store.count_deadletters, reasons))
+        if receipt is not None:
+            await sender.send_receipt(receipt["request_id"], receipt)
+
     async def stitch_batch(batch: Sequence[EventT]) -> None:
-        await sender.send_outputs(await stitcher.process([_record(e) for e in batch]))
+        await emit(await stitcher.process([_record(e) for e in batch]))
 
     async def publish_batch(batch: Sequence[EventT]) -> None:
         notes = [note for e in batch if (note := _update_note(e)) is not None]
@@ -161,11 +173,6 @@ def create_app(
         ):
             await _complete(stream, batch, publish_batch(batch))
             health.processed(batch)
-
-    async def emit(out: Outputs, receipt: Receipt | None) -> None:
-        await sender.send_outputs(out)
-        if receipt is not None:
-            await sender.send_receipt(receipt["request_id"], receipt)
 
     @app.agent(privacy_topic, name="privacy")
     async def privacy(stream: StreamT) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
 from typing import Any
 
 import msgpack
@@ -124,3 +125,10 @@ async def assert_same_state(
     for pid in ceased:
         assert await store_profile(store, pid) is None, pid
     assert await store.quarantined() == sorted(model.quarantined)
+    counts = await store.counts()
+    assert counts.identities == dict(sorted(Counter(k.split(":")[0] for k in model.index).items()))
+    assert counts.graph_sizes == dict(
+        sorted(Counter(len(g.members) for g in model.graphs.values()).items())
+    )
+    assert counts.quarantined == len(model.quarantined)
+    assert not counts.partial

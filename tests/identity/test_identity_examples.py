@@ -230,3 +230,11 @@ async def test_reading_by_identity_is_the_same_as_lookup_then_read(
     assert by_identity == (await both.store.read_profiles([pid]))[pid]
     assert by_identity is not None and by_identity.profile_id == pid
     assert await both.store.read_profile_of("email:nobody@x.com") is None
+
+
+async def test_dead_letters_are_tallied_by_reason(client: redis.asyncio.Redis) -> None:
+    store = GraphStore(client, config())
+    assert (await store.counts()).deadletters == {}
+    await store.count_deadletters({"bad_format": 2, "oversized": 1})
+    await store.count_deadletters({"bad_format": 3})
+    assert (await store.counts()).deadletters == {"bad_format": 5, "oversized": 1}

@@ -104,6 +104,11 @@ def test_the_document_covers_contract_section_6() -> None:
         ("/v1/identities", "delete"),
         ("/v1/quarantine", "get"),
         ("/v1/quarantine/release", "post"),
+        ("/v1/profiles", "delete"),
+        ("/v1/profiles/{profile_id}/attributes", "get"),
+        ("/v1/namespaces", "get"),
+        ("/v1/overview", "get"),
+        ("/ui/", "get"),
         ("/metrics", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
@@ -203,6 +208,18 @@ CASES: list[tuple[str, str, str, int]] = [
     ("get", "/v1/quarantine", "/v1/quarantine", 200),
     ("post", "/v1/quarantine/release", "/v1/quarantine/release?namespace=ecid&id=OA-COOKIE", 200),
     ("post", "/v1/quarantine/release", "/v1/quarantine/release?namespace=ecid", 400),
+    ("delete", "/v1/profiles", "/v1/profiles?namespace=crm_id&id=OB-1&request_id=r2", 200),
+    ("delete", "/v1/profiles", "/v1/profiles?namespace=email&id=x", 400),
+    ("get", "/v1/profiles/{profile_id}/attributes", "/v1/profiles/p_ffffffffff/attributes", 404),
+    (
+        "get",
+        "/v1/profiles/{profile_id}/attributes",
+        "/v1/profiles/p_1/attributes?merge_policy=",
+        400,
+    ),
+    ("get", "/v1/namespaces", "/v1/namespaces", 200),
+    ("get", "/v1/overview", "/v1/overview", 200),
+    ("get", "/ui/", "/ui/", 200),
     ("get", "/healthz", "/healthz", 200),
     ("get", "/readyz", "/readyz", 200),
     ("get", "/metrics", "/metrics", 200),
@@ -216,7 +233,16 @@ def test_every_route_answers_as_documented(pipeline_env, start_worker):
     status, _, body = call(worker, "get", "/v1/profiles?namespace=crm_id&id=OA-1")
     assert status == 200
     profile_id = json.loads(body)["profile_id"]
-    cases = [*CASES, ("get", "/v1/profiles/{profile_id}", f"/v1/profiles/{profile_id}", 200)]
+    cases = [
+        *CASES,
+        ("get", "/v1/profiles/{profile_id}", f"/v1/profiles/{profile_id}", 200),
+        (
+            "get",
+            "/v1/profiles/{profile_id}/attributes",
+            f"/v1/profiles/{profile_id}/attributes?merge_policy=source_precedence",
+            200,
+        ),
+    ]
     # Without a token, every route but the probes and the metrics is a 401.
     cases += [(m, r, t, 401) for m, r, t, _ in CASES if r.startswith("/v1/")]
     seen: set[tuple[str, str, int]] = set()
@@ -225,7 +251,7 @@ def test_every_route_answers_as_documented(pipeline_env, start_worker):
         status, media, body = call(worker, method, target, token)
         assert status == expected, (method, target, status, body[:300])
         assert status in openapi().statuses(route, method), (method, route, status)
-        decoded = body.decode() if media == "text/plain" else json.loads(body)
+        decoded = body.decode() if media.startswith("text/") else json.loads(body)
         errors = list(openapi().validator(route, method, status, media).iter_errors(decoded))
         assert not errors, (method, target, [e.message for e in errors])
         seen.add((route, method, status))
@@ -240,7 +266,17 @@ def test_every_route_answers_as_documented(pipeline_env, start_worker):
 
 
 MAX_TARGET = 8000  # aiohttp reads request lines up to 8190 bytes
-_ROUTES = ["/v1/profiles", "/v1/graph", "/v1/explain", "/v1/identities", "/v1/profiles/"]
+_ROUTES = [
+    "/v1/profiles",
+    "/v1/graph",
+    "/v1/explain",
+    "/v1/identities",
+    "/v1/profiles/{}",
+    "/v1/profiles/{}/attributes",
+    "/v1/namespaces",
+    "/v1/quarantine",
+    "/v1/overview",
+]
 _NAMES = ["namespace", "id", "a", "b", "merge_policy", "request_id"]
 _values = st.one_of(
     st.text(max_size=40),
@@ -272,7 +308,7 @@ def test_malformed_queries_never_get_a_5xx(pipeline_env, start_worker):
         token=st.sampled_from([TOKEN, TOKEN, TOKEN, None, "wrong"]),
     )
     def probe(route: str, method: str, segment: str, query: str, token: str | None) -> None:
-        target = route + (urllib.parse.quote(segment, safe="") if route.endswith("/") else "")
+        target = route.format(urllib.parse.quote(segment, safe=""))
         target = f"{target}?{query}"[:MAX_TARGET]  # longer: the HTTP server's own 400
         status, media, body = call(worker, method, target, token)
         assert status < 500, (method, target, query, status, body[:300])

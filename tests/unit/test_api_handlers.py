@@ -12,6 +12,7 @@ from pipeline.api.handlers import Api, BadRequest, shortest_path
 from pipeline.identity.commands import (
     AttributeValue,
     ChangeResult,
+    Counts,
     DeleteResult,
     GraphStore,
     Link,
@@ -23,6 +24,7 @@ from pipeline.identity.config import IdentityConfig, load
 from pipeline.publish.profiles import PublishSettings
 from pipeline.records import Outputs
 from pipeline.stages.privacy import Receipt
+from pipeline.timefmt import iso_ms
 
 T = 1_796_083_200_000
 
@@ -39,7 +41,7 @@ class FakeStore:
         self.index = {m.key: g.profile_id for g in graphs for m in g.members}
         self.attributes = list(attributes)
         self.deleted: list[tuple[list[str], str]] = []
-        self.quarantine: set[str] = set()
+        self.quarantine = {"ecid:junk-cookie"}
 
     async def lookup(self, key: str) -> str | None:
         return self.index.get(key)
@@ -56,6 +58,15 @@ class FakeStore:
     async def read_profile_of(self, key: str) -> RawProfile | None:
         pid = self.index.get(key)
         return (await self.read_profiles([pid]))[pid] if pid else None
+
+    async def delete_profile_of(self, key: str, request_id: str) -> DeleteResult:
+        profile_id = self.index[key]
+        keys = sorted(m.key for m in self.graphs[profile_id].members)
+        self.deleted.append((keys, request_id))
+        return DeleteResult(keys, set(), {profile_id}, [])
+
+    async def counts(self) -> Counts:
+        return Counts({"crm_id": 2, "email": 2}, {2: 1, 5: 1}, 1, {"bad_format": 3}, T, False)
 
     async def delete_identities(self, keys: Sequence[str], request_id: str) -> DeleteResult:
         self.deleted.append((list(keys), request_id))
@@ -221,6 +232,64 @@ async def test_release_hands_its_change_to_the_worker(api: Api, store: FakeStore
     assert again["released"] is False and again["changes"] == []
 
 
+async def test_delete_profile_deletes_every_identity_of_the_profile(
+    api: Api, store: FakeStore
+) -> None:
+    status, receipt = await api.delete_profile({"namespace": "email", "id": "F@example.com"})
+    assert status == 200
+    assert (receipt["action"], receipt["status"]) == ("delete_profile", "deleted")
+    assert receipt["deleted_identities"] == ["crm_id:C-2", "email:f@example.com"]
+    assert receipt["ceased_profile_ids"] == ["p_02"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "winner", "loser"),
+    [("timestamp", "bronze", "gold"), ("source_precedence", "gold", "bronze")],
+)
+async def test_attribute_sources_give_the_winner_its_origin_and_the_losers(
+    api: Api, policy: str, winner: str, loser: str
+) -> None:
+    status, body = await api.attribute_sources("p_01", {"merge_policy": policy})
+    assert status == 200
+    assert (body["profile_id"], body["merge_policy"], body["version"]) == ("p_01", policy, 3)
+    (tier,) = body["paths"]
+    assert (tier["path"], tier["value"]) == ("tier", winner)
+    assert [lost["value"] for lost in tier["losers"]] == [loser]
+    origin = {"web": ("ecid", "cookie-1", T + 9), "crm": ("crm_id", "C-1", T + 1)}
+    for source in [tier, *tier["losers"]]:
+        namespace, value, at = origin[source["channel"]]
+        assert source["identity"] == {"namespace": namespace, "id": value}
+        assert source["timestamp"] == iso_ms(at)
+    assert (await api.attribute_sources("p_99", {}))[0] == 404
+
+
+async def test_namespaces_quarantine_and_overview(api: Api) -> None:
+    _, config = await api.namespaces({})
+    assert config["max_graph_size"] == 50
+    assert config["namespaces"][0] == {
+        "name": "crm_id",
+        "kind": "person",
+        "priority": 1,
+        "unique": True,
+    }
+    assert await api.quarantined({}) == (
+        200,
+        {"identities": [{"namespace": "ecid", "id": "junk-cookie"}]},
+    )
+    assert await api.overview({}) == (
+        200,
+        {
+            "profiles": 2,
+            "identities": {"total": 4, "by_namespace": {"crm_id": 2, "email": 2}},
+            "graph_sizes": {"2": 1, "5": 1},
+            "quarantined": 1,
+            "deadletters": {"total": 3, "by_reason": {"bad_format": 3}},
+            "counted_since": iso_ms(T),
+            "complete": True,
+        },
+    )
+
+
 LONG = "x" * 1025
 MALFORMED: list[tuple[str, dict[str, str], str]] = [
     ("profile_by_identity", {"id": "C-1"}, "'namespace' is required"),
@@ -250,6 +319,8 @@ MALFORMED: list[tuple[str, dict[str, str], str]] = [
     ("explain", {"a": "crm_id:C-1", "b": "crm_id:"}, "b must be namespace:id"),
     ("explain", {"a": "crm_id:C-1", "b": "nope:x"}, "not configured"),
     ("explain", {"a": "crm_id:" + LONG, "b": "crm_id:C-1"}, "longer than 1024"),
+    ("delete_profile", {"namespace": "crm_id"}, "'id' is required"),
+    ("delete_profile", {"namespace": "email", "id": "nope"}, "format"),
     ("delete_identity", {"id": "C-1"}, "'namespace' is required"),
     ("delete_identity", {"namespace": "nope", "id": "C-1"}, "not configured"),
     (
@@ -275,6 +346,9 @@ async def test_malformed_profile_ids_are_bad_requests(api: Api, profile_id: str)
         await api.profile_by_id(profile_id, {})
 
 
-async def test_bad_merge_policy_on_profile_by_id(api: Api) -> None:
+@pytest.mark.parametrize("handler", ["profile_by_id", "attribute_sources"])
+async def test_bad_merge_policy_on_profile_by_id(api: Api, handler: str) -> None:
     with pytest.raises(BadRequest, match="merge_policy"):
-        await api.profile_by_id("p_01", {"merge_policy": "TIMESTAMP"})
+        await getattr(api, handler)("p_01", {"merge_policy": "TIMESTAMP"})
+    with pytest.raises(BadRequest, match="malformed profile id"):
+        await getattr(api, handler)("", {})

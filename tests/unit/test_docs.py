@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import yaml
+
 from pipeline import metrics
 from pipeline.ingest.reasons import REJECT_REASONS
 from pipeline.settings import VARIABLES
@@ -97,3 +99,9 @@ def test_docs_and_readme_link_nothing_outside_the_repository() -> None:
         for target in re.findall(r"\]\(([^)#]+)", text):
             if "://" not in target:
                 assert (doc.parent / target).exists(), f"{doc.name}: {target}"
+
+
+def test_every_route_of_the_openapi_document_is_in_the_readme() -> None:
+    doc = yaml.safe_load((ROOT / "schemas" / "openapi.yaml").read_text())
+    for route in doc["paths"]:
+        assert route in README, route

@@ -10,7 +10,7 @@ import pytest
 from pipeline.identity.commands import AttributeValue, RawProfile
 from pipeline.model import POLICIES
 from pipeline.profile.assemble import merged_attributes
-from pipeline.profile.merge import winners
+from pipeline.profile.merge import ranked, winners
 
 PRECEDENCE = ("crm", "loyalty", "web")
 
@@ -147,3 +147,23 @@ def test_winners_keep_one_candidate_per_path_and_reject_unknown_policies() -> No
     assert [c.seq for c in winners(attrs, "timestamp")] == [2]
     with pytest.raises(ValueError, match="unknown merge policy"):
         winners(attrs, "newest")
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_ranked_puts_each_paths_winner_first_then_every_loser(policy: str) -> None:
+    attrs = [
+        value("tier", "web", "bronze", ts=90, seq=1),
+        value("tier", "crm", "gold", ts=10, seq=2),
+        value("tier", "mobile", "silver", ts=50, seq=3),
+        value("name", "web", "Eve", ts=5, seq=4),
+    ]
+    order = ranked(attrs, policy, PRECEDENCE)
+    assert list(order) == ["name", "tier"]
+    assert {cs[0].path: cs[0] for cs in order.values()} == {
+        c.path: c for c in winners(attrs, policy, PRECEDENCE)
+    }
+    expected = {
+        "timestamp": ["bronze", "silver", "gold"],
+        "source_precedence": ["gold", "bronze", "silver"],
+    }
+    assert [msgpack.unpackb(c.value) for c in order["tier"]] == expected[policy]

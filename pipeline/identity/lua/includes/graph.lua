@@ -25,6 +25,10 @@
     cdp:q            hash identity key -> quarantined at (ms)
     cdp:mv           hash identity key -> msgpack list of reassignment event times (ms)
     cdp:pid cdp:seq cdp:calls   counters: profile ids, arrival order, stitch calls
+    cdp:stats        hash of the overview's counters, kept by flush: "ns:<namespace>" ->
+                     indexed identities, "size:<n>" -> graphs of n identities, "since" ->
+                     when counting began, "partial" = 1 if graphs existed before that
+    cdp:dl           hash reason -> dead letters written (tally.lua)
 
   A graph is a pool member map key -> {first_seen, last_seen} and a link map
   "a\0b" -> {a, b, first_seen, last_seen, seq, event_id, topic, partition, offset}, a < b.
@@ -182,7 +186,7 @@ local function decode_graph(blob)
     local a, b = keys[ls[i]], keys[ls[i + 1]]
     g.l[a .. '\0' .. b] = {a, b, unpack(ls, i + 2, i + 8)}
   end
-  return g
+  return g, #keys
 end
 
 local function encode_graph(g)
@@ -224,17 +228,47 @@ local function meta(g)
   return g
 end
 
+-- Member count of each graph as stored when the call began (the overview's counters).
+local STORED_N = {}
 local function load_graph(pid)
   local g = GR[pid]
   if g == nil then
     local blob = redis.call('GET', 'cdp:g:' .. pid)
-    g = blob and decode_graph(blob) or false
-    GR[pid] = g
+    local n = 0
+    if blob then g, n = decode_graph(blob) else g = false end
+    GR[pid], STORED_N[pid] = g, n
   end
   return g or nil
 end
 
+-- The overview's counters follow what this call changed: one HINCRBY per changed field,
+-- so GET /v1/overview reads a few hash fields instead of scanning the keyspace.
+local function count_changes()
+  local delta = {}
+  local function add(field, n) delta[field] = (delta[field] or 0) + n end
+  for pid in pairs(GR_DIRTY) do
+    local before, after = STORED_N[pid] or 0, GR[pid] and meta(GR[pid]).n or 0
+    if before ~= after then
+      if before > 0 then add('size:' .. num(before), -1) end
+      if after > 0 then add('size:' .. num(after), 1) end
+    end
+  end
+  for key in pairs(IDX_DIRTY) do
+    local was, is = not FRESH[key], IDX[key] and true or false
+    if was ~= is then add('ns:' .. ns_of(key), is and 1 or -1) end
+  end
+  if next(delta) == nil then return end
+  -- cdp:pid is read before flush writes it back: graphs made before counting began.
+  if redis.call('HSETNX', 'cdp:stats', 'since', NOW) == 1 and redis.call('GET', 'cdp:pid') then
+    redis.call('HSET', 'cdp:stats', 'partial', 1)
+  end
+  for field, n in pairs(delta) do
+    if n ~= 0 then redis.call('HINCRBY', 'cdp:stats', field, n) end
+  end
+end
+
 local function flush()
+  count_changes()
   for pid in pairs(GR_DIRTY) do
     if GR[pid] then
       redis.call('SET', 'cdp:g:' .. pid, encode_graph(GR[pid]))
