@@ -1,7 +1,7 @@
 """``cdp bench quality``: the generator through real workers, scored from ``cdp.profiles``.
 
 Needs Kafka and Redis (``cdp stack up``); runs on a fresh topic prefix and consumer
-group. The workers share the Redis DB at CDP_REDIS_URL: run it against a scratch DB.
+group. The identity graph is not prefixed: it WIPES the Redis DB at CDP_REDIS_URL first.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from cdp_tools.produce import produce
 from cdp_tools.quality.generator import Dataset, generate
@@ -81,6 +83,7 @@ def run_through_pipeline(
         worker.wait_ready()
         return worker
 
+    redis.Redis.from_url(s.redis_url).flushdb()  # graphs of an earlier run would mix in
     stream = delivery(data.events, duplicates, rng)
     started = time.monotonic()
     workers = [start(0)] + ([start(1)] if kill else [])
