@@ -2,9 +2,8 @@
   Shared code of the identity graph scripts; commands.py prepends it to every script.
 
   Every script takes ARGV[1] = msgpack config {namespaces = {name = {kind, priority,
-  unique, follower}}, unknown_priority, max_graph_size, quarantine_max, quarantine_window_ms,
-  dedupe_ttl_s,
-  recent_limit}. Keys are derived from identities and profile ids, so the scripts
+  unique, follower}}, unknown_priority, max_graph_size, quarantine_max,
+  quarantine_window_ms, dedupe_ttl_s, recent_limit}. Keys are derived from identities and profile ids, so the scripts
   declare no KEYS: single Redis instance only, not Redis Cluster.
 
   Keys:
