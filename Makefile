@@ -27,16 +27,22 @@ lint: install
 	$(BIN)/ruff format --check pipeline cdp_tools tests
 	$(BIN)/mypy
 
-# Runs pytest with the given arguments between `stack up` and `stack down`; the stack
-# is stopped whatever happened, also when `up` failed half-way.
+# Runs pytest with the given arguments (and environment) between `stack up` and `stack
+# down`; the stack is stopped whatever happened, also when `up` failed half-way.
 with_stack = $(TEST_ENV) $(BIN)/cdp stack up --fresh; status=$$?; \
 	if [ $$status -eq 0 ]; then \
-		$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider $(1) $(PYTEST_ARGS); status=$$?; \
+		$(TEST_ENV) $(2) $(BIN)/python -m pytest -p no:cacheprovider $(1) $(PYTEST_ARGS); \
+		status=$$?; \
 	fi; $(TEST_ENV) $(BIN)/cdp stack down; exit $$status
 
-# Everything: lint, unit, property, integration and fault tests against real services.
+# The fault suite's workloads in `make test`, as a share of their full size (tests/faults:
+# 50,000 events killed into, 100,000 hostile inputs, ...); `make test-faults` runs them whole.
+FAULT_SCALE ?= 0.3
+
+# Everything: lint, unit, property, integration, fault and browser tests against real
+# services.
 test: lint
-	$(call with_stack,)
+	$(call with_stack,,CDP_FAULT_SCALE=$(FAULT_SCALE))
 
 test-unit: install
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not integration" $(PYTEST_ARGS)
@@ -45,7 +51,7 @@ test-integration: install
 	$(call with_stack,-m "integration and not faults")
 
 test-faults: install
-	$(call with_stack,-m faults)
+	$(call with_stack,-m faults,CDP_FAULT_SCALE=1)
 
 demo: install
 	$(DEMO_ENV) $(BIN)/cdp demo

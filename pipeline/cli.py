@@ -326,6 +326,23 @@ def bench_identity(events: int, batch: int, identities: int, yes: bool) -> None:
     click.echo(report(asyncio.run(run(_settings().redis_url, events, batch, identities))))
 
 
+@bench.command("quality")
+@click.option("--people", type=int, default=1500, show_default=True)
+@click.option("--seed", type=int, default=None, help="Default: a random seed (printed).")
+@click.option("--duplicates", is_flag=True, help="Deliver every event twice.")
+@click.option("--kill", is_flag=True, help="Two workers; SIGKILL one three times mid-stream.")
+@click.option("--yes", is_flag=True, help="Confirm that the Redis DB may be wiped.")
+def bench_quality(people: int, seed: int | None, duplicates: bool, kill: bool, yes: bool) -> None:
+    """Stitching quality against ground truth. WIPES the Redis DB at CDP_REDIS_URL."""
+    import random
+
+    from cdp_tools.quality.run import main as run
+
+    if not yes:
+        raise click.UsageError("this wipes the Redis DB at CDP_REDIS_URL: pass --yes")
+    run(_settings(), people, random.randrange(1 << 30) if seed is None else seed, duplicates, kill)
+
+
 @bench.command("lookup")
 @click.option("--profiles", type=int, default=100_000, show_default=True)
 @click.option("--seconds", type=float, default=10.0, show_default=True)

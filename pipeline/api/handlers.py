@@ -200,11 +200,15 @@ class Api:
             missing = a.key if pid_a is None else b.key
             return 200, {**base, "linked": False, "reason": f"{missing} is in no graph"}
         if pid_a != pid_b:
-            return 200, {
-                **base,
-                "linked": False,
-                "reason": f"they are in different profiles ({pid_a}, {pid_b})",
-            }
+            reason = f"they are in different profiles ({pid_a}, {pid_b})"
+            followers = [i.key for i in (a, b) if self.config.namespaces[i.namespace].follower]
+            if followers:  # the decision itself is a link_removed on cdp.graph-changes
+                reason += (
+                    f"; {followers[0]} follows one person (rule 4.2 shared device): a device "
+                    "or cookie stays with the person most recently linked to it and never "
+                    "joins two people"
+                )
+            return 200, {**base, "linked": False, "reason": reason}
         graph = await self.store.graph(pid_a)
         path = shortest_path(graph, a.key, b.key) if graph else None
         if path is None:

@@ -37,6 +37,9 @@ class Namespace:
     blocked: frozenset[str] = frozenset()
     hash: bool = False
     default_region: str = "US"
+    # Rule 4.2 shared devices: a follower (a device, a cookie) follows one person and
+    # never joins two parts of a graph that each hold a non-follower identity.
+    follower: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,12 @@ class IdentityConfig:
         """What the Lua operations need to know, as one msgpack-able map."""
         return {
             "namespaces": {
-                n.name: {"kind": n.kind, "priority": n.priority, "unique": n.unique}
+                n.name: {
+                    "kind": n.kind,
+                    "priority": n.priority,
+                    "unique": n.unique,
+                    "follower": n.follower,
+                }
                 for n in self.namespaces.values()
             },
             "unknown_priority": UNKNOWN_PRIORITY,
@@ -87,7 +95,9 @@ def _fail(path: str, text: str, needle: str, message: str, table: str | None = N
     return ConfigError(f"{where}: {message}")
 
 
-def _namespace(path: str, text: str, name: str, raw: Any, common_blocked: set[str]) -> Namespace:
+def _namespace(
+    path: str, text: str, name: str, raw: Any, common_blocked: set[str], followers: set[str]
+) -> Namespace:
     header = f"[namespaces.{name}]"
 
     def fail(needle: str, message: str) -> ConfigError:
@@ -107,6 +117,7 @@ def _namespace(path: str, text: str, name: str, raw: Any, common_blocked: set[st
         "blocked",
         "hash",
         "default_region",
+        "follower",
     }
     for key in raw:
         if key not in known:
@@ -136,6 +147,9 @@ def _namespace(path: str, text: str, name: str, raw: Any, common_blocked: set[st
     blocked = raw.get("blocked", [])
     if not isinstance(blocked, list) or not all(isinstance(b, str) for b in blocked):
         raise fail("blocked", f"namespace {name!r}: blocked must be a list of strings")
+    follower = raw.get("follower", kind in followers)
+    if not isinstance(follower, bool):
+        raise fail("follower", f"namespace {name!r}: follower must be true or false")
     return Namespace(
         name=name,
         kind=kind,
@@ -146,6 +160,7 @@ def _namespace(path: str, text: str, name: str, raw: Any, common_blocked: set[st
         blocked=frozenset(b.casefold() for b in [*blocked, *common_blocked]),
         hash=bool(raw.get("hash", False)),
         default_region=str(raw.get("default_region", "US")),
+        follower=follower,
     )
 
 
@@ -160,8 +175,13 @@ def parse(text: str, path: str = "<config>") -> IdentityConfig:
     common = raw.get("blocked", [])
     if not isinstance(common, list):
         raise _fail(path, text, "blocked", "blocked must be a list of strings")
+    followers = raw.get("follower_kinds", [])
+    if not isinstance(followers, list) or any(kind not in KINDS for kind in followers):
+        raise _fail(
+            path, text, "follower_kinds", f"follower_kinds must be a list of kinds among {KINDS}"
+        )
     namespaces = {
-        name: _namespace(path, text, name, spec, set(common))
+        name: _namespace(path, text, name, spec, set(common), set(followers))
         for name, spec in namespaces_raw.items()
     }
     size = raw.get("max_graph_size", 50)

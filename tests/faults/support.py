@@ -49,6 +49,12 @@ State = dict[frozenset[str], tuple[int, dict[str, Any], list[str]]]
 
 
 # -- workloads -----------------------------------------------------------------------------
+def fault_size(full: int) -> int:
+    """A run's size: the full one, or CDP_FAULT_SCALE of it (`make test` runs the suite at
+    0.3 to stay within CI's time; `make test-faults` at full size)."""
+    return max(1, round(full * float(os.environ.get("CDP_FAULT_SCALE") or 1)))
+
+
 def fault_seed() -> int:
     """The run's seed: CDP_FAULT_SEED replays a failed run (each test prints its seed)."""
     return int(os.environ.get("CDP_FAULT_SEED") or random.randrange(1 << 30))

@@ -23,6 +23,7 @@ from tests.faults.support import (
     ensure_topics,
     expected_state,
     fault_seed,
+    fault_size,
     people_workload,
     produce_envelopes,
     settle,
@@ -31,8 +32,8 @@ from tests.integration.support import view
 
 pytestmark = FAULTS
 
-EVENTS = 50_000
-PEOPLE = 3_000
+EVENTS = fault_size(50_000)
+PEOPLE = fault_size(3_000)
 KILLS = 3
 
 

@@ -14,6 +14,7 @@ from tests.faults.support import (
     ensure_topics,
     expected_state,
     fault_seed,
+    fault_size,
     metric,
     people_workload,
     produce,
@@ -22,7 +23,7 @@ from tests.faults.support import (
 
 pytestmark = FAULTS
 
-EVENTS = 10_000
+EVENTS = fault_size(10_000)
 COPIES = 3
 
 
@@ -34,7 +35,7 @@ def test_triplicates_count_once(pipeline_env, start_worker):
     started = time.monotonic()
     # No shared devices: without unique-namespace conflicts the end state does not depend
     # on which copy of an event arrives first.
-    events = people_workload(EVENTS, 1_000, seed, shared_devices=False)
+    events = people_workload(EVENTS, fault_size(1_000), seed, shared_devices=False)
     expected = expected_state(events, s.topic_prefix)
     copies = []
     for i, (channel, envelope) in enumerate(events):

@@ -19,6 +19,7 @@ from tests.faults.support import (
     ensure_topics,
     expected_state,
     fault_seed,
+    fault_size,
     log_has_traceback,
     metric,
     produce,
@@ -28,8 +29,8 @@ from tests.integration.support import records
 
 pytestmark = FAULTS
 
-BAD = 100_000
-GOOD = 8_000
+BAD = fault_size(100_000)
+GOOD = fault_size(8_000)
 
 
 def test_hostile_input_never_crashes(pipeline_env, start_worker):

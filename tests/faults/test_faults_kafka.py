@@ -13,6 +13,7 @@ from tests.faults.support import (
     ensure_topics,
     expected_state,
     fault_seed,
+    fault_size,
     people_workload,
     produce_envelopes,
     ready,
@@ -24,14 +25,14 @@ from tests.faults.support import (
 
 pytestmark = FAULTS
 
-EVENTS = 20_000
+EVENTS = fault_size(20_000)
 
 
 def test_broker_restart_mid_stream(pipeline_env, start_worker):
     s = pipeline_env.settings
     seed = fault_seed()
     started = time.monotonic()
-    events = people_workload(EVENTS, 1_500, seed)
+    events = people_workload(EVENTS, fault_size(1_500), seed)
     half = EVENTS // 2
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(expected_state, events, s.topic_prefix)

@@ -22,6 +22,7 @@ from tests.faults.support import (
     ensure_topics,
     expected_state,
     fault_seed,
+    fault_size,
     people_workload,
     produce_envelopes,
     ready,
@@ -33,15 +34,16 @@ from tests.faults.support import (
 
 pytestmark = FAULTS
 
-EVENTS = 18_000
-OUTAGE_S = 30.0
+EVENTS = fault_size(18_000)
+# Long enough for several of the workers' retries (up to 2 s apart) and two lag readings.
+OUTAGE_S = max(12.0, 30.0 * fault_size(1000) / 1000)
 
 
 def test_redis_restart_and_outage(pipeline_env, start_worker):
     s = pipeline_env.settings
     seed = fault_seed()
     started = time.monotonic()
-    events = people_workload(EVENTS, 1_500, seed)
+    events = people_workload(EVENTS, fault_size(1_500), seed)
     third = EVENTS // 3
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(expected_state, events, s.topic_prefix)

@@ -28,6 +28,12 @@ def config(**changes: Any) -> IdentityConfig:
     return dataclasses.replace(DEFAULTS, **changes)
 
 
+def without_followers(cfg: IdentityConfig) -> IdentityConfig:
+    """``cfg`` with the shared-device rule off: devices and cookies link like the rest."""
+    namespaces = {n: dataclasses.replace(ns, follower=False) for n, ns in cfg.namespaces.items()}
+    return dataclasses.replace(cfg, namespaces=namespaces)
+
+
 def make_event(
     event_id: str,
     ts: int,

@@ -9,7 +9,14 @@ import redis.asyncio
 
 from pipeline.identity.commands import ChangeResult, GraphStore, StitchEvent, StitchResult
 from pipeline.identity.config import IdentityConfig
-from tests.identity.support import DEFAULTS, assert_same_state, config, make_event, without_time
+from tests.identity.support import (
+    DEFAULTS,
+    assert_same_state,
+    config,
+    make_event,
+    without_followers,
+    without_time,
+)
 from tests.model.reference import Model
 
 # A real Redis at CDP_REDIS_URL (`make test` starts it).
@@ -118,7 +125,8 @@ async def test_older_id_survives_merge(client: redis.asyncio.Redis) -> None:
 async def test_split_keeps_id_with_highest_priority_and_ceases_ids(
     client: redis.asyncio.Redis,
 ) -> None:
-    both = Both(client)
+    # A cookie-to-device link joins two people only with the shared-device rule off.
+    both = Both(client, without_followers(DEFAULTS))
     await both.stitch(make_event("e1", 1000, "email:a@x.com", "ecid:c1"))
     await both.stitch(make_event("e2", 1100, "crm_id:A", "device_id:d1"))
     await both.stitch(make_event("e3", 1200, "ecid:c1", "device_id:d1"))
@@ -238,3 +246,67 @@ async def test_dead_letters_are_tallied_by_reason(client: redis.asyncio.Redis) -
     await store.count_deadletters({"bad_format": 2, "oversized": 1})
     await store.count_deadletters({"bad_format": 3})
     assert (await store.counts()).deadletters == {"bad_format": 5, "oversized": 1}
+
+
+def rules(result: StitchResult) -> set[object]:
+    return {c["rule"] for c in result.changes if c["type"] == "link_removed"}
+
+
+async def test_family_tablet_of_a_crm_parent_and_an_email_parent(
+    client: redis.asyncio.Redis,
+) -> None:
+    """No unique namespace sees a conflict, yet the tablet must not join the parents: it
+    follows the last login, and its anonymous events follow it."""
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "crm_id:mum", "device_id:tab"))
+    await both.stitch(make_event("e2", 2000, "ecid:app", "device_id:tab", primary="ecid:app"))
+    result = await both.stitch(make_event("e3", 3000, "email:dad@x.com", "device_id:tab"))
+    assert rules(result) == {"4.2 shared device"}
+    assert await both.members("crm_id:mum") == ["crm_id:mum"]
+    assert await both.members("email:dad@x.com") == [
+        "device_id:tab",
+        "ecid:app",
+        "email:dad@x.com",
+    ]
+    await both.stitch(make_event("e4", 4000, "device_id:tab", type_="app.browse"))
+    dad = await both.pid("email:dad@x.com")
+    profile = (await both.store.read_profiles([dad or ""]))[dad or ""]
+    assert profile is not None and profile.count == 3  # dad's login, the cookie's, e4
+    await both.stitch(make_event("e5", 5000, "crm_id:mum", "device_id:tab"))
+    assert await both.members("crm_id:mum") == ["crm_id:mum", "device_id:tab", "ecid:app"]
+    assert await both.members("email:dad@x.com") == ["email:dad@x.com"]
+    await both.check()
+
+
+async def test_one_person_two_credentials_on_one_device(client: redis.asyncio.Redis) -> None:
+    """Nothing tells two credentials of one person from two people: the device follows
+    the last login until a record (here a loyalty sign-up with the email) joins them."""
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "email:pat@x.com", "device_id:phone"))
+    await both.stitch(make_event("e2", 2000, "loyalty_id:L9", "device_id:phone"))
+    assert await both.members("loyalty_id:L9") == ["device_id:phone", "loyalty_id:L9"]
+    assert await both.members("email:pat@x.com") == ["email:pat@x.com"]
+    result = await both.stitch(make_event("e3", 3000, "loyalty_id:L9", "email:pat@x.com"))
+    assert "graphs_merged" in types(result)
+    assert await both.members("email:pat@x.com") == [
+        "device_id:phone",
+        "email:pat@x.com",
+        "loyalty_id:L9",
+    ]
+    await both.check()
+
+
+async def test_kiosk_used_by_many_people_joins_none(client: redis.asyncio.Redis) -> None:
+    """A store kiosk follows each check-in in turn; its moves reach the circuit breaker
+    (5 a day by default), which then takes it out of every graph."""
+    both = Both(client)
+    kiosk = "device_id:kiosk-7"
+    for n in range(12):
+        result = await both.stitch(make_event(f"k{n}", 1000 * (n + 1), f"crm_id:P{n}", kiosk))
+        for m in range(n + 1):
+            people = [k for k in await both.members(f"crm_id:P{m}") if k != kiosk]
+            assert people == [f"crm_id:P{m}"]
+        if n == 6:  # the 6th move (from P5 to P6) exceeds 5 within the window
+            assert "identity_quarantined" in types(result)
+    assert await both.store.quarantined() == [kiosk]
+    await both.check()

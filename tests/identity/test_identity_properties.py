@@ -1,7 +1,8 @@
 """Property tests: random operation sequences give the same state in Redis and the model.
 
 Small universe so that shared devices, unique-namespace conflicts, size overflow
-(max_graph_size 4), quarantine (a second move within 8 s), duplicates and deletes all happen.
+(max_graph_size 4), quarantine (a second move within 8 s), duplicates and deletes all happen,
+with the shared-device rule on (devices and cookies follow one person) and off.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline.identity.commands import GraphStore, StitchEvent
+from pipeline.identity.config import IdentityConfig
 from tests.identity.support import (
     assert_same_state,
     config,
     make_event,
     redis_url,
+    without_followers,
     without_time,
 )
 from tests.model.reference import Model
@@ -38,6 +41,7 @@ UNIVERSE = [
     *(f"ecid:k{i}" for i in range(4)),
 ]
 CONFIG = config(max_graph_size=4, quarantine_max_reassignments=1, quarantine_window_s=8)
+NO_FOLLOWERS = without_followers(CONFIG)
 EXAMPLES = 300
 POOL = 24
 
@@ -108,7 +112,8 @@ async def _apply(
         assert got.outcomes == want.outcomes
         assert (got.dirty, got.ceased) == (want.dirty, want.ceased)
         assert without_time(got.changes) == want.changes
-        for kind_of_change in {c["type"] for c in got.changes} | set(got.outcomes):
+        rules = {f"rule {c['rule']}" for c in got.changes}
+        for kind_of_change in {c["type"] for c in got.changes} | set(got.outcomes) | rules:
             event(kind_of_change)  # hypothesis statistics: which paths the examples reach
         return got.ceased
     if kind == "release":
@@ -137,11 +142,13 @@ async def _apply(
     return deleted.ceased
 
 
-async def _scenario(pool: list[StitchEvent], ops: list[tuple[str, Any]]) -> None:
+async def _scenario(
+    pool: list[StitchEvent], ops: list[tuple[str, Any]], cfg: IdentityConfig
+) -> None:
     conn = redis.asyncio.Redis.from_url(redis_url())
     try:
         await conn.flushdb()
-        store, model, ceased = GraphStore(conn, CONFIG, recent_limit=3), Model(CONFIG, 3), set()
+        store, model, ceased = GraphStore(conn, cfg, recent_limit=3), Model(cfg, 3), set()
         for op in ops:
             ceased |= await _apply(store, model, op, pool)
         await assert_same_state(store, model, UNIVERSE, ceased)
@@ -155,6 +162,9 @@ async def _scenario(pool: list[StitchEvent], ops: list[tuple[str, Any]]) -> None
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-@given(pool=events(), ops=OPS)
-def test_redis_matches_reference_model(pool: list[StitchEvent], ops: list[tuple[str, Any]]) -> None:
-    asyncio.run(_scenario(pool, ops))
+@given(pool=events(), ops=OPS, follow=st.booleans())
+def test_redis_matches_reference_model(
+    pool: list[StitchEvent], ops: list[tuple[str, Any]], follow: bool
+) -> None:
+    event("shared-device rule " + ("on" if follow else "off"))
+    asyncio.run(_scenario(pool, ops, CONFIG if follow else NO_FOLLOWERS))

@@ -16,7 +16,8 @@ from pipeline.identity.commands import StitchEvent
 from pipeline.identity.config import UNKNOWN_PRIORITY, IdentityConfig
 
 KIND_RANK = {"cookie": 0, "device": 1, "partner": 2, "person": 3}
-UNKNOWN = {"kind": "partner", "priority": UNKNOWN_PRIORITY, "unique": False}
+UNKNOWN = {"kind": "partner", "priority": UNKNOWN_PRIORITY, "unique": False, "follower": False}
+SHARED_DEVICE = "4.2 shared device"
 Link = tuple[str, str]
 
 
@@ -165,16 +166,16 @@ class Model:
                 changes.append(self._change("link_added", a, a=a, b=b, rule="4.1 link"))
             elif ts >= link[1]:
                 link[1], link[2] = ts, self.seq
-        conflict = self._conflict(list(pool.members))
+        unique_conflict = self._conflict(list(pool.members))
+        conflict = unique_conflict or self._bridges(linkable, olds)
         old_of = {k: p for p in pool.old for k in pool.old[p].members}
         comps = self._partition(pool, list(pool.members), changes if conflict else None)
         comps = [part for c in comps for part in self._fit(pool, c, changes)]
         self._assign(pool, comps, res, changes)
         self._store_fragment(e, primary)
         moved = sorted(k for k in old_of if conflict and self.index[k] != old_of[k])
-        self._finish(
-            changes, res, cause, "4.2 unique-namespace rebuild" if conflict else "4.1 link"
-        )
+        rule = "4.2 unique-namespace rebuild" if unique_conflict else SHARED_DEVICE
+        self._finish(changes, res, cause, rule if conflict else "4.1 link")
         for k in [k for k in moved if self._count_move(k, ts)]:
             self._quarantine(k, res, cause)
         self.seen[e.event_id] = [c for c in res.changes if c["event"] is cause]
@@ -215,6 +216,21 @@ class Model:
             pool.links.update({ln: list(v) for ln, v in g.links.items()})
         return pool
 
+    def _bridges(self, linkable: list[str], olds: dict[str, str | None]) -> bool:
+        """Rule 4.2 shared devices: the event would join two parts that each hold a person
+        (a non-follower identity) through followers only. The parts: the event's own
+        persons (linked to each other directly) and every graph it touches that holds a
+        person but none of the event's persons."""
+        persons = [k for k in linkable if not self.info(k)["follower"]]
+        reached = {olds[k] for k in persons}
+        apart = {
+            p for p in olds.values() if p is not None and p not in reached and self._holds_person(p)
+        }
+        return len(apart) + (1 if persons else 0) > 1
+
+    def _holds_person(self, pid: str) -> bool:
+        return any(not self.info(k)["follower"] for k in self.graphs[pid].members)
+
     def _conflict(self, keys: list[str]) -> bool:
         uniq = [k for k in keys if self.info(k)["unique"]]
         return len({k.partition(":")[0] for k in uniq}) < len(uniq)
@@ -225,9 +241,11 @@ class Model:
         """Union-find over the links among ``keys``; components sorted by best member.
 
         With ``rebuild`` (a change list), links go strongest first and a link that would
-        join two values of a unique namespace is deleted (rule 4.2)."""
+        join two values of a unique namespace is deleted (rule 4.2), as is a link to a
+        follower that would join two parts that each hold a person (shared device)."""
         parent = {k: k for k in keys}
         uniq = {k: {k.partition(":")[0]: k} if self.info(k)["unique"] else {} for k in keys}
+        person = {k: not self.info(k)["follower"] for k in keys}
 
         def find(k: str) -> str:
             while parent[k] != k:
@@ -247,8 +265,14 @@ class Model:
                 del pool.links[(a, b)]
                 rebuild.append(self._change("link_removed", a, a=a, b=b))
                 continue
+            follows = self.info(a)["follower"] or self.info(b)["follower"]
+            if rebuild is not None and follows and person[ra] and person[rb]:
+                del pool.links[(a, b)]
+                rebuild.append(self._change("link_removed", a, a=a, b=b, rule=SHARED_DEVICE))
+                continue
             parent[rb] = ra
             uniq[ra].update(uniq[rb])
+            person[ra] = person[ra] or person[rb]
         groups: dict[str, list[str]] = {}
         for k in keys:
             groups.setdefault(find(k), []).append(k)

@@ -150,6 +150,9 @@ async def test_explain_says_why_not(api: Api) -> None:
     _, apart = await api.explain({"a": "crm_id:C-1", "b": "crm_id:C-2"})
     assert apart["linked"] is False
     assert "different profiles" in apart["reason"]
+    assert "shared device" not in apart["reason"]
+    _, device = await api.explain({"a": "device_id:dev-1", "b": "crm_id:C-2"})
+    assert "device_id:dev-1 follows one person (rule 4.2 shared device)" in device["reason"]
     _, unknown = await api.explain({"a": "crm_id:C-1", "b": "crm_id:NOBODY"})
     assert unknown == {
         "a": {"namespace": "crm_id", "id": "C-1"},

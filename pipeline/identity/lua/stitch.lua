@@ -9,7 +9,8 @@
            topic, partition, offset, timestamp_ms as a decimal string}
   Returns: msgpack {call_seq, outcomes, dirty, ceased, changes, graph_sizes}; an outcome
            is "ok", "duplicate" or "rejected:<reason>".
-  Effects: per event: dedupe entry, identity index, graphs, fragment of the primary
+  Effects: per event: dedupe entry, identity index, graphs (links, merges, rebuilds for
+           a unique namespace or a shared device, size limit), fragment of the primary
            identity (attributes, recent, counts), reassignment counts and quarantine.
            Graphs, index entries and fragments are cached for the whole batch and written
            once at its end; dedupe entries are read for the whole batch with MGET.
@@ -240,13 +241,14 @@ local function fast_link(linkable, ts, seq, cause, changes)
   local g = graphs[pid]
   if not g then
     pid = new_pid()
-    g = {v = 0, m = {}, l = {}, n = 0, uq = {}, cf = false}
+    g = {v = 0, m = {}, l = {}, n = 0, uq = {}, cf = false, p = false}
     GR[pid] = g
   end
   local version = g.v
   for i = 2, #order do  -- rule 4.4: the oldest id survives the merge
     local o = graphs[order[i]]
     version = math.max(version, o.v)
+    g.p = g.p or o.p
     for k, m in pairs(o.m) do
       g.m[k], IDX[k], IDX_DIRTY[k] = m, pid, true
     end
@@ -255,6 +257,7 @@ local function fast_link(linkable, ts, seq, cause, changes)
   end
   for _, k in ipairs(new) do
     g.m[k] = {ts, ts}
+    g.p = g.p or not info(k).follower
     set_pid(k, pid)
   end
   for _, k in ipairs(linkable) do
@@ -268,6 +271,28 @@ local function fast_link(linkable, ts, seq, cause, changes)
   end
   g.v, g.u, GR_DIRTY[pid], RES.dirty[pid] = version + 1, NOW, true, true
   return true
+end
+
+-- Rule 4.2 shared devices: true when the event would join two parts that each hold a
+-- person through followers only. The parts: the event's own persons (it links them to
+-- each other directly) and each graph it touches that holds a person but none of them.
+local function bridges(linkable)
+  local reached, parts, apart = {}, 0, {}
+  for _, k in ipairs(linkable) do
+    if not info(k).follower then
+      parts = 1
+      local pid = pid_of(k)
+      if pid then reached[pid] = true end
+    end
+  end
+  for _, k in ipairs(linkable) do
+    local pid = pid_of(k)
+    if pid and not reached[pid] and not apart[pid] and meta(load_graph(pid)).p then
+      apart[pid], parts = true, parts + 1
+      if parts > 1 then return true end
+    end
+  end
+  return false
 end
 
 local function has_conflict(keys)
@@ -327,7 +352,8 @@ local function stitch_event(e)
   if not keys[primary] or quarantined(primary) then primary = best(linkable) end
   local seq, first, changes = next_id('seq'), #RES.changes + 1, {}
   local cause = {event_id = eid, topic = e[9], partition = e[10], offset = e[11]}
-  if fast_link(linkable, ts, seq, cause, changes) then
+  local bridged = bridges(linkable)
+  if not bridged and fast_link(linkable, ts, seq, cause, changes) then
     store_fragment(primary, ts, e[12], seq, channel, etype, attrs, summary)
     finish(changes, cause, '4.1 link')
     return recorded(eid, first, cause)
@@ -350,7 +376,8 @@ local function stitch_event(e)
   end
   link_all(pool.links, linkable, ts, seq, cause, changes)
   local members = member_list(pool)
-  local conflict = has_conflict(members)
+  local unique_conflict = has_conflict(members)
+  local conflict = unique_conflict or bridged
   -- Without a conflict U is one component: the event links every graph it touches.
   local comps = {members}
   if conflict then
@@ -362,7 +389,8 @@ local function stitch_event(e)
   for _, c in ipairs(comps) do fit(pool, c, changes, fitted) end
   assign(pool, fitted, changes)
   store_fragment(primary, ts, e[12], seq, channel, etype, attrs, summary)
-  finish(changes, cause, conflict and '4.2 unique-namespace rebuild' or '4.1 link')
+  local rule = unique_conflict and '4.2 unique-namespace rebuild' or SHARED_DEVICE
+  finish(changes, cause, conflict and rule or '4.1 link')
   if conflict then
     local moved, hits = {}, {}
     for k, old in pairs(old_of) do

@@ -58,7 +58,21 @@ def test_a_file_replaces_the_defaults_whole(tmp_path: Path) -> None:
         "kind": "person",
         "priority": 1,
         "unique": True,
+        "follower": False,
     }
+
+
+def test_devices_and_cookies_follow_a_person_by_default_and_a_namespace_overrides() -> None:
+    followers = {n.name for n in load().namespaces.values() if n.follower}
+    assert followers == {"device_id", "ecid"}
+    # A file without follower_kinds keeps the rule off; a namespace can opt in alone.
+    config = parse(CUSTOM.replace('blocked = ["anonymous"]', "follower = true"))
+    assert [n.name for n in config.namespaces.values() if n.follower] == ["cookie"]
+    off = parse(
+        'follower_kinds = ["cookie"]\n'
+        + CUSTOM.replace("priority = 9", "follower = false\npriority = 9")
+    )
+    assert not any(n.follower for n in off.namespaces.values())
 
 
 @pytest.mark.parametrize(
@@ -73,6 +87,8 @@ def test_a_file_replaces_the_defaults_whole(tmp_path: Path) -> None:
             "normalize",
         ),
         (CUSTOM + "\ncolour = 'blue'\n", None, "unknown key"),
+        ('follower_kinds = ["tablet"]\n' + CUSTOM, 1, "follower_kinds"),
+        (CUSTOM.replace('blocked = ["anonymous"]', 'follower = "yes"'), 18, "follower must be"),
         ("x = 1\nmax_graph_size = = 3\n", 2, ""),
     ],
 )

@@ -2,8 +2,8 @@
   Shared code of the identity graph scripts; commands.py prepends it to every script.
 
   Every script takes ARGV[1] = msgpack config {namespaces = {name = {kind, priority,
-  unique}}, unknown_priority, max_graph_size, quarantine_max, quarantine_window_ms, dedupe_ttl_s,
-  recent_limit}. Keys are derived from identities and profile ids, so the scripts
+  unique, follower}}, unknown_priority, max_graph_size, quarantine_max,
+  quarantine_window_ms, dedupe_ttl_s, recent_limit}. Keys are derived from identities and profile ids, so the scripts
   declare no KEYS: single Redis instance only, not Redis Cluster.
 
   Keys:
@@ -41,8 +41,9 @@
 
 local BUCKETS = 65536
 local KIND_RANK = {cookie = 0, device = 1, partner = 2, person = 3}
+local SHARED_DEVICE = '4.2 shared device'
 local CFG = cmsgpack.unpack(ARGV[1])
-local UNKNOWN = {kind = 'partner', priority = CFG.unknown_priority, unique = false}
+local UNKNOWN = {kind = 'partner', priority = CFG.unknown_priority, unique = false, follower = false}
 local NOW = (function()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -215,15 +216,17 @@ local function claim_unique(seen, k)
 end
 
 -- Cached facts about a graph, kept up to date by in-place updates (stitch's fast path):
--- n = member count, uq = set of unique namespaces present, cf = two values of one.
+-- n = member count, uq = set of unique namespaces present, cf = two values of one,
+-- p = holds a person (a non-follower identity: see the shared-device rule in partition).
 local function meta(g)
   if g.n == nil then
-    local n, uq, cf = 0, {}, false
+    local n, uq, cf, p = 0, {}, false, false
     for k in pairs(g.m) do
       n = n + 1
       cf = not claim_unique(uq, k) or cf
+      p = p or not info(k).follower
     end
-    g.n, g.uq, g.cf = n, uq, cf
+    g.n, g.uq, g.cf, g.p = n, uq, cf, p
   end
   return g
 end
@@ -376,12 +379,17 @@ end
 
 -- Union-find over the links among keys; components sorted by best member. With a
 -- change list (rebuild), links go strongest first and one that would join two values
--- of a unique namespace is deleted (rule 4.2).
+-- of a unique namespace is deleted (rule 4.2). So is a link to a follower (a device, a
+-- cookie) that would join two parts that each hold a person (a non-follower): a shared
+-- tablet stays with the person of its most recent link instead of joining the family.
 local function partition(pool, keys, rebuild)
-  local parent, uniq, links = {}, {}, {}
+  local parent, uniq, person, links = {}, {}, {}, {}
   for _, k in ipairs(keys) do
     parent[k] = k
-    if rebuild then uniq[k] = info(k).unique and {[ns_of(k)] = k} or {} end
+    if rebuild then
+      uniq[k] = info(k).unique and {[ns_of(k)] = k} or {}
+      person[k] = not info(k).follower
+    end
   end
   local function find(k)
     while parent[k] ~= k do
@@ -400,10 +408,16 @@ local function partition(pool, keys, rebuild)
       if rebuild and clash(uniq[ra], uniq[rb]) then
         pool.links[l[1] .. '\0' .. l[2]] = nil
         rebuild[#rebuild + 1] = change('link_removed', l[1], {a = l[1], b = l[2]})
+      elseif rebuild and person[ra] and person[rb]
+          and (info(l[1]).follower or info(l[2]).follower) then
+        pool.links[l[1] .. '\0' .. l[2]] = nil
+        rebuild[#rebuild + 1] = change('link_removed', l[1],
+          {a = l[1], b = l[2], rule = SHARED_DEVICE})
       else
         parent[rb] = ra
         if rebuild then
           for n, v in pairs(uniq[rb]) do uniq[ra][n] = v end
+          person[ra] = person[ra] or person[rb]
         end
       end
     end

@@ -1,0 +1,1 @@
+"""Stitching quality against ground truth: a generator, the scoring, ``cdp bench quality``."""

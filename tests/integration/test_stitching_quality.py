@@ -1,0 +1,31 @@
+"""Issue 14: stitching quality against ground truth through a real worker: shared
+tablets, kiosks, placeholder emails and recycled numbers join no two people."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from cdp_tools.quality.generator import generate
+from cdp_tools.quality.run import run_through_pipeline
+from tests.conftest import PipelineEnv
+
+pytestmark = pytest.mark.integration
+
+PEOPLE = 250
+
+
+def test_precision_and_recall_against_ground_truth(pipeline_env: PipelineEnv) -> None:
+    seed = random.randrange(1 << 30)
+    data = generate(PEOPLE, seed, int(time.time() * 1000) - 40 * 86_400_000)
+    outcome = run_through_pipeline(
+        pipeline_env.settings, data, seed=seed, log_dir=pipeline_env.logs
+    )
+    s = outcome.score
+    print(f"\n[quality] seed={seed} {s.precision=:.4f} {s.recall=:.4f} {s.largest_graph=}")
+    assert s.precision >= 0.995, (seed, s.wrong_pairs)
+    assert s.recall >= 0.98, seed
+    assert s.largest_graph <= 50
+    assert outcome.counted + outcome.dead_letters == outcome.events, seed
