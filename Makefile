@@ -27,31 +27,35 @@ lint: install
 	$(BIN)/ruff format --check pipeline cdp_tools tests
 	$(BIN)/mypy
 
-# Runs pytest with the given arguments (and environment) between `stack up` and `stack
-# down`; the stack is stopped whatever happened, also when `up` failed half-way.
-with_stack = $(TEST_ENV) $(BIN)/cdp stack up --fresh; status=$$?; \
-	if [ $$status -eq 0 ]; then \
-		$(TEST_ENV) $(2) $(BIN)/python -m pytest -p no:cacheprovider $(1) $(PYTEST_ARGS); \
-		status=$$?; \
-	fi; $(TEST_ENV) $(BIN)/cdp stack down; exit $$status
+PYTEST = $(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-# The fault suite's workloads in `make test`, as a share of their full size (tests/faults:
-# 50,000 events killed into, 100,000 hostile inputs, ...); `make test-faults` runs them whole.
+# Runs the given commands between `stack up` and `stack down`; the stack is stopped
+# whatever happened, also when `up` failed half-way.
+with_stack = $(TEST_ENV) $(BIN)/cdp stack up --fresh; status=$$?; \
+	if [ $$status -eq 0 ]; then $(1); status=$$?; fi; \
+	$(TEST_ENV) $(BIN)/cdp stack down; exit $$status
+
+# Tests at once besides the fault suite (pytest-xdist, one file per process): they mostly
+# wait on Kafka and the workers. The fault suite stops and starts the services, so it runs
+# alone afterwards, its workloads at FAULT_SCALE of their full size (50,000 events killed
+# into, 100,000 hostile inputs, ...); `make test-faults` runs them whole.
+TEST_JOBS ?= 2
 FAULT_SCALE ?= 0.3
 
-# Everything: lint, unit, property, integration, fault and browser tests against real
+# Everything: lint, unit, property, integration, browser and fault tests against real
 # services.
 test: lint
-	$(call with_stack,,CDP_FAULT_SCALE=$(FAULT_SCALE))
+	$(call with_stack,$(PYTEST) -m "not faults" -n $(TEST_JOBS) --dist loadfile && \
+		CDP_FAULT_SCALE=$(FAULT_SCALE) $(PYTEST) -m faults)
 
 test-unit: install
-	$(BIN)/python -m pytest -p no:cacheprovider -m "not integration" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not integration" -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 test-integration: install
-	$(call with_stack,-m "integration and not faults")
+	$(call with_stack,$(PYTEST) -m "integration and not faults" -n $(TEST_JOBS) --dist loadfile)
 
 test-faults: install
-	$(call with_stack,-m faults,CDP_FAULT_SCALE=1)
+	$(call with_stack,CDP_FAULT_SCALE=1 $(PYTEST) -m faults)
 
 demo: install
 	$(DEMO_ENV) $(BIN)/cdp demo

@@ -19,6 +19,17 @@ from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.settings import Settings, Topics
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each test process gets a Redis database of its own: the tests
+    flush their database, and topics and consumer groups are already per test."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = os.environ.get("CDP_REDIS_URL", "")
+    if worker.startswith("gw") and url:
+        base, _, db = url.rpartition("/")
+        if db.isdigit():
+            os.environ["CDP_REDIS_URL"] = f"{base}/{int(db) + 1 + int(worker[2:])}"
+
+
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
     """The stack's addresses; fails (never skips) when Kafka or Redis is not running."""
