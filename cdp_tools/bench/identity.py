@@ -17,6 +17,7 @@ import msgpack
 import redis.asyncio
 
 from pipeline.identity import config as identity_config
+from pipeline.identity import event_fields
 from pipeline.identity.commands import GraphStore, StitchEvent, stitch_batch
 
 # The baseline: the cheapest useful script over the same payload, one HSET per event.
@@ -30,28 +31,33 @@ return 0
 # The floor: the reads and writes one event needs whatever the rules, and none of the
 # rules: index entries, the graph, the new index entries, the fragment (attributes with
 # counts, timeline) and the dedupe entry. Its cost bounds what any Lua stitch can reach.
-FLOOR_LUA = """
+FLOOR_LUA = (
+    event_fields.lua_table()
+    + """
 local count = 0
 for _, e in ipairs(cmsgpack.unpack(ARGV[2])) do
-  local pid
-  for _, k in ipairs(e[5]) do
+  local pid, keys, key = nil, e[EVENT.identities], e[EVENT.primary]
+  for _, k in ipairs(keys) do
     pid = redis.call('HGET', 'bench:i:' .. string.sub(redis.sha1hex(k), 1, 4), k) or pid
   end
   local graph = pid and redis.call('GET', 'bench:g:' .. pid)
   if not pid then
     count = count + 1
-    pid = e[1]
-    for _, k in ipairs(e[5]) do
+    pid = e[EVENT.event_id]
+    for _, k in ipairs(keys) do
       redis.call('HSET', 'bench:i:' .. string.sub(redis.sha1hex(k), 1, 4), k, pid)
     end
   end
-  redis.call('SET', 'bench:g:' .. pid, graph or e[8])
-  redis.call('HSET', 'bench:a:' .. e[6], e[3] .. '|' .. e[7][1], e[7][2], '#n', '1')
-  redis.call('ZADD', 'bench:r:' .. e[6], e[12], e[8])
-  redis.call('SET', 'bench:e:' .. e[1], e[8], 'EX', '604800')
+  local summary, attributes = e[EVENT.summary], e[EVENT.attributes]
+  redis.call('SET', 'bench:g:' .. pid, graph or summary)
+  redis.call('HSET', 'bench:a:' .. key, e[EVENT.channel] .. '|' .. attributes[1],
+    attributes[2], '#n', '1')
+  redis.call('ZADD', 'bench:r:' .. key, e[EVENT.timestamp_text], summary)
+  redis.call('SET', 'bench:e:' .. e[EVENT.event_id], summary, 'EX', '604800')
 end
 return count
 """
+)
 
 
 def _person(p: int) -> list[str]:

@@ -32,10 +32,18 @@ def stack() -> None:
 @stack.command()
 @ONLY
 @click.option("--fresh", is_flag=True, help="Stop and empty the services' data first.")
-def up(only: control.Only, fresh: bool) -> None:
+@click.option(
+    "--redis-cluster",
+    type=click.IntRange(min=3),
+    default=None,
+    metavar="N",
+    help="Instead of one Redis, a Redis Cluster of N masters on CDP_REDIS_URL's port and "
+    "the N-1 after it (for the cluster work of docs/redis-cluster.md).",
+)
+def up(only: control.Only, fresh: bool, redis_cluster: int | None) -> None:
     """Start Kafka (KRaft) and Redis; succeeds if they already run."""
     try:
-        control.up(only, fresh=fresh)
+        control.up(only, fresh=fresh, redis_cluster=redis_cluster or 0)
     except StackError as error:
         raise _StackFailed(str(error)) from None
 

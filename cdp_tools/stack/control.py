@@ -5,12 +5,13 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Literal, Protocol
 
 from cdp_tools.stack.config import StackConfig
 from cdp_tools.stack.kafka import Kafka
+from cdp_tools.stack.redis_cluster import RedisCluster
 from cdp_tools.stack.redis_server import Redis
-from cdp_tools.stack.service import Say, Service, ServiceState
+from cdp_tools.stack.service import Say, ServiceState
 
 __all__ = ["ServiceState", "down", "status", "up"]
 
@@ -21,22 +22,42 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
+class _Service(Protocol):
+    name: str
+
+    def refuse_remote(self) -> None: ...
+    def start(self, say: Say) -> None: ...
+    def stop(self, say: Say) -> None: ...
+    def wipe(self, say: Say) -> None: ...
+    def states(self) -> list[ServiceState]: ...
+
+
 @contextmanager
-def _services(only: Only) -> Iterator[list[Service]]:
+def _services(only: Only, redis_cluster: int | None = 0) -> Iterator[list[_Service]]:
     """The selected services, with the state dir locked: parallel test workers that all call
-    up() must not start two brokers over one data dir."""
+    up() must not start two brokers over one data dir.
+
+    ``redis_cluster``: N for a cluster of N masters instead of the single Redis (up); None
+    for the cluster nodes an earlier up started if there are any, else the single Redis
+    (down, status: the single Redis's probe would answer on the first node's port)."""
     config = StackConfig.from_env()
     config.run_dir.mkdir(parents=True, exist_ok=True)
     with open(config.run_dir / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         # Redis first: it is up in a blink, so a Kafka failure is reported last and alone.
-        services: list[Service] = [Redis(config), Kafka(config)]
+        redis: _Service = Redis(config)
+        if redis_cluster:
+            redis = RedisCluster(config, redis_cluster)
+        elif redis_cluster is None and (recorded := RedisCluster(config)).nodes:
+            redis = recorded
+        services = [redis, Kafka(config)]
         yield [s for s in services if only in (None, s.name)]
 
 
-def up(only: Only = None, fresh: bool = False, say: Say = _say) -> None:
-    """Start the services where the settings point (local only); ``fresh`` empties them first."""
-    with _services(only) as services:
+def up(only: Only = None, fresh: bool = False, say: Say = _say, redis_cluster: int = 0) -> None:
+    """Start the services where the settings point (local only); ``fresh`` empties them first;
+    ``redis_cluster`` N starts a cluster of N Redis masters instead of one Redis."""
+    with _services(only, redis_cluster) as services:
         for service in services:
             service.refuse_remote()
         if fresh:
@@ -49,7 +70,7 @@ def up(only: Only = None, fresh: bool = False, say: Say = _say) -> None:
 
 def down(only: Only = None, wipe: bool = False, say: Say = _say) -> None:
     """Stop what ``up`` started; ``wipe`` also removes their data (not the downloaded jars)."""
-    with _services(only) as services:
+    with _services(only, None) as services:
         for service in reversed(services):
             service.stop(say)
             if wipe:
@@ -57,5 +78,5 @@ def down(only: Only = None, wipe: bool = False, say: Say = _say) -> None:
 
 
 def status(only: Only = None) -> list[ServiceState]:
-    with _services(only) as services:
-        return [service.state() for service in services]
+    with _services(only, None) as services:
+        return [state for service in services for state in service.states()]

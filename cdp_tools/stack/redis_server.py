@@ -33,7 +33,7 @@ def find_server() -> str:
     )
 
 
-def render_conf(port: int, data_dir: Path, password: str | None) -> str:
+def render_conf(port: int, data_dir: Path, password: str | None, cluster: bool = False) -> str:
     lines = [
         "bind 127.0.0.1",
         f"port {port}",
@@ -47,6 +47,12 @@ def render_conf(port: int, data_dir: Path, password: str | None) -> str:
     ]
     if password:
         lines.append(f'requirepass "{password}"')
+    if cluster:
+        # The bus listens on port + 10000; nodes.conf (in dir) lets a restarted node
+        # rejoin its cluster without `redis-cli --cluster create` again.
+        lines += ["cluster-enabled yes", "cluster-config-file nodes.conf"]
+        if password:
+            lines.append(f'masterauth "{password}"')
     return "\n".join(lines) + "\n"
 
 

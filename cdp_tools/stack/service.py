@@ -91,6 +91,9 @@ class Service(ABC):
         pid = recorded[0] if recorded else None
         return ServiceState(self.name, self.address, self.ready(), pid)
 
+    def states(self) -> list[ServiceState]:
+        return [self.state()]
+
     def refuse_remote(self) -> None:
         if not is_local(self.host):
             raise StackError(

@@ -7,6 +7,7 @@ Arguments and results travel as msgpack, which Redis's Lua reads natively (cmsgp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -16,6 +17,7 @@ import msgpack
 import redis.asyncio
 from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
+from pipeline.identity import event_fields
 from pipeline.identity.config import IdentityConfig
 from pipeline.identity.pipe import ScriptPipe
 from pipeline.resources import lua_text
@@ -25,10 +27,31 @@ SCRIPTS = ("stitch", "delete", "release", "read", "lookup", "quarantined", "tall
 PIPELINED = frozenset({"read", "lookup"})
 
 
+INCLUDE = re.compile(r"^--@include (\w+)$", re.M)
+GENERATED = {"event": event_fields.lua_table}  # includes made from Python definitions
+
+
+def _include_text(name: str) -> str:
+    generated = GENERATED.get(name)
+    return generated() if generated else lua_text(f"includes/{name}.lua")
+
+
 @cache
 def script_source(name: str) -> str:
-    """The script with the shared include prepended, as Redis runs it."""
-    return lua_text("includes/graph.lua") + "\n" + lua_text(f"{name}.lua")
+    """The script as Redis runs it: the includes it names (``--@include x``, resolved the
+    same way in includes) once each, dependencies first, then the script."""
+    parts: list[str] = []
+    loaded: set[str] = set()
+
+    def add(text: str) -> None:
+        for dep in INCLUDE.findall(text):
+            if dep not in loaded:
+                loaded.add(dep)
+                add(_include_text(dep))
+        parts.append(text)
+
+    add(lua_text(f"{name}.lua"))
+    return "\n".join(parts)
 
 
 @dataclass
@@ -204,22 +227,16 @@ def _profile(pid: str, raw: list[Any], recent_limit: int) -> RawProfile:
 
 
 def stitch_batch(events: Sequence[StitchEvent]) -> list[list[Any]]:
-    """The events as the stitch script reads them (its ARGV[2], before msgpack)."""
+    """The events as the stitch script reads them (its ARGV[2], before msgpack): lists in
+    the order of ``event_fields.FIELDS``."""
     return [
-        [
-            e.event_id,
-            e.timestamp_ms,
-            e.channel,
-            e.type,
-            e.identities,
-            e.primary,
-            [x for item in e.attributes.items() for x in item],
-            e.summary,
-            e.topic,
-            e.partition,
-            e.offset,
-            str(e.timestamp_ms),  # converting numbers costs the script microseconds
-        ]
+        event_fields.as_list(
+            {
+                **vars(e),
+                "attributes": [x for item in e.attributes.items() for x in item],
+                "timestamp_text": str(e.timestamp_ms),
+            }
+        )
         for e in events
     ]
 

@@ -40,12 +40,13 @@ def _compose_cli() -> list[str] | None:
     return [legacy] if legacy else None
 
 
-def test_docker_compose_config_is_valid() -> None:
+@pytest.mark.parametrize("profile", [[], ["--profile", "cluster"]], ids=["default", "cluster"])
+def test_docker_compose_config_is_valid(profile: list[str]) -> None:
     cli = _compose_cli()
     if cli is None:
         pytest.skip("neither `docker compose` nor docker-compose is installed")
     result = subprocess.run(
-        [*cli, "-f", str(COMPOSE), "config", "-q"],
+        [*cli, "-f", str(COMPOSE), *profile, "config", "-q"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -77,6 +78,29 @@ def test_redis_persists_with_aof() -> None:
     assert "--appendonly yes" in command
     assert "--appendfsync always" in command  # the at-least-once guarantee (README)
     assert any(v.endswith(":/data") for v in redis["volumes"])
+
+
+def test_cluster_profile() -> None:
+    services = compose()["services"]
+    nodes = [f"redis-cluster-{i}" for i in (1, 2, 3)]
+    for name in nodes:
+        node = services[name]
+        assert node["profiles"] == ["cluster"] and node["image"] == "redis:7.0"
+        command = " ".join(node["command"])
+        assert "--cluster-enabled yes" in command
+        assert "--appendfsync always" in command  # as durable as the single Redis
+        assert node["volumes"] == [f"{name}:/data"]
+    assert len({services[n]["volumes"][0] for n in nodes}) == 3
+    init = services["redis-cluster-init"]
+    assert init["profiles"] == ["cluster"] and init["restart"] == "no"
+    assert {n: d["condition"] for n, d in init["depends_on"].items()} == dict.fromkeys(
+        nodes, "service_healthy"
+    )
+    script = " ".join(init["command"])
+    assert "--cluster create" in script and "--cluster-replicas 0 --cluster-yes" in script
+    assert all(f"getent hosts {n} " in script for n in nodes)
+    # The default stack is untouched: the workers keep the single Redis.
+    assert "profiles" not in services["redis"] and "profiles" not in services["worker"]
 
 
 def test_workers() -> None:

@@ -2,7 +2,7 @@
   delete: privacy deletion of identities, or of every identity of one profile (CONTRACT
   4.6), atomically.
 
-  KEYS: none (see includes/graph.lua)
+  KEYS: none (see includes/base.lua)
   ARGV[1]: msgpack config
   ARGV[2]: msgpack {request_id, "identities" | "profile_of", targets}: identity keys,
            or {one identity key} whose whole graph goes (that identity alone when it is
@@ -16,6 +16,7 @@
            cannot bring it in) and loses its fragment, quarantine state, index entry and
            links; the rest of its graph is regrouped (rule 4.4); an emptied graph ceases.
 ]]
+--@include rebuild
 
 local request = cmsgpack.unpack(ARGV[2])
 local done_key = 'cdp:pr:' .. request[1]

@@ -1,19 +1,21 @@
 --[[
   read: profiles or graphs by profile id, for the lookup API and the publisher.
 
-  KEYS: none (see includes/graph.lua)
+  KEYS: none (see includes/base.lua)
   ARGV[1]: msgpack config
   ARGV[2]: msgpack {ids, with_fragments (boolean), by_identity (boolean)}: profile ids,
            or with by_identity identity keys (the profile holding each is read: the
            lookup API's one round trip)
   Returns: msgpack list, one per id: false when the profile does not exist, else
            {version, updated_at_ms, members, links, fragments, profile id} with members
-           as stored (includes/graph.lua); links as stored without fragments, and empty
+           as stored (includes/base.lua); links as stored without fragments, and empty
            with them (a profile document does not show links); with_fragments, one
            {key, attributes (flat field/value), recent (flat summary/ts, newest first,
            recent_limit), counts (flat field/value)} per member.
   Effects: none.
 ]]
+--@include config
+--@include index
 
 local request, out = cmsgpack.unpack(ARGV[2]), {}
 local COUNT_MARK = string.byte('#')

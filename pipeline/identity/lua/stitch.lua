@@ -2,11 +2,10 @@
   stitch: apply a batch of events to the identity graph, atomically and in order
   (CONTRACT 4; the rules are spelled out in tests/model/reference.py).
 
-  KEYS: none (see includes/graph.lua)
+  KEYS: none (see includes/base.lua)
   ARGV[1]: msgpack config
-  ARGV[2]: msgpack list of events, each {event_id, timestamp_ms, channel, type,
-           identities, primary, attributes (flat {path, msgpack value, ...}), summary,
-           topic, partition, offset, timestamp_ms as a decimal string}
+  ARGV[2]: msgpack list of events, each a list of the fields of
+           pipeline/identity/event_fields.py in its order, read as e[EVENT.<field>]
   Returns: msgpack {call_seq, outcomes, dirty, ceased, changes, graph_sizes}; an outcome
            is "ok", "duplicate" or "rejected:<reason>".
   Effects: per event: dedupe entry, identity index, graphs (links, merges, rebuilds for
@@ -15,6 +14,8 @@
            Graphs, index entries and fragments are cached for the whole batch and written
            once at its end; dedupe entries are read for the whole batch with MGET.
 ]]
+--@include rebuild
+--@include event
 
 local EVENTS = cmsgpack.unpack(ARGV[2])
 local TTL, KEEP = num(CFG.dedupe_ttl_s), num(-(CFG.recent_limit + 1))
@@ -37,10 +38,11 @@ end
 do
   local eids, idents, seen = {}, {}, {}
   for _, e in ipairs(EVENTS) do
-    if SEEN[e[1]] == nil then
-      SEEN[e[1]], eids[#eids + 1] = false, e[1]
+    local eid = e[EVENT.event_id]
+    if SEEN[eid] == nil then
+      SEEN[eid], eids[#eids + 1] = false, eid
     end
-    for _, k in ipairs(e[5]) do
+    for _, k in ipairs(e[EVENT.identities]) do
       if not seen[k] then seen[k], idents[#idents + 1] = true, k end
     end
   end
@@ -333,7 +335,10 @@ local function recorded(eid, first, cause)
 end
 
 local function stitch_event(e)
-  local eid, ts, channel, etype, idents, primary, attrs, summary = unpack(e, 1, 8)
+  local eid, ts, channel, etype = e[EVENT.event_id], e[EVENT.timestamp_ms], e[EVENT.channel],
+    e[EVENT.type]
+  local idents, primary, attrs, summary = e[EVENT.identities], e[EVENT.primary],
+    e[EVENT.attributes], e[EVENT.summary]
   local stored = SEEN[eid]
   if stored then return duplicate(idents, stored) end
   local keys, linkable, pids, old_of = {}, {}, {}, {}
@@ -351,10 +356,11 @@ local function stitch_event(e)
   end
   if not keys[primary] or quarantined(primary) then primary = best(linkable) end
   local seq, first, changes = next_id('seq'), #RES.changes + 1, {}
-  local cause = {event_id = eid, topic = e[9], partition = e[10], offset = e[11]}
+  local cause = {event_id = eid, topic = e[EVENT.topic], partition = e[EVENT.partition],
+    offset = e[EVENT.offset]}
   local bridged = bridges(linkable)
   if not bridged and fast_link(linkable, ts, seq, cause, changes) then
-    store_fragment(primary, ts, e[12], seq, channel, etype, attrs, summary)
+    store_fragment(primary, ts, e[EVENT.timestamp_text], seq, channel, etype, attrs, summary)
     finish(changes, cause, '4.1 link')
     return recorded(eid, first, cause)
   end
@@ -388,7 +394,7 @@ local function stitch_event(e)
   local fitted = {}
   for _, c in ipairs(comps) do fit(pool, c, changes, fitted) end
   assign(pool, fitted, changes)
-  store_fragment(primary, ts, e[12], seq, channel, etype, attrs, summary)
+  store_fragment(primary, ts, e[EVENT.timestamp_text], seq, channel, etype, attrs, summary)
   local rule = unique_conflict and '4.2 unique-namespace rebuild' or SHARED_DEVICE
   finish(changes, cause, conflict and rule or '4.1 link')
   if conflict then

@@ -1,8 +1,8 @@
 --[[
   tally: count dead letters by reason, for the overview (GET /v1/overview).
 
-  KEYS: none (see includes/graph.lua)
-  ARGV[1]: msgpack config
+  KEYS: none (see includes/base.lua)
+  ARGV[1]: msgpack config (unused)
   ARGV[2]: msgpack map reason -> number of dead letters just written to cdp.deadletter
   Returns: msgpack nil.
   Effects: adds each number to its reason's field of cdp:dl. Called after the dead

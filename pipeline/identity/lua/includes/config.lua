@@ -1,0 +1,45 @@
+--[[
+  config: the identity configuration (ARGV[1], msgpack {namespaces = {name = {kind,
+  priority, unique, follower}}, unknown_priority, max_graph_size, quarantine_max,
+  quarantine_window_ms, dedupe_ttl_s, recent_limit}) and what it says of an identity.
+]]
+--@include base
+
+local KIND_RANK = {cookie = 0, device = 1, partner = 2, person = 3}
+local SHARED_DEVICE = '4.2 shared device'
+local CFG = cmsgpack.unpack(ARGV[1])
+local UNKNOWN = {kind = 'partner', priority = CFG.unknown_priority, unique = false, follower = false}
+
+local INFO = {}
+local function info(key)
+  local i = INFO[key]
+  if not i then
+    i = CFG.namespaces[ns_of(key)] or UNKNOWN
+    INFO[key] = i
+  end
+  return i
+end
+
+-- Identity rank: priority number, then key (rule 4.4 anchors, primaries, id order).
+local function rank_lt(a, b)
+  local pa, pb = info(a).priority, info(b).priority
+  if pa ~= pb then return pa < pb end
+  return lt(a, b)
+end
+
+local function best(keys)
+  local b = keys[1]
+  for i = 2, #keys do
+    if rank_lt(keys[i], b) then b = keys[i] end
+  end
+  return b
+end
+
+-- Rule 4.2: records k's namespace in seen when it is unique; false if one is there.
+local function claim_unique(seen, k)
+  if not info(k).unique then return true end
+  local ns = ns_of(k)
+  if seen[ns] then return false end
+  seen[ns] = true
+  return true
+end
