@@ -9,11 +9,10 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Sequence
 from functools import partial
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import faust
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
-from faust.streams import Stream
+from faust.sensors.prometheus import FaustMetrics
 from faust.types import EventT, StreamT, TopicT
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -23,6 +22,7 @@ from pipeline.api.routes import mount
 from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import IdentityConfig
 from pipeline.kafka import faust_broker, faust_credentials
+from pipeline.partition import cached_partitioner
 from pipeline.publish.profiles import Publisher, PublishSettings
 from pipeline.publish.sender import Sender
 from pipeline.records import Outputs, Record, UpdateNote
@@ -30,8 +30,10 @@ from pipeline.retry import until_redis_answers
 from pipeline.settings import Settings, Topics
 from pipeline.stages.privacy import Receipt, handle_request
 from pipeline.stages.stitch import Stitcher
+from pipeline.worker.batches import batches
 from pipeline.worker.discovery import ChannelDiscovery
 from pipeline.worker.health import Health
+from pipeline.worker.lean import LeanMonitor, RawSchema
 from pipeline.worker.topology import Flow
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,9 @@ def _record(event: EventT) -> Record:
 
 # A publication batch may fold several stitch batches' updates into one document each.
 PUBLISH_BATCH_FACTOR = 4
+# Room for a full batch's outputs in one producer batch per partition: with the default
+# 16 KB the producer waits for a batch in flight before it takes the next record.
+PRODUCER_BATCH_BYTES = 512 * 1024
 # How long a stopping worker may spend finishing the batch it has already taken.
 SHUTDOWN_GRACE_S = 10.0
 
@@ -106,6 +111,8 @@ def create_app(
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        producer_partitioner=cached_partitioner,
         web_enabled=True,
         web_bind=settings.http_host,
         web_host=settings.http_host,
@@ -117,7 +124,8 @@ def create_app(
         web_metrics_enabled=False,
     )
     faust_registry = CollectorRegistry()
-    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(faust_registry, "faust"))
+    monitor = LeanMonitor(metrics=FaustMetrics.create(faust_registry, "faust"))
+    app.monitor = monitor
 
     stitcher = Stitcher(store, config, topics, settings.max_event_bytes)
     publish_settings = PublishSettings(
@@ -131,7 +139,7 @@ def create_app(
     health = Health(app, store, settings)
 
     def raw_topic(*names: str, **options: Any) -> TopicT:
-        return app.topic(*names, key_serializer="raw", value_serializer="raw", **options)
+        return app.topic(*names, schema=RawSchema(), **options)
 
     # A config mapping of its own marks this topic's clones for topic discovery; Faust
     # only uses it when declaring internal topics, which this is not.
@@ -159,18 +167,17 @@ def create_app(
         publisher.observe(publications, merged)
 
     @app.agent(events_topic, name="stitch")
-    async def stitch(events: StreamT) -> None:
-        stream = cast(Stream, events)  # noack_take is on the class, not the interface
-        async for batch in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
+    async def stitch(stream: StreamT) -> None:
+        async for batch in batches(stream, settings.batch_size, settings.batch_window_s):
+            monitor.received(batch)
             await _complete(stream, batch, stitch_batch(batch))
             health.processed(batch)
 
     @app.agent(updates_topic, name="publish")
-    async def publish(updates: StreamT) -> None:
-        stream = cast(Stream, updates)
-        async for batch in stream.noack_take(
-            PUBLISH_BATCH_FACTOR * settings.batch_size, within=settings.publish_window_s
-        ):
+    async def publish(stream: StreamT) -> None:
+        most = PUBLISH_BATCH_FACTOR * settings.batch_size
+        async for batch in batches(stream, most, settings.publish_window_s):
+            monitor.received(batch)
             await _complete(stream, batch, publish_batch(batch))
             health.processed(batch)
 
