@@ -32,6 +32,7 @@ from pipeline.stages.privacy import Receipt, handle_request
 from pipeline.stages.stitch import Stitcher
 from pipeline.worker.batches import batches
 from pipeline.worker.discovery import ChannelDiscovery
+from pipeline.worker.drain import use_lean_consumer
 from pipeline.worker.health import Health
 from pipeline.worker.lean import LeanMonitor, RawSchema
 from pipeline.worker.topology import Flow
@@ -123,6 +124,7 @@ def create_app(
         web_graph_enabled=False,
         web_metrics_enabled=False,
     )
+    use_lean_consumer(app)
     faust_registry = CollectorRegistry()
     monitor = LeanMonitor(metrics=FaustMetrics.create(faust_registry, "faust"))
     app.monitor = monitor
