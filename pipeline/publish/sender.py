@@ -7,6 +7,7 @@ in between replays the input (idempotent) instead of losing an output.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -80,9 +81,10 @@ class Sender:
             for pid, n in out.updates.items()
         ]
         await self._all(records)
-        # Counted here, where every graph change (stitch, privacy, release) leaves.
-        for change in out.changes:
-            metrics.GRAPH_CHANGES.labels(change["type"]).inc()
+        # Counted here, where every graph change (stitch, privacy, release) leaves; per
+        # batch and type, not per change.
+        for change_type, n in Counter(change["type"] for change in out.changes).items():
+            metrics.GRAPH_CHANGES.labels(change_type).inc(n)
 
     async def send_publications(self, publications: Sequence[Publication]) -> None:
         await self._all(
