@@ -4,7 +4,6 @@ flow as wired here)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Sequence
@@ -30,6 +29,7 @@ from pipeline.retry import until_redis_answers
 from pipeline.settings import Settings, Topics
 from pipeline.stages.privacy import Receipt, handle_request
 from pipeline.stages.stitch import Stitcher
+from pipeline.worker.acks import InOrderAcks
 from pipeline.worker.batches import batches
 from pipeline.worker.discovery import ChannelDiscovery
 from pipeline.worker.drain import use_lean_consumer
@@ -50,28 +50,6 @@ PUBLISH_BATCH_FACTOR = 4
 # Room for a full batch's outputs in one producer batch per partition: with the default
 # 16 KB the producer waits for a batch in flight before it takes the next record.
 PRODUCER_BATCH_BYTES = 512 * 1024
-# How long a stopping worker may spend finishing the batch it has already taken.
-SHUTDOWN_GRACE_S = 10.0
-
-
-async def _ack_all(stream: StreamT, events: Sequence[EventT]) -> None:
-    for event in events:
-        await stream.ack(event)
-
-
-async def _complete(stream: StreamT, batch: Sequence[EventT], work: Awaitable[None]) -> None:
-    """Run a batch's work, then acknowledge it; on shutdown (cancellation) finish the
-    batch first, within a bounded time, so its offsets are committed on the way out."""
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, SHUTDOWN_GRACE_S)
-        if task.done() and not task.cancelled() and task.exception() is None:
-            await _ack_all(stream, batch)
-        raise
-    await _ack_all(stream, batch)
 
 
 def _update_note(event: EventT) -> tuple[str, UpdateNote] | None:
@@ -150,38 +128,59 @@ def create_app(
     privacy_topic = raw_topic(topics.privacy_requests)
     discovery = ChannelDiscovery(app, settings, events_topic)
 
+    async def queue_emit(out: Outputs, receipt: Receipt | None = None) -> Awaitable[None]:
+        """Hand what a stage produced to the producer; the result resolves once it is
+        delivered, its dead letters tallied for the overview and the receipt sent."""
+        delivered = await sender.queue_outputs(out)
+
+        async def settled() -> None:
+            await delivered
+            if out.deadletters:  # sent first: a crash in between counts them again, as sent
+                reasons = Counter(d.reason for d in out.deadletters)
+                await until_redis_answers("tally", partial(store.count_deadletters, reasons))
+            if receipt is not None:
+                await sender.send_receipt(receipt["request_id"], receipt)
+
+        return settled()
+
     async def emit(out: Outputs, receipt: Receipt | None = None) -> None:
-        """Send what a stage produced; dead letters are also tallied for the overview."""
-        await sender.send_outputs(out)
-        if out.deadletters:  # sent first: a crash in between counts them again, as sent
-            reasons = Counter(d.reason for d in out.deadletters)
-            await until_redis_answers("tally", partial(store.count_deadletters, reasons))
-        if receipt is not None:
-            await sender.send_receipt(receipt["request_id"], receipt)
+        await (await queue_emit(out, receipt))
 
-    async def stitch_batch(batch: Sequence[EventT]) -> None:
-        await emit(await stitcher.process([_record(e) for e in batch]))
+    async def stitch_batch(batch: Sequence[EventT]) -> Awaitable[None]:
+        return await queue_emit(await stitcher.process([_record(e) for e in batch]))
 
-    async def publish_batch(batch: Sequence[EventT]) -> None:
+    async def publish_batch(batch: Sequence[EventT]) -> Awaitable[None]:
         notes = [note for e in batch if (note := _update_note(e)) is not None]
         publications, merged = await publisher.publish_batch(notes)
-        await sender.send_publications(publications)
-        publisher.observe(publications, merged)
+        delivered = await sender.queue_publications(publications)
+
+        async def observed() -> None:
+            await delivered
+            publisher.observe(publications, merged)
+
+        return observed()
 
     @app.agent(events_topic, name="stitch")
     async def stitch(stream: StreamT) -> None:
-        async for batch in batches(stream, settings.batch_size, settings.batch_window_s):
-            monitor.received(batch)
-            await _complete(stream, batch, stitch_batch(batch))
-            health.processed(batch)
+        acks = InOrderAcks(stream, health.processed)
+        try:
+            async for batch in batches(stream, settings.batch_size, settings.batch_window_s):
+                monitor.received(batch)
+                await acks.run(batch, stitch_batch(batch))
+        finally:
+            await acks.finish()
 
     @app.agent(updates_topic, name="publish")
     async def publish(stream: StreamT) -> None:
-        most = PUBLISH_BATCH_FACTOR * settings.batch_size
-        async for batch in batches(stream, most, settings.publish_window_s):
-            monitor.received(batch)
-            await _complete(stream, batch, publish_batch(batch))
-            health.processed(batch)
+        acks = InOrderAcks(stream, health.processed)
+        try:
+            async for batch in batches(
+                stream, PUBLISH_BATCH_FACTOR * settings.batch_size, settings.publish_window_s
+            ):
+                monitor.received(batch)
+                await acks.run(batch, publish_batch(batch))
+        finally:
+            await acks.finish()
 
     @app.agent(privacy_topic, name="privacy")
     async def privacy(stream: StreamT) -> None:
@@ -213,7 +212,7 @@ def create_app(
 
     flows = [
         Flow(stitch, "ingest -> identity (Redis graph)", sender.destinations("send_outputs")),
-        Flow(publish, "profile (assemble) -> publish", sender.destinations("send_publications")),
+        Flow(publish, "profile (assemble) -> publish", sender.destinations("queue_publications")),
         Flow(
             privacy,
             "identity (privacy delete)",
