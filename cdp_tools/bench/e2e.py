@@ -67,14 +67,18 @@ def drain(settings: Settings, workers: list[WorkerProcess], n: int, tag: str) ->
     """A burst of ``n`` events produced at once to running workers: events/s from the
     first produce to the last profile record, and each process's CPU meanwhile."""
     events = _events(n, max(1, n // 10), int(time.time() * 1000) - 3600_000, tag)
-    pids = {f"worker{i + 1}": w.proc.pid for i, w in enumerate(workers) if w.proc}
-    cpu = CpuWindow({**pids, **stack_pids(settings)})
+    cpu = _cpu_window(settings, workers)
     started = time.time()
     asyncio.run(produce(settings, events))
     asyncio.run(wait_caught_up(settings, timeout_s=600, settle=1))
     spent = cpu.spent()
     elapsed = asyncio.run(_last_publication_s(settings)) - started
     return Drain(n / elapsed, elapsed, spent)
+
+
+def _cpu_window(settings: Settings, workers: list[WorkerProcess]) -> CpuWindow:
+    pids = {f"worker{i + 1}": w.proc.pid for i, w in enumerate(workers) if w.proc}
+    return CpuWindow({**pids, **stack_pids(settings)})
 
 
 def _start_worker(settings: Settings, env: dict[str, str], name: str) -> WorkerProcess:
@@ -110,7 +114,9 @@ def main(settings: Settings, n: int, rates: tuple[float, ...], seconds: float) -
         latency = {}
         for rate in rates:
             print(f"one worker: {rate:.0f} new visitors/s for {seconds:.0f} s after a warm-up...")
-            latency[rate] = asyncio.run(steady_latencies(s, rate, seconds, 3.0, f"{rate:.0f}{tag}"))
+            cpu = _cpu_window(s, workers)
+            lat, sent = asyncio.run(steady_latencies(s, rate, seconds, 3.0, f"{rate:.0f}{tag}"))
+            latency[rate] = lat, sent, cpu.spent()
         print(f"two workers: a burst of {n} events...")
         workers.append(_start_worker(s, env, f"bench-{tag}-2"))
         time.sleep(3)  # the group settles after the second member joins
@@ -127,8 +133,11 @@ def main(settings: Settings, n: int, rates: tuple[float, ...], seconds: float) -
             f"{d.events_per_s / committing:.3f} of committing)"
         )
         print(f"  CPU over {d.elapsed_s:.1f} s: {describe(d.cpu, d.elapsed_s, n)}")
-    for rate, (lat, sent) in latency.items():
+    for rate, (lat, sent, spent) in latency.items():
         print(
             f"event-to-profile at {rate:5.0f}/s   : {_quantiles(lat)} "
             f"({len(lat)} of {sent} new visitors, one worker)"
         )
+        # Over the warm-up, the steady seconds and the wait for the last profile.
+        events = int(rate * (seconds + 3.0))
+        print(f"  CPU: {describe(spent, seconds + 3.0, events)}")
