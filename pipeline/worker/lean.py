@@ -20,8 +20,9 @@ from faust.types import AppT, EventT, Message
 class LeanMonitor(PrometheusMonitor):
     """Faust's Prometheus sensors (``faust_*``) without per-message work: the hooks the
     consumer and streams call for every message do nothing, and the agents count what
-    they receive once per batch (``received``). Commits, rebalances, assignments, end
-    offsets and send errors are still tracked as Faust tracks them. A subclass of
+    they receive once per batch (``received``), with the end offsets of the partitions
+    a batch came from. Commits, rebalances, assignments and send errors are still
+    tracked as Faust tracks them. A subclass of
     Monitor, as the consumer calls ``track_tp_end_offset`` and ``on_tp_commit`` on it."""
 
     def on_message_in(self, tp: Any, offset: int, message: Message) -> None:
@@ -49,13 +50,21 @@ class LeanMonitor(PrometheusMonitor):
     def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
         self._metrics.total_error_messages_sent.inc()
 
+    def track_tp_end_offset(self, tp: Any, offset: int) -> None:
+        # Called for every fetched record: the gauge is set per batch (received).
+        self.tp_end_offsets[tp] = offset
+
     def received(self, batch: Sequence[EventT]) -> None:
-        """Count a batch of consumed messages, as on_message_in would have one by one."""
+        """Count a batch of consumed messages, as on_message_in would have one by one,
+        and publish the end offsets of the partitions it came from."""
         m = self._metrics
         m.messages_received.inc(len(batch))
         m.total_events.inc(len(batch))
         for topic, n in Counter(e.message.topic for e in batch).items():
             m.messages_received_per_topics.labels(topic=topic).inc(n)
+        for tp in {e.message.tp for e in batch}:
+            if (end := self.tp_end_offsets.get(tp)) is not None:
+                m.topic_partition_end_offset.labels(topic=tp.topic, partition=tp.partition).set(end)
 
 
 class RawSchema(faust.Schema):

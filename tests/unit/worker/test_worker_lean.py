@@ -70,8 +70,16 @@ def test_the_monitor_counts_per_batch_not_per_message() -> None:
         faust.Event(app(), None, b"{}", [], Message(t, 0, 1, 0.0, 0, [], None, b"{}", None))
         for t in ("cdp.events.web", "cdp.events.web", "cdp.events.pos")
     ]
+    monitor.track_tp_end_offset(TP("cdp.events.web", 0), 42)
+    end_offset = "faust_topic_partition_end_offset"
+    assert (
+        registry.get_sample_value(end_offset, {"topic": "cdp.events.web", "partition": "0"}) is None
+    )
     monitor.received(events)
     assert registry.get_sample_value("faust_messages_received_total") == 3
+    assert (
+        registry.get_sample_value(end_offset, {"topic": "cdp.events.web", "partition": "0"}) == 42
+    )
     per_topic = "faust_messages_received_per_topic_total"
     assert registry.get_sample_value(per_topic, {"topic": "cdp.events.web"}) == 2
     assert registry.get_sample_value(per_topic, {"topic": "cdp.events.pos"}) == 1
