@@ -14,6 +14,7 @@ from pipeline.worker.acks import InOrderAcks
 class FakeStream:
     def __init__(self) -> None:
         self.acked: list[Any] = []
+        self.batches: list[Any] = []  # as told to the callback, after their acks
 
     async def ack(self, event: Any) -> bool:
         self.acked.append(event)
@@ -22,7 +23,7 @@ class FakeStream:
 
 def acks() -> tuple[InOrderAcks, FakeStream]:
     stream = FakeStream()
-    return InOrderAcks(stream), stream  # type: ignore[arg-type]
+    return InOrderAcks(stream, stream.batches.append), stream  # type: ignore[arg-type]
 
 
 async def work(log: list[str], name: str, delivered: asyncio.Event) -> Awaitable[None]:
@@ -47,6 +48,7 @@ async def test_the_next_batch_works_while_the_previous_is_delivered_and_acks_kee
     await second_run
     await in_order.finish()
     assert stream.acked == ["a1", "a2", "b1"]
+    assert stream.batches == [["a1", "a2"], ["b1"]]
 
 
 async def test_a_batch_whose_outputs_fail_is_never_acknowledged() -> None:
