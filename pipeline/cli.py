@@ -305,11 +305,15 @@ def bench() -> None:
 
 @bench.command("e2e")
 @click.option("--events", type=int, default=20_000, show_default=True)
-def bench_e2e(events: int) -> None:
-    """End-to-end through a running worker, next to a raw aiokafka passthrough."""
+@click.option(
+    "--rates", default="100,1000", show_default=True, help="Steady rates for latency (events/s)."
+)
+@click.option("--seconds", type=float, default=10.0, show_default=True, help="Per steady rate.")
+def bench_e2e(events: int, rates: str, seconds: float) -> None:
+    """Workers end to end (one, two, steady rates), next to raw aiokafka passthroughs."""
     from cdp_tools.bench.e2e import main as run
 
-    run(_settings(), events)
+    run(_settings(), events, tuple(float(r) for r in rates.split(",") if r), seconds)
 
 
 @bench.command("identity")

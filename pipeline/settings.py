@@ -55,12 +55,18 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("CDP_RECENT_EVENTS", "20", "Length of events.recent in a profile."),
     Variable("CDP_BATCH_SIZE", "500", "Most events stitched in one Redis call."),
-    Variable("CDP_BATCH_WINDOW_MS", "20", "Longest wait to fill a batch."),
+    Variable(
+        "CDP_BATCH_WINDOW_MS",
+        "20",
+        "Longest a batch stays open while events keep arriving (under load); "
+        "an event with none buffered behind it is stitched at once.",
+    ),
     Variable(
         "CDP_PUBLISH_WINDOW_MS",
         "100",
-        "Longest wait to gather profile updates: "
-        "updates of one profile within it become one publication.",
+        "Longest a batch of profile updates stays open while updates keep arriving "
+        "(under load): updates of one profile within it become one publication; "
+        "with none buffered, a profile is published at once.",
     ),
     Variable(
         "CDP_DEDUPE_TTL_S", "604800", "How long an event_id is remembered for redelivery (seconds)."

@@ -1,8 +1,9 @@
-"""``cdp bench e2e``: events/s and event-to-profile latency through a real worker, next
-to a raw aiokafka consume-and-forward passthrough measured in the same run.
+"""``cdp bench e2e``: events/s and event-to-profile latency through real workers, next
+to raw aiokafka consume-and-forward passthroughs measured in the same run.
 
-Needs Kafka and Redis (``cdp stack up``); starts its own worker on a fresh topic prefix.
-Wipes nothing but its own topics' Redis keys: run it against a scratch Redis DB.
+Needs Kafka and Redis (``cdp stack up``); starts its own workers on a fresh topic prefix
+and writes only keys of its own (every run's event ids and identities are new): run it
+against a scratch Redis DB.
 """
 
 from __future__ import annotations
@@ -11,33 +12,34 @@ import asyncio
 import statistics
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-from cdp_tools.produce import ensure_channel_topics, ensure_plain_topics, produce
+from cdp_tools.bench.cpu import CpuWindow, describe, stack_pids
+from cdp_tools.bench.passthrough import passthroughs
+from cdp_tools.bench.steady import steady_latencies
+from cdp_tools.produce import ensure_channel_topics, produce
 from cdp_tools.quiesce import wait_caught_up
 from cdp_tools.workerproc import WorkerProcess, free_port
-from pipeline.kafka import client_kwargs
-from pipeline.publish.encode import encode
 from pipeline.publish.reader import read_to_end
 from pipeline.settings import Settings, Topics
 
+CHANNELS = ("web", "mobile", "crm", "pos")
 
-def _events(n: int, people: int, start_ms: int) -> list[tuple[str, dict[str, Any]]]:
-    channels = ("web", "mobile", "crm", "pos")
+
+def _events(n: int, people: int, start_ms: int, tag: str) -> list[tuple[str, dict[str, Any]]]:
+    """``n`` events of ``people`` people, each with a CRM id and one of two cookies."""
     return [
         (
-            channels[i % 4],
+            CHANNELS[i % 4],
             {
-                "event_id": f"bench-{i}",
+                "event_id": f"bench-{tag}-{i}",
                 "timestamp": start_ms + i,
                 "kind": "experience",
                 "identities": [
-                    {"namespace": "crm_id", "id": f"B{i % people}"},
-                    {"namespace": "ecid", "id": f"bc-{i % (people * 2)}"},
+                    {"namespace": "crm_id", "id": f"B{tag}-{i % people}"},
+                    {"namespace": "ecid", "id": f"bc-{tag}-{i % (people * 2)}"},
                 ],
                 "attributes": {"n": i},
                 "event": {"type": "bench"},
@@ -47,95 +49,95 @@ def _events(n: int, people: int, start_ms: int) -> list[tuple[str, dict[str, Any
     ]
 
 
-async def passthrough(settings: Settings, n: int) -> float:
-    """Events/s of a bare consume-and-forward loop over the same kind of records."""
-    source, sink = f"bench-raw-{uuid.uuid4().hex[:6]}", f"bench-sink-{uuid.uuid4().hex[:6]}"
-    events = _events(n, max(1, n // 10), int(time.time() * 1000))
-    await ensure_plain_topics(settings, [source, sink])
-    producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=5)
-    await producer.start()
-    try:
-        futures = [await producer.send(source, encode(e, "json")) for _, e in events]
-        await asyncio.gather(*futures)
-        consumer = AIOKafkaConsumer(
-            source,
-            **client_kwargs(settings),
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
-            started, moved = time.perf_counter(), 0
-            while moved < n:
-                for messages in (await consumer.getmany(timeout_ms=500, max_records=2000)).values():
-                    pending = [await producer.send(sink, m.value, key=m.key) for m in messages]
-                    await asyncio.gather(*pending)
-                    moved += len(messages)
-            return n / (time.perf_counter() - started)
-        finally:
-            await consumer.stop()
-    finally:
-        await producer.stop()
+@dataclass(frozen=True)
+class Drain:
+    events_per_s: float
+    elapsed_s: float
+    cpu: dict[str, float]
 
 
-async def latencies(settings: Settings, count: int, rate: float) -> list[float]:
-    """Event-to-profile seconds for ``count`` single-event profiles sent at ``rate``/s."""
-    topics = Topics(settings.topic_prefix)
-    await ensure_channel_topics(settings, ["web"])
-    producer = AIOKafkaProducer(**client_kwargs(settings))
-    await producer.start()
-    sent: dict[str, float] = {}
-    try:
-        for i in range(count):
-            crm = f"LAT{i}"
-            sent[crm] = time.time()
-            event = {
-                "event_id": f"lat-{uuid.uuid4()}",
-                "timestamp": int(sent[crm] * 1000),
-                "kind": "record",
-                "identities": [{"namespace": "crm_id", "id": crm}],
-            }
-            await producer.send(topics.events("web"), encode(event, "json"))
-            await asyncio.sleep(1 / rate)
-        await producer.flush()
-    finally:
-        await producer.stop()
-    await wait_caught_up(settings, 120)
-    seen: dict[str, float] = {}
-    async for record in read_to_end(settings, topics.profiles):
-        if record.value:
-            for ident in record.value["identities"]:
-                if ident["id"] in sent and ident["id"] not in seen:
-                    seen[ident["id"]] = record.timestamp_ms / 1000
-    return [seen[k] - sent[k] for k in seen]
+async def _last_publication_s(settings: Settings) -> float:
+    last = 0
+    async for record in read_to_end(settings, Topics(settings.topic_prefix).profiles):
+        last = max(last, record.timestamp_ms)
+    return last / 1000
 
 
-def main(settings: Settings, n: int) -> None:
+def drain(settings: Settings, workers: list[WorkerProcess], n: int, tag: str) -> Drain:
+    """A burst of ``n`` events produced at once to running workers: events/s from the
+    first produce to the last profile record, and each process's CPU meanwhile."""
+    events = _events(n, max(1, n // 10), int(time.time() * 1000) - 3600_000, tag)
+    cpu = _cpu_window(settings, workers)
+    started = time.time()
+    asyncio.run(produce(settings, events))
+    asyncio.run(wait_caught_up(settings, timeout_s=600, settle=1))
+    spent = cpu.spent()
+    elapsed = asyncio.run(_last_publication_s(settings)) - started
+    return Drain(n / elapsed, elapsed, spent)
+
+
+def _cpu_window(settings: Settings, workers: list[WorkerProcess]) -> CpuWindow:
+    pids = {f"worker{i + 1}": w.proc.pid for i, w in enumerate(workers) if w.proc}
+    return CpuWindow({**pids, **stack_pids(settings)})
+
+
+def _start_worker(settings: Settings, env: dict[str, str], name: str) -> WorkerProcess:
+    worker = WorkerProcess(free_port(), Path(settings.state_dir) / "logs" / f"{name}.log", env)
+    worker.start()
+    worker.wait_ready()
+    return worker
+
+
+def _quantiles(seconds: list[float]) -> str:
+    if len(seconds) < 2:
+        return "too few samples"
+    q = statistics.quantiles(seconds, n=100)
+    return (
+        f"p50 {q[49] * 1000:6.1f} ms, p99 {q[98] * 1000:6.1f} ms, max {max(seconds) * 1000:.0f} ms"
+    )
+
+
+def main(settings: Settings, n: int, rates: tuple[float, ...], seconds: float) -> None:
     tag = uuid.uuid4().hex[:6]
     s = replace(settings, topic_prefix=f"bench{tag}.", app_id=f"cdp-bench-{tag}")
     env = {"CDP_TOPIC_PREFIX": s.topic_prefix, "CDP_APP_ID": s.app_id}
-    print(f"baseline: raw aiokafka consume-and-forward of {n} records...")
-    baseline = asyncio.run(passthrough(s, n))
-    print(f"pipeline: {n} events pre-produced, then one worker drains them...")
-    asyncio.run(produce(s, _events(n, max(1, n // 10), int(time.time() * 1000) - 3600_000)))
-    worker = WorkerProcess(free_port(), Path(s.state_dir) / "logs" / f"bench-{tag}.log", env)
-    worker.start()
+    print(f"passthroughs: raw aiokafka consume-and-forward of {n} records...")
+    plain, committing = asyncio.run(
+        passthroughs(s, [e for _, e in _events(n, max(1, n // 10), 0, f"pt{tag}")])
+    )
+    asyncio.run(ensure_channel_topics(s, CHANNELS))
+    workers = [_start_worker(s, env, f"bench-{tag}-1")]
     try:
-        worker.wait_ready()
-        started = time.perf_counter()
-        asyncio.run(wait_caught_up(s, timeout_s=600, settle=1))
-        throughput = n / (time.perf_counter() - started)
-        rate = min(200.0, throughput / 4)
-        lat = sorted(asyncio.run(latencies(s, 400, rate)))
+        print(f"one worker: warm-up, then a burst of {n} events ({n // 10} people)...")
+        drain(s, workers, min(n, 2000), f"w{tag}")
+        one = drain(s, workers, n, f"a{tag}")
+        latency = {}
+        for rate in rates:
+            print(f"one worker: {rate:.0f} new visitors/s for {seconds:.0f} s after a warm-up...")
+            cpu = _cpu_window(s, workers)
+            lat, sent = asyncio.run(steady_latencies(s, rate, seconds, 3.0, f"{rate:.0f}{tag}"))
+            latency[rate] = lat, sent, cpu.spent()
+        print(f"two workers: a burst of {n} events...")
+        workers.append(_start_worker(s, env, f"bench-{tag}-2"))
+        time.sleep(3)  # the group settles after the second member joins
+        two = drain(s, workers, n, f"b{tag}")
     finally:
-        worker.stop()
-    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [float("nan")] * 99
-    print(f"\nbaseline passthrough : {baseline:10.0f} events/s")
-    print(
-        f"pipeline end-to-end  : {throughput:10.0f} events/s  "
-        f"(ratio {throughput / baseline:.3f} of the passthrough)"
-    )
-    print(
-        f"event-to-profile     : p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms "
-        f"({len(lat)} profiles at {rate:.0f} events/s)"
-    )
+        for worker in workers:
+            worker.stop()
+    print(f"\npassthrough, no commit        : {plain:8.0f} events/s")
+    print(f"passthrough, commit per fetch : {committing:8.0f} events/s")
+    for name, d in (("one worker", one), ("two workers", two)):
+        print(
+            f"pipeline, {name:<11}         : {d.events_per_s:8.0f} events/s  "
+            f"(ratio {d.events_per_s / plain:.3f} of no-commit, "
+            f"{d.events_per_s / committing:.3f} of committing)"
+        )
+        print(f"  CPU over {d.elapsed_s:.1f} s: {describe(d.cpu, d.elapsed_s, n)}")
+    for rate, (lat, sent, spent) in latency.items():
+        print(
+            f"event-to-profile at {rate:5.0f}/s   : {_quantiles(lat)} "
+            f"({len(lat)} of {sent} new visitors, one worker)"
+        )
+        # Over the warm-up, the steady seconds and the wait for the last profile.
+        events = int(rate * (seconds + 3.0))
+        print(f"  CPU: {describe(spent, seconds + 3.0, events)}")

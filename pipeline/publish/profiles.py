@@ -20,6 +20,8 @@ from pipeline.publish.encode import encode
 from pipeline.records import UpdateNote
 from pipeline.retry import until_redis_answers
 
+_CLOCKS = ("event_time", "ingest")
+
 
 @dataclass(frozen=True)
 class Publication:
@@ -49,9 +51,10 @@ class Publisher:
         for profile_id, note in notes:
             if profile_id in merged:
                 merged[profile_id].fold(note)
-                metrics.UPDATES_COALESCED.inc()
             else:
                 merged[profile_id] = UpdateNote(note.event_ms, note.ingest_ms)
+        if folded := len(notes) - len(merged):
+            metrics.UPDATES_COALESCED.inc(folded)
         return merged
 
     async def render(self, profile_ids: Sequence[str]) -> list[Publication]:
@@ -85,12 +88,11 @@ class Publisher:
     def observe(publications: Sequence[Publication], notes: dict[str, UpdateNote]) -> None:
         """Count what was sent and how long after its events (call once it is delivered)."""
         now_ms = time.time() * 1000
+        documents = sum(1 for p in publications if p.value)
+        metrics.PROFILES_PUBLISHED.labels("document").inc(documents)
+        metrics.PROFILES_PUBLISHED.labels("tombstone").inc(len(publications) - documents)
+        from_event, from_ingest = (metrics.EVENT_TO_PROFILE.labels(c) for c in _CLOCKS)
         for p in publications:
-            metrics.PROFILES_PUBLISHED.labels("document" if p.value else "tombstone").inc()
             note = notes[p.profile_id]
-            metrics.EVENT_TO_PROFILE.labels("event_time").observe(
-                max(0, now_ms - note.event_ms) / 1000
-            )
-            metrics.EVENT_TO_PROFILE.labels("ingest").observe(
-                max(0, now_ms - note.ingest_ms) / 1000
-            )
+            from_event.observe(max(0, now_ms - note.event_ms) / 1000)
+            from_ingest.observe(max(0, now_ms - note.ingest_ms) / 1000)

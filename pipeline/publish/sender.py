@@ -7,6 +7,7 @@ in between replays the input (idempotent) instead of losing an output.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -42,25 +43,35 @@ class Sender:
         self._internal: Headers = [content_type("msgpack")]
 
     def destinations(self, *sends: str) -> tuple[str, ...]:
-        """The topics the named ``send_*`` methods write to (for ``cdp topology``)."""
+        """The topics the named send/queue methods write to (for ``cdp topology``)."""
         t = self.topics
         where = {
             "send_outputs": (t.deadletter, t.graph_changes, t.profile_updates),
-            "send_publications": (t.profiles,),
+            "queue_publications": (t.profiles,),
             "send_receipt": (t.privacy_receipts,),
         }
         return tuple(topic for send in sends for topic in where[send])
 
-    async def _all(
+    async def _queue(
         self, records: Iterable[tuple[str, bytes | None, bytes | None, Headers | None]]
-    ) -> None:
+    ) -> Awaitable[Any]:
+        """Hand the records to the producer in order; the result resolves once the
+        broker has them all (a caller may start its next batch meanwhile)."""
         pending = [
             await self.producer.send(topic, key, value, None, None, headers)
             for topic, key, value, headers in records
         ]
-        await asyncio.gather(*pending)
+        return asyncio.gather(*pending)
+
+    async def _all(
+        self, records: Iterable[tuple[str, bytes | None, bytes | None, Headers | None]]
+    ) -> None:
+        await (await self._queue(records))
 
     async def send_outputs(self, out: Outputs) -> None:
+        await (await self.queue_outputs(out))
+
+    async def queue_outputs(self, out: Outputs) -> Awaitable[Any]:
         t = self.topics
         records: list[tuple[str, bytes | None, bytes | None, Headers | None]] = [
             (t.deadletter, d.record.key, d.record.value, [*d.headers(), (CONTENT_TYPE, OPAQUE)])
@@ -79,13 +90,15 @@ class Sender:
             (t.profile_updates, pid.encode(), n.pack(), self._internal)
             for pid, n in out.updates.items()
         ]
-        await self._all(records)
-        # Counted here, where every graph change (stitch, privacy, release) leaves.
-        for change in out.changes:
-            metrics.GRAPH_CHANGES.labels(change["type"]).inc()
+        delivered = await self._queue(records)
+        # Counted here, where every graph change (stitch, privacy, release) leaves; per
+        # batch and type, not per change.
+        for change_type, n in Counter(change["type"] for change in out.changes).items():
+            metrics.GRAPH_CHANGES.labels(change_type).inc(n)
+        return delivered
 
-    async def send_publications(self, publications: Sequence[Publication]) -> None:
-        await self._all(
+    async def queue_publications(self, publications: Sequence[Publication]) -> Awaitable[Any]:
+        return await self._queue(
             (self.topics.profiles, p.profile_id.encode(), p.value, self._ours) for p in publications
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -166,12 +167,15 @@ class Stitcher:
         out: Outputs,
     ) -> None:
         first_event_ms = min(e.timestamp_ms for _, e, _ in parsed)
+        consumed: Counter[tuple[str, str]] = Counter()  # counted per batch, not per event
         for (record, event, _), outcome in zip(parsed, result.outcomes, strict=True):
             if outcome.startswith("rejected:"):
                 reason = outcome.removeprefix("rejected:")
                 self._deadletter(out, record, reason, REJECT_REASONS[reason], event.event_id)
             else:
-                metrics.EVENTS_CONSUMED.labels(record.topic, outcome).inc()
+                consumed[record.topic, outcome] += 1
+        for (topic, outcome), n in consumed.items():
+            metrics.EVENTS_CONSUMED.labels(topic, outcome).inc(n)
         note = UpdateNote(first_event_ms, ingest_ms)
         for profile_id in result.dirty | result.ceased | _profiles_named(result.changes):
             out.note(profile_id, note)

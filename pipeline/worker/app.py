@@ -4,16 +4,14 @@ flow as wired here)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Sequence
 from functools import partial
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import faust
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
-from faust.streams import Stream
+from faust.sensors.prometheus import FaustMetrics
 from faust.types import EventT, StreamT, TopicT
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -23,6 +21,7 @@ from pipeline.api.routes import mount
 from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import IdentityConfig
 from pipeline.kafka import faust_broker, faust_credentials
+from pipeline.partition import cached_partitioner
 from pipeline.publish.profiles import Publisher, PublishSettings
 from pipeline.publish.sender import Sender
 from pipeline.records import Outputs, Record, UpdateNote
@@ -30,8 +29,12 @@ from pipeline.retry import until_redis_answers
 from pipeline.settings import Settings, Topics
 from pipeline.stages.privacy import Receipt, handle_request
 from pipeline.stages.stitch import Stitcher
+from pipeline.worker.acks import InOrderAcks
+from pipeline.worker.batches import batches
 from pipeline.worker.discovery import ChannelDiscovery
+from pipeline.worker.drain import use_lean_consumer
 from pipeline.worker.health import Health
+from pipeline.worker.lean import LeanMonitor, RawSchema
 from pipeline.worker.topology import Flow
 
 log = logging.getLogger(__name__)
@@ -44,28 +47,9 @@ def _record(event: EventT) -> Record:
 
 # A publication batch may fold several stitch batches' updates into one document each.
 PUBLISH_BATCH_FACTOR = 4
-# How long a stopping worker may spend finishing the batch it has already taken.
-SHUTDOWN_GRACE_S = 10.0
-
-
-async def _ack_all(stream: StreamT, events: Sequence[EventT]) -> None:
-    for event in events:
-        await stream.ack(event)
-
-
-async def _complete(stream: StreamT, batch: Sequence[EventT], work: Awaitable[None]) -> None:
-    """Run a batch's work, then acknowledge it; on shutdown (cancellation) finish the
-    batch first, within a bounded time, so its offsets are committed on the way out."""
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, SHUTDOWN_GRACE_S)
-        if task.done() and not task.cancelled() and task.exception() is None:
-            await _ack_all(stream, batch)
-        raise
-    await _ack_all(stream, batch)
+# Room for a full batch's outputs in one producer batch per partition: with the default
+# 16 KB the producer waits for a batch in flight before it takes the next record.
+PRODUCER_BATCH_BYTES = 512 * 1024
 
 
 def _update_note(event: EventT) -> tuple[str, UpdateNote] | None:
@@ -106,6 +90,8 @@ def create_app(
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        producer_partitioner=cached_partitioner,
         web_enabled=True,
         web_bind=settings.http_host,
         web_host=settings.http_host,
@@ -116,8 +102,10 @@ def create_app(
         web_graph_enabled=False,
         web_metrics_enabled=False,
     )
+    use_lean_consumer(app)
     faust_registry = CollectorRegistry()
-    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(faust_registry, "faust"))
+    monitor = LeanMonitor(metrics=FaustMetrics.create(faust_registry, "faust"))
+    app.monitor = monitor
 
     stitcher = Stitcher(store, config, topics, settings.max_event_bytes)
     publish_settings = PublishSettings(
@@ -131,7 +119,7 @@ def create_app(
     health = Health(app, store, settings)
 
     def raw_topic(*names: str, **options: Any) -> TopicT:
-        return app.topic(*names, key_serializer="raw", value_serializer="raw", **options)
+        return app.topic(*names, schema=RawSchema(), **options)
 
     # A config mapping of its own marks this topic's clones for topic discovery; Faust
     # only uses it when declaring internal topics, which this is not.
@@ -140,39 +128,59 @@ def create_app(
     privacy_topic = raw_topic(topics.privacy_requests)
     discovery = ChannelDiscovery(app, settings, events_topic)
 
+    async def queue_emit(out: Outputs, receipt: Receipt | None = None) -> Awaitable[None]:
+        """Hand what a stage produced to the producer; the result resolves once it is
+        delivered, its dead letters tallied for the overview and the receipt sent."""
+        delivered = await sender.queue_outputs(out)
+
+        async def settled() -> None:
+            await delivered
+            if out.deadletters:  # sent first: a crash in between counts them again, as sent
+                reasons = Counter(d.reason for d in out.deadletters)
+                await until_redis_answers("tally", partial(store.count_deadletters, reasons))
+            if receipt is not None:
+                await sender.send_receipt(receipt["request_id"], receipt)
+
+        return settled()
+
     async def emit(out: Outputs, receipt: Receipt | None = None) -> None:
-        """Send what a stage produced; dead letters are also tallied for the overview."""
-        await sender.send_outputs(out)
-        if out.deadletters:  # sent first: a crash in between counts them again, as sent
-            reasons = Counter(d.reason for d in out.deadletters)
-            await until_redis_answers("tally", partial(store.count_deadletters, reasons))
-        if receipt is not None:
-            await sender.send_receipt(receipt["request_id"], receipt)
+        await (await queue_emit(out, receipt))
 
-    async def stitch_batch(batch: Sequence[EventT]) -> None:
-        await emit(await stitcher.process([_record(e) for e in batch]))
+    async def stitch_batch(batch: Sequence[EventT]) -> Awaitable[None]:
+        return await queue_emit(await stitcher.process([_record(e) for e in batch]))
 
-    async def publish_batch(batch: Sequence[EventT]) -> None:
+    async def publish_batch(batch: Sequence[EventT]) -> Awaitable[None]:
         notes = [note for e in batch if (note := _update_note(e)) is not None]
         publications, merged = await publisher.publish_batch(notes)
-        await sender.send_publications(publications)
-        publisher.observe(publications, merged)
+        delivered = await sender.queue_publications(publications)
+
+        async def observed() -> None:
+            await delivered
+            publisher.observe(publications, merged)
+
+        return observed()
 
     @app.agent(events_topic, name="stitch")
-    async def stitch(events: StreamT) -> None:
-        stream = cast(Stream, events)  # noack_take is on the class, not the interface
-        async for batch in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
-            await _complete(stream, batch, stitch_batch(batch))
-            health.processed(batch)
+    async def stitch(stream: StreamT) -> None:
+        acks = InOrderAcks(stream, health.processed)
+        try:
+            async for batch in batches(stream, settings.batch_size, settings.batch_window_s):
+                monitor.received(batch)
+                await acks.run(batch, stitch_batch(batch))
+        finally:
+            await acks.finish()
 
     @app.agent(updates_topic, name="publish")
-    async def publish(updates: StreamT) -> None:
-        stream = cast(Stream, updates)
-        async for batch in stream.noack_take(
-            PUBLISH_BATCH_FACTOR * settings.batch_size, within=settings.publish_window_s
-        ):
-            await _complete(stream, batch, publish_batch(batch))
-            health.processed(batch)
+    async def publish(stream: StreamT) -> None:
+        acks = InOrderAcks(stream, health.processed)
+        try:
+            async for batch in batches(
+                stream, PUBLISH_BATCH_FACTOR * settings.batch_size, settings.publish_window_s
+            ):
+                monitor.received(batch)
+                await acks.run(batch, publish_batch(batch))
+        finally:
+            await acks.finish()
 
     @app.agent(privacy_topic, name="privacy")
     async def privacy(stream: StreamT) -> None:
@@ -204,7 +212,7 @@ def create_app(
 
     flows = [
         Flow(stitch, "ingest -> identity (Redis graph)", sender.destinations("send_outputs")),
-        Flow(publish, "profile (assemble) -> publish", sender.destinations("send_publications")),
+        Flow(publish, "profile (assemble) -> publish", sender.destinations("queue_publications")),
         Flow(
             privacy,
             "identity (privacy delete)",

@@ -1,0 +1,54 @@
+"""CPU time of processes from /proc, so a benchmark can show which one is the ceiling."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cdp_tools.stack import proc
+from pipeline.settings import Settings
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14, 15)
+
+
+def stack_pids(settings: Settings) -> dict[str, int]:
+    """The local stack's Redis and Kafka pids, from ``cdp stack``'s pidfiles."""
+    run_dir = Path(settings.state_dir).absolute() / "run"
+    pids = {}
+    for name in ("redis", "kafka"):
+        recorded = proc.read_pidfile(run_dir / f"{name}.pid")
+        if recorded is not None:
+            pids[name] = recorded[0]
+    return pids
+
+
+@dataclass
+class CpuWindow:
+    """CPU each named process spent since the window was opened."""
+
+    pids: dict[str, int]
+    at_start: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.at_start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def spent(self) -> dict[str, float]:
+        return {n: cpu_seconds(pid) - self.at_start[n] for n, pid in self.pids.items()}
+
+
+def describe(cpu: dict[str, float], wall: float, events: int) -> str:
+    """``name 87% of a core (140 us/event)`` for each process."""
+    return ", ".join(
+        f"{name} {100 * s / wall:.0f}% of a core ({1e6 * s / max(1, events):.0f} us/event)"
+        for name, s in cpu.items()
+    )

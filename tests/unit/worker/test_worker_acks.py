@@ -1,0 +1,87 @@
+"""Acknowledgements in order, only after delivery, with the next batch's work overlapping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+import pytest
+
+from pipeline.worker.acks import InOrderAcks
+
+
+class FakeStream:
+    def __init__(self) -> None:
+        self.acked: list[Any] = []
+        self.batches: list[Any] = []  # as told to the callback, after their acks
+
+    async def ack(self, event: Any) -> bool:
+        self.acked.append(event)
+        return True
+
+
+def acks() -> tuple[InOrderAcks, FakeStream]:
+    stream = FakeStream()
+    return InOrderAcks(stream, stream.batches.append), stream  # type: ignore[arg-type]
+
+
+async def work(log: list[str], name: str, delivered: asyncio.Event) -> Awaitable[None]:
+    log.append(f"work {name}")
+    return delivered.wait()
+
+
+async def test_the_next_batch_works_while_the_previous_is_delivered_and_acks_keep_order() -> None:
+    in_order, stream = acks()
+    log: list[str] = []
+    first, second = asyncio.Event(), asyncio.Event()
+    await in_order.run(["a1", "a2"], work(log, "a", first))
+    assert stream.acked == []  # not delivered yet
+    second_run = asyncio.ensure_future(in_order.run(["b1"], work(log, "b", second)))
+    while len(log) < 2:  # b's effects are applied while a's outputs are in flight
+        await asyncio.sleep(0)
+    second.set()  # b delivered before a: still acknowledged after a
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert stream.acked == []
+    first.set()
+    await second_run
+    await in_order.finish()
+    assert stream.acked == ["a1", "a2", "b1"]
+    assert stream.batches == [["a1", "a2"], ["b1"]]
+
+
+async def test_a_batch_whose_outputs_fail_is_never_acknowledged() -> None:
+    in_order, stream = acks()
+
+    async def failing() -> Awaitable[None]:
+        async def broker_refused() -> None:
+            raise RuntimeError("delivery failed")
+
+        return broker_refused()
+
+    await in_order.run(["a"], failing())
+    with pytest.raises(RuntimeError):
+        await in_order.run(["b"], failing())  # the previous failure surfaces here
+    await in_order.finish()
+    assert stream.acked == []
+
+
+async def test_shutdown_finishes_the_batch_in_hand_and_acknowledges_it() -> None:
+    in_order, stream = acks()
+    started, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> Awaitable[None]:
+        started.set()
+        await go_on.wait()
+        return asyncio.sleep(0)
+
+    agent = asyncio.ensure_future(in_order.run(["a"], slow()))
+    await started.wait()
+    agent.cancel()  # the worker stops while the batch's effects are being applied
+    await asyncio.sleep(0)
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await agent
+    await in_order.finish()
+    assert stream.acked == ["a"]

@@ -1,0 +1,85 @@
+"""The hot path's pieces around Faust, without Kafka: batches that wait only under load,
+raw decoding, the cached partitioner and the per-batch monitor."""
+
+from __future__ import annotations
+
+import random
+
+import faust
+from aiokafka.partitioner import DefaultPartitioner
+from faust.sensors.prometheus import FaustMetrics
+from faust.types import TP, Message
+from prometheus_client import CollectorRegistry
+
+from pipeline.partition import cached_partitioner
+from pipeline.worker.batches import batches
+from pipeline.worker.lean import LeanMonitor, RawSchema
+
+
+def app() -> faust.App:
+    a = faust.App("lean-test", broker="kafka://127.0.0.1:1")
+    a.flow_control.resume()
+    return a
+
+
+async def test_a_batch_closes_when_nothing_more_is_buffered_or_it_is_full() -> None:
+    stream = app().channel().stream()
+    for i in range(3):
+        await stream.channel.send(value=i)
+    it = aiter(batches(stream, 2, 60.0))
+    assert [e.value for e in await anext(it)] == [0, 1]  # full
+    assert [e.value for e in await anext(it)] == [2]  # nothing buffered behind it
+    await stream.channel.send(value=3)
+    assert [e.value for e in await anext(it)] == [3]  # idle: at once, alone
+
+
+async def test_a_batch_closes_once_its_window_has_passed() -> None:
+    stream = app().channel().stream()
+    for i in range(3):
+        await stream.channel.send(value=i)
+    it = aiter(batches(stream, 100, 0.0))
+    assert [[e.value for e in await anext(it)] for _ in range(3)] == [[0], [1], [2]]
+
+
+async def test_raw_topics_hand_over_kafka_bytes_without_a_codec() -> None:
+    a = app()
+    message = Message("t", 0, 7, 0.0, 0, [("h", b"1")], b"\xffkey", b"\x00value", None)
+    event = await RawSchema().compile(a)(message)
+    assert (event.key, event.value, event.message.offset) == (b"\xffkey", b"\x00value", 7)
+
+
+def test_the_cached_partitioner_agrees_with_kafkas_default() -> None:
+    rng = random.Random(7)
+    partitions = list(range(12))
+    for _ in range(2000):
+        key = rng.randbytes(rng.randrange(0, 40))
+        for n in (1, 4, 12):
+            expected = DefaultPartitioner()(key, partitions[:n], partitions[:n])
+            assert cached_partitioner(key, partitions[:n], partitions[:n]) == expected
+    assert cached_partitioner(None, partitions, [3]) == 3
+
+
+def test_the_monitor_counts_per_batch_not_per_message() -> None:
+    registry = CollectorRegistry()
+    monitor = LeanMonitor(metrics=FaustMetrics.create(registry, "faust"))
+    message = Message("cdp.events.web", 0, 1, 0.0, 0, [], None, b"{}", None)
+    monitor.on_message_in(TP("cdp.events.web", 0), 1, message)
+    assert registry.get_sample_value("faust_messages_received_total") == 0
+
+    events = [
+        faust.Event(app(), None, b"{}", [], Message(t, 0, 1, 0.0, 0, [], None, b"{}", None))
+        for t in ("cdp.events.web", "cdp.events.web", "cdp.events.pos")
+    ]
+    monitor.track_tp_end_offset(TP("cdp.events.web", 0), 42)
+    end_offset = "faust_topic_partition_end_offset"
+    assert (
+        registry.get_sample_value(end_offset, {"topic": "cdp.events.web", "partition": "0"}) is None
+    )
+    monitor.received(events)
+    assert registry.get_sample_value("faust_messages_received_total") == 3
+    assert (
+        registry.get_sample_value(end_offset, {"topic": "cdp.events.web", "partition": "0"}) == 42
+    )
+    per_topic = "faust_messages_received_per_topic_total"
+    assert registry.get_sample_value(per_topic, {"topic": "cdp.events.web"}) == 2
+    assert registry.get_sample_value(per_topic, {"topic": "cdp.events.pos"}) == 1
