@@ -5,6 +5,7 @@ which stitches an event into a profile. Everything it reads at run time is packa
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,6 +18,7 @@ from tests.integration.support import envelope, ident, send, settle, view
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
+LOCAL_STATE = (".git", ".venv", ".cdp", "build", "*.egg-info", "__pycache__", ".*_cache")
 
 
 def _run(*args: str | Path, cwd: Path) -> None:
@@ -28,8 +30,21 @@ def _run(*args: str | Path, cwd: Path) -> None:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtualenv holding the wheel and its dependencies; its bin/ directory."""
     work = tmp_path_factory.mktemp("wheel")
+    # From a copy without local state: setuptools would package whatever a build/ left by
+    # an earlier build of the checkout still holds.
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*LOCAL_STATE))
     _run(
-        sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", work / "dist", ROOT, cwd=work
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "-q",
+        "-w",
+        work / "dist",
+        source,
+        cwd=work,
     )
     (wheel,) = (work / "dist").glob("cdp_pipeline-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
