@@ -50,23 +50,25 @@ def test_redis_restart_and_outage(pipeline_env, start_worker):
         ensure_topics(s)
         workers = [start_worker(), start_worker()]
 
-        # 1. A restart mid-stream.
-        produce_envelopes(s, events[:third])
+        # 1. A restart mid-stream: half of the input before it, half while Redis is down.
+        half = third // 2
+        produce_envelopes(s, events[:half])
         time.sleep(0.5)
-        lag_at_restart = current_lag(s)
         try:
             stop_service("redis")
+            produce_envelopes(s, events[half:third], start=half)
+            lag_at_restart = current_lag(s)
         finally:
             start_service("redis")
 
-        # 2. Redis gone for 30 s while input keeps arriving.
-        produce_envelopes(s, events[third : 2 * third], start=third)
-        time.sleep(0.5)
+        # 2. Redis gone for 30 s while input keeps arriving. Produced once Redis is gone: a
+        # worker fast enough would otherwise finish them first and leave no lag to watch.
         outage_started = time.monotonic()
         not_ready_after = None
         lags = []
         try:
             stop_service("redis")
+            produce_envelopes(s, events[third : 2 * third], start=third)
             while time.monotonic() - outage_started < OUTAGE_S:
                 assert all(alive(w) for w in workers), "a worker died without Redis"
                 if not_ready_after is None and all(ready(w) is False for w in workers):
