@@ -8,6 +8,7 @@ WARNING: ``run`` FLUSHDBs the database at ``redis_url``; point it at a scratch R
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import sys
 import time
@@ -101,6 +102,18 @@ def traffic(seed: int = 1) -> Iterator[StitchEvent]:
         )
 
 
+def again(events: list[StitchEvent], count: int, seed: int = 2) -> Iterator[StitchEvent]:
+    """``count`` events stitched before, again under new ids and later times: their
+    identities are known and already linked, so nearly all are the common event (one
+    graph, no new link); the rest meet a link that a later rebuild removed."""
+    rng, last = random.Random(seed), max(e.timestamp_ms for e in events)
+    for n in range(1, count + 1):
+        e = rng.choice(events)
+        yield dataclasses.replace(
+            e, event_id=f"{e.event_id}-again-{n}", timestamp_ms=last + n * 10, offset=e.offset + n
+        )
+
+
 async def _evalsha_usec(client: redis.asyncio.Redis) -> float:
     stats = await client.info("commandstats")
     return float(stats.get("cmdstat_evalsha", {}).get("usec", 0))
@@ -164,6 +177,14 @@ async def run(
         for chunk in batches:
             await store.stitch(chunk)
         elapsed, stitch_usec = time.perf_counter() - started, await _evalsha_usec(client) - usec
+        replayed = list(again([e for chunk in batches for e in chunk], len(batches) * batch // 4))
+        common = [replayed[i : i + batch] for i in range(0, len(replayed), batch)]
+        usec, started, unchanged = await _evalsha_usec(client), time.perf_counter(), 0
+        for chunk in common:
+            result = await store.stitch(chunk)
+            unchanged += len(chunk) - len({c["event"]["event_id"] for c in result.changes})
+        common_elapsed = time.perf_counter() - started
+        common_usec = await _evalsha_usec(client) - usec
         trivial_usec = await _script_usec(
             client,
             TRIVIAL_LUA,
@@ -172,14 +193,17 @@ async def run(
                 for chunk in batches
             ],
         )
-        floor_usec = await _script_usec(
-            client,
-            FLOOR_LUA,
-            [
-                [store._config, msgpack.packb(stitch_batch(chunk), use_bin_type=False)]
-                for chunk in batches
-            ],
-        )
+        floor_usec, common_floor_usec = [
+            await _script_usec(
+                client,
+                FLOOR_LUA,
+                [
+                    [store._config, msgpack.packb(stitch_batch(chunk), use_bin_type=False)]
+                    for chunk in chunks
+                ],
+            )
+            for chunks in (batches, common)  # in this order: the second finds the first's keys
+        ]
         await _delete(client, "bench:*")
         while (loaded := await _identities(client)) < identities:
             for _ in range(max(1, (identities - loaded) // (2 * batch))):
@@ -196,6 +220,11 @@ async def run(
             "trivial_cpu_us_per_event": trivial_usec / n,
             "cpu_ratio_to_trivial": stitch_usec / max(trivial_usec, 1.0),
             "floor_cpu_us_per_event": floor_usec / n,
+            "common_events": len(replayed),
+            "common_unchanged_share": unchanged / len(replayed),
+            "common_events_per_s": len(replayed) / common_elapsed,
+            "common_cpu_us_per_event": common_usec / len(replayed),
+            "common_floor_cpu_us_per_event": common_floor_usec / len(replayed),
             "identities": loaded,
             "graphs": graph_count,
             "index_bytes_per_identity": index / loaded,
@@ -218,6 +247,11 @@ def report(figures: dict[str, float]) -> str:
             f"floor, the same reads and writes without the rules: "
             f"{f['floor_cpu_us_per_event']:.1f} us/event "
             f"(at most {1e6 / max(f['floor_cpu_us_per_event'], 0.1):,.0f} events/s)",
+            f"common event ({f['common_events']:.0f} stitched events again under new ids, "
+            f"{f['common_unchanged_share']:.1%} changing no graph): "
+            f"{f['common_events_per_s']:,.0f} events/s, "
+            f"Redis CPU {f['common_cpu_us_per_event']:.1f} us/event, "
+            f"floor {f['common_floor_cpu_us_per_event']:.1f} us/event",
             f"memory after {f['identities']:,.0f} identities in {f['graphs']:,.0f} graphs:",
             f"  identity index  {f['index_bytes_per_identity']:.0f} B/identity (target <= 64)",
             f"  index + graphs  {f['graph_bytes_per_identity']:.0f} B/identity "

@@ -198,16 +198,17 @@ def _profile(pid: str, raw: list[Any], recent_limit: int) -> RawProfile:
     attributes: list[AttributeValue] = []
     recent: list[tuple[int, bytes]] = []
     counts: dict[str, int] = {}
-    for key, flat_attrs, flat_recent, flat_counts in raw[4]:
+    for key, fields, flat_recent in raw[4]:
         identity = key.decode()
-        for name, blob in _pairs(flat_attrs):
+        for name, stored in _pairs(fields):
+            if name.startswith(b"#"):  # a count (includes/base.lua: cdp:a:<key>)
+                field = name[1:].decode()
+                counts[field] = counts.get(field, 0) + int(stored)
+                continue
             channel, _, path = name.decode().partition("|")
-            value, ts, seq = msgpack.unpackb(blob, raw=True)
+            value, ts, seq = msgpack.unpackb(stored, raw=True)
             attributes.append(AttributeValue(path, channel, value, ts, seq, identity))
         recent += [(int(ts), summary) for summary, ts in _pairs(flat_recent)]
-        for name, n in _pairs(flat_counts):
-            field = name.decode()
-            counts[field] = counts.get(field, 0) + int(n)
     recent.sort(reverse=True)
 
     def by_prefix(prefix: str) -> dict[str, int]:

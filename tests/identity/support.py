@@ -126,6 +126,8 @@ async def assert_same_state(
     """Redis holds exactly the model's partition, profile ids, graphs and fragments."""
     for key in keys:
         assert await store.lookup(key) == model.index.get(key), key
+        # Stored timelines are trimmed, not just read up to the limit.
+        assert await store.redis.zcard(f"cdp:r:{key}") <= model.recent_limit, key
     for pid in sorted(model.graphs):
         assert await store_profile(store, pid) == model_profile(model, pid), pid
     for pid in ceased:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgpack
 import pytest
 import redis.asyncio
 from hypothesis import HealthCheck, event, given, settings
@@ -84,12 +85,18 @@ def events(draw: st.DrawFn) -> list[StitchEvent]:
 # Few request ids, so that some deletes are redeliveries of an earlier request.
 REQUEST = st.sampled_from([f"req-{i}" for i in range(6)])
 BATCH = st.tuples(st.just("batch"), st.lists(st.integers(0, POOL - 1), min_size=1, max_size=8))
+# Pool events again under new ids and times: identities already linked, so mostly the
+# common event (one graph, no new link), with times before and after the stored ones.
+AGAIN = st.tuples(
+    st.just("again"),
+    st.lists(st.tuples(st.integers(0, POOL - 1), st.integers(0, 12)), min_size=1, max_size=8),
+)
 OPS = st.lists(
     st.one_of(
         BATCH,
         BATCH,
         BATCH,
-        BATCH,
+        AGAIN,
         st.tuples(
             st.just("delete"),
             st.tuples(st.lists(st.sampled_from(UNIVERSE), min_size=1, max_size=2), REQUEST),
@@ -102,12 +109,28 @@ OPS = st.lists(
 )
 
 
+def _again(pool: list[StitchEvent], i: int, ts: int) -> StitchEvent:
+    e = pool[i % len(pool)]
+    return make_event(
+        f"{e.event_id}@{ts}",
+        ts * 1000,
+        *e.identities,
+        primary=e.primary,
+        channel=e.channel,
+        attributes={k: msgpack.unpackb(v) for k, v in e.attributes.items()},
+    )
+
+
 async def _apply(
     store: GraphStore, model: Model, op: tuple[str, Any], pool: list[StitchEvent]
 ) -> set[str]:
     kind, arg = op
-    if kind == "batch":
-        batch = [pool[i % len(pool)] for i in arg]
+    if kind in ("batch", "again"):
+        batch = (
+            [pool[i % len(pool)] for i in arg]
+            if kind == "batch"
+            else [_again(pool, *a) for a in arg]
+        )
         got, want = await store.stitch(batch), model.stitch(batch)
         assert got.outcomes == want.outcomes
         assert (got.dirty, got.ceased) == (want.dirty, want.ceased)

@@ -10,15 +10,15 @@
            {version, updated_at_ms, members, links, fragments, profile id} with members
            as stored (includes/base.lua); links as stored without fragments, and empty
            with them (a profile document does not show links); with_fragments, one
-           {key, attributes (flat field/value), recent (flat summary/ts, newest first,
-           recent_limit), counts (flat field/value)} per member.
+           {key, fields (the fragment hash, flat field/value: attributes and '#' counts,
+           includes/base.lua), recent (flat summary/ts, newest first, recent_limit)} per
+           member.
   Effects: none.
 ]]
 --@include config
 --@include index
 
 local request, out = cmsgpack.unpack(ARGV[2]), {}
-local COUNT_MARK = string.byte('#')
 for i, id in ipairs(request[1]) do
   local pid = id
   if request[3] then pid = pid_of(id) end
@@ -28,21 +28,11 @@ for i, id in ipairs(request[1]) do
     local raw, fragments = cmsgpack.unpack(blob), {}
     if request[2] then
       for j = 1, #raw[3], 3 do
-        local k, attributes, counts = raw[3][j], {}, {}
-        local fields = redis.call('HGETALL', 'cdp:a:' .. k)
-        for f = 1, #fields, 2 do
-          local name = fields[f]
-          if string.byte(name) == COUNT_MARK then
-            counts[#counts + 1], counts[#counts + 2] = string.sub(name, 2), fields[f + 1]
-          else
-            attributes[#attributes + 1], attributes[#attributes + 2] = name, fields[f + 1]
-          end
-        end
+        local k = raw[3][j]
         fragments[#fragments + 1] = {
           k,
-          attributes,
+          redis.call('HGETALL', 'cdp:a:' .. k),  -- split by the caller: less Lua per field
           redis.call('ZREVRANGE', 'cdp:r:' .. k, 0, CFG.recent_limit - 1, 'WITHSCORES'),
-          counts,
         }
       end
     end

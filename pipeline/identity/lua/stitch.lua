@@ -21,6 +21,23 @@ local EVENTS = cmsgpack.unpack(ARGV[2])
 local TTL, KEEP = num(CFG.dedupe_ttl_s), num(-(CFG.recent_limit + 1))
 local CHUNK = 1000  -- arguments per command built with unpack (Lua's C stack is limited)
 
+-- a .. b, made once per call for each pair: concatenating costs more than two lookups,
+-- and field names and dedupe keys recur.
+local JOINED = {}
+local function join(a, b)
+  local t = JOINED[a]
+  if not t then
+    t = {}
+    JOINED[a] = t
+  end
+  local s = t[b]
+  if not s then
+    s = a .. b
+    t[b] = s
+  end
+  return s
+end
+
 -- Batch-wide lookups, one command per CHUNK keys: dedupe entries (SEEN: event id -> stored
 -- changes or false), suppression (SUPP) and quarantine (QUAR) of every identity.
 local SEEN, SUPP, QUAR = {}, {}, {}
@@ -46,7 +63,7 @@ do
       if not seen[k] then seen[k], idents[#idents + 1] = true, k end
     end
   end
-  lookup_all('MGET', nil, eids, function(eid) return 'cdp:e:' .. eid end,
+  lookup_all('MGET', nil, eids, function(eid) return join('cdp:e:', eid) end,
     function(v) return v end, SEEN)
   if ANY_SUP then
     lookup_all('SMISMEMBER', 'cdp:sup', idents, redis.sha1hex,
@@ -117,7 +134,7 @@ local function store_fragment(key, ts, ts_str, seq, channel, etype, attrs, summa
     FRAG[key], FRAG_ORDER[#FRAG_ORDER + 1] = f, key
   end
   for i = 1, #attrs, 2 do
-    local field = channel .. '|' .. attrs[i]
+    local field = join(join(channel, '|'), attrs[i])
     local cur = f.a[field]
     if not cur then f.af[#f.af + 1] = field end
     if not cur or ts > cur[2] or (ts == cur[2] and seq > cur[3]) then
@@ -126,13 +143,14 @@ local function store_fragment(key, ts, ts_str, seq, channel, etype, attrs, summa
   end
   f.r[#f.r + 1], f.r[#f.r + 2] = ts_str, summary
   count(f, '#n')
-  count(f, '#t:' .. etype)
-  count(f, '#c:' .. channel)
+  count(f, join('#t:', etype))
+  count(f, join('#c:', channel))
 end
 
 -- Same effect as applying each event's writes in turn: an attribute keeps the newest
 -- (ts, seq) of stored and batch values, counts add up, and the timeline keeps the newest
--- recent_limit entries (one ZADD for a fresh identity with distinct entries, else per event).
+-- recent_limit entries (one ZADD when no entry is trimmed or for a fresh identity with
+-- distinct entries, else per event).
 -- Attributes and counts share one hash: one read and one write per identity.
 local function flush_fragments()
   for _, key in ipairs(FRAG_ORDER) do
@@ -154,12 +172,16 @@ local function flush_fragments()
       updates[#updates + 1], updates[#updates + 2] = field, num(n)
     end
     redis.call('HSET', hash, unpack(updates))
-    local r, distinct, seen = f.r, fresh, {}
-    for i = 2, #r, 2 do
+    -- The timeline has at most one entry per event counted in '#n' (f.nf[1]): when the
+    -- stored and new entries fit recent_limit, ZADDs in turn would trim nothing.
+    local r, seen = f.r, {}
+    local fits = (tonumber(current[counted + 1]) or 0) + #r / 2 <= CFG.recent_limit
+    local distinct = fresh and not fits
+    for i = 2, distinct and #r or 0, 2 do
       distinct = distinct and not seen[r[i]]
       seen[r[i]] = true
     end
-    if distinct then
+    if fits or distinct then
       redis.call('ZADD', 'cdp:r:' .. key, unpack(r))
       if #r > 2 * CFG.recent_limit then
         redis.call('ZREMRANGEBYRANK', 'cdp:r:' .. key, '0', KEEP)
@@ -275,6 +297,54 @@ local function fast_link(linkable, ts, seq, cause, changes)
   return true
 end
 
+-- Whether a stored graph is within the rules as they stand: its size, and one value per
+-- unique namespace (a configuration change can break either).
+local RAW_OK = {}
+local function raw_ok(pid, raw)
+  local ok = RAW_OK[pid]
+  if ok == nil then
+    local ms, seen = raw[3], {}
+    ok = #ms <= 3 * CFG.max_graph_size
+    for i = 1, #ms, 3 do ok = ok and claim_unique(seen, ms[i]) end
+    RAW_OK[pid] = ok
+  end
+  return ok
+end
+
+-- The common event (docs/redis-cluster.md section 4): its identities are all in one
+-- graph, already linked to each other, in a graph the rules leave as it is. The full
+-- step (fast_link) would then only update times: members' first and last seen, links'
+-- last seen and arrival, the version. This does that on the stored form (flat lists of
+-- includes/base.lua), without decoding and encoding the graph. Returns false, having
+-- changed nothing, when it does not apply (the event then takes the full step).
+local function touch_common(linkable, ts, seq)
+  local pid = pid_of(linkable[1])
+  local raw = pid and load_raw(pid)
+  if not raw or not raw_ok(pid, raw) then return false end
+  local want, at, found, links = {}, {}, 0, {}
+  for _, k in ipairs(linkable) do
+    if pid_of(k) ~= pid then return false end
+    want[k] = true
+  end
+  local ms, ls = raw[3], raw[4]
+  for i = 1, #ms, 3 do
+    if want[ms[i]] then at[(i + 2) / 3], found = i, found + 1 end
+  end
+  for j = 1, #ls, 9 do
+    if at[ls[j]] and at[ls[j + 1]] then links[#links + 1] = j end
+  end
+  -- A graph links a pair at most once: all pairs are there when as many links are.
+  if found < #linkable or #links < found * (found - 1) / 2 then return false end
+  for _, i in pairs(at) do
+    ms[i + 1], ms[i + 2] = math.min(ms[i + 1], ts), math.max(ms[i + 2], ts)
+  end
+  for _, j in ipairs(links) do
+    if ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end
+  end
+  raw[1], raw[2], GR_DIRTY[pid], RES.dirty[pid] = raw[1] + 1, NOW, true, true
+  return true
+end
+
 -- Rule 4.2 shared devices: true when the event would join two parts that each hold a
 -- person through followers only. The parts: the event's own persons (it links them to
 -- each other directly) and each graph it touches that holds a person but none of them.
@@ -330,7 +400,7 @@ local function recorded(eid, first, cause)
     for _, c in ipairs(changes) do c.event, c.at = cause, NOW end
   end
   SEEN[eid] = stored
-  redis.call('SET', 'cdp:e:' .. eid, stored, 'EX', TTL)
+  redis.call('SET', join('cdp:e:', eid), stored, 'EX', TTL)
   return 'ok'
 end
 
@@ -341,7 +411,7 @@ local function stitch_event(e)
     e[EVENT.attributes], e[EVENT.summary]
   local stored = SEEN[eid]
   if stored then return duplicate(idents, stored) end
-  local keys, linkable, pids, old_of = {}, {}, {}, {}
+  local keys, linkable = {}, {}
   for _, k in ipairs(idents) do
     if keys[k] == nil then
       keys[k] = not suppressed(k)
@@ -355,7 +425,12 @@ local function stitch_event(e)
     return 'rejected:all_identities_deleted'
   end
   if not keys[primary] or quarantined(primary) then primary = best(linkable) end
-  local seq, first, changes = next_id('seq'), #RES.changes + 1, {}
+  local seq, first = next_id('seq'), #RES.changes + 1
+  if touch_common(linkable, ts, seq) then  -- no graph change to report: no cause needed
+    store_fragment(primary, ts, e[EVENT.timestamp_text], seq, channel, etype, attrs, summary)
+    return recorded(eid, first)
+  end
+  local pids, old_of, changes = {}, {}, {}
   local cause = {event_id = eid, topic = e[EVENT.topic], partition = e[EVENT.partition],
     offset = e[EVENT.offset]}
   local bridged = bridges(linkable)
@@ -418,5 +493,5 @@ flush_fragments()
 flush()
 local dirty, ceased = result_lists()
 local sizes = {}
-for i, pid in ipairs(dirty) do sizes[i] = meta(load_graph(pid)).n end
+for i, pid in ipairs(dirty) do sizes[i] = graph_size(pid) end
 return cmsgpack.pack({call_seq, outcomes, dirty, ceased, RES.changes, sizes})

@@ -13,9 +13,11 @@
 --@include index
 --@include results
 
-local GR, GR_DIRTY = {}, {}
-local function decode_graph(blob)
-  local raw = cmsgpack.unpack(blob)
+-- GR: decoded graphs (false: none). RAW: graphs read but not decoded, as unpacked from
+-- the blob ({version, updated_at, flat members, flat links}): the common event updates
+-- times in place there (stitch.lua), and flush packs them back without encode_graph.
+local GR, GR_DIRTY, RAW = {}, {}, {}
+local function decode_graph(raw)
   local g, keys, ms, ls = {v = raw[1], u = raw[2], m = {}, l = {}}, {}, raw[3], raw[4]
   for i = 1, #ms, 3 do
     keys[#keys + 1] = ms[i]
@@ -25,7 +27,7 @@ local function decode_graph(blob)
     local a, b = keys[ls[i]], keys[ls[i + 1]]
     g.l[a .. '\0' .. b] = {a, b, unpack(ls, i + 2, i + 8)}
   end
-  return g, #keys
+  return g
 end
 
 local function encode_graph(g)
@@ -62,15 +64,37 @@ end
 
 -- Member count of each graph as stored when the call began (the overview's counters).
 local STORED_N = {}
+
+-- The graph as stored, unpacked but not decoded; nil when it is absent or decoded.
+local function load_raw(pid)
+  if GR[pid] ~= nil then return nil end
+  local raw = RAW[pid]
+  if raw == nil then
+    local blob = redis.call('GET', 'cdp:g:' .. pid)
+    if not blob then
+      GR[pid], STORED_N[pid] = false, 0
+      return nil
+    end
+    raw = cmsgpack.unpack(blob)
+    RAW[pid], STORED_N[pid] = raw, #raw[3] / 3
+  end
+  return raw
+end
+
 local function load_graph(pid)
   local g = GR[pid]
   if g == nil then
-    local blob = redis.call('GET', 'cdp:g:' .. pid)
-    local n = 0
-    if blob then g, n = decode_graph(blob) else g = false end
-    GR[pid], STORED_N[pid] = g, n
+    local raw = load_raw(pid)
+    g = raw and decode_graph(raw) or false
+    GR[pid], RAW[pid] = g, nil
   end
   return g or nil
+end
+
+local function graph_size(pid)
+  local raw = load_raw(pid)
+  if raw then return #raw[3] / 3 end
+  return GR[pid] and meta(GR[pid]).n or 0
 end
 
 -- The overview's counters follow what this call changed: one HINCRBY per changed field,
@@ -79,7 +103,7 @@ local function count_changes()
   local delta = {}
   local function add(field, n) delta[field] = (delta[field] or 0) + n end
   for pid in pairs(GR_DIRTY) do
-    local before, after = STORED_N[pid] or 0, GR[pid] and meta(GR[pid]).n or 0
+    local before, after = STORED_N[pid] or 0, graph_size(pid)
     if before ~= after then
       if before > 0 then add('size:' .. num(before), -1) end
       if after > 0 then add('size:' .. num(after), 1) end
@@ -102,7 +126,9 @@ end
 local function flush()
   count_changes()
   for pid in pairs(GR_DIRTY) do
-    if GR[pid] then
+    if RAW[pid] then
+      redis.call('SET', 'cdp:g:' .. pid, cmsgpack.pack(RAW[pid]))
+    elseif GR[pid] then
       redis.call('SET', 'cdp:g:' .. pid, encode_graph(GR[pid]))
     else
       redis.call('DEL', 'cdp:g:' .. pid)
@@ -119,7 +145,7 @@ local function flush()
 end
 
 local function cease(pid)
-  GR[pid] = false
+  GR[pid], RAW[pid] = false, nil
   GR_DIRTY[pid] = true
   RES.ceased[pid] = true
 end
