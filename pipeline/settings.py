@@ -54,19 +54,12 @@ VARIABLES: tuple[Variable, ...] = (
         "Channel order for the source_precedence policy, strongest first.",
     ),
     Variable("CDP_RECENT_EVENTS", "20", "Length of events.recent in a profile."),
-    Variable("CDP_BATCH_SIZE", "500", "Most events stitched in one Redis call."),
     Variable(
-        "CDP_BATCH_WINDOW_MS",
-        "20",
-        "Longest a batch stays open while events keep arriving (under load); "
-        "an event with none buffered behind it is stitched at once.",
-    ),
-    Variable(
-        "CDP_PUBLISH_WINDOW_MS",
-        "100",
-        "Longest a batch of profile updates stays open while updates keep arriving "
-        "(under load): updates of one profile within it become one publication; "
-        "with none buffered, a profile is published at once.",
+        "CDP_BATCH_SIZE",
+        "500",
+        "Most events stitched in one Redis call. A batch is an event and the backlog "
+        "buffered behind it: with none, an event is stitched and its profile published "
+        "at once; under load, updates of one profile in a batch become one publication.",
     ),
     Variable(
         "CDP_DEDUPE_TTL_S", "604800", "How long an event_id is remembered for redelivery (seconds)."
@@ -110,8 +103,6 @@ class Settings:
     source_precedence: tuple[str, ...]
     recent_events: int
     batch_size: int
-    batch_window_s: float
-    publish_window_s: float
     dedupe_ttl_s: int
     max_event_bytes: int
     state_dir: str
@@ -150,8 +141,6 @@ class Settings:
             ),
             recent_events=int(env("CDP_RECENT_EVENTS")),
             batch_size=int(env("CDP_BATCH_SIZE")),
-            batch_window_s=int(env("CDP_BATCH_WINDOW_MS")) / 1000.0,
-            publish_window_s=int(env("CDP_PUBLISH_WINDOW_MS")) / 1000.0,
             dedupe_ttl_s=int(env("CDP_DEDUPE_TTL_S")),
             max_event_bytes=int(env("CDP_MAX_EVENT_BYTES")),
             state_dir=env("CDP_STATE_DIR"),

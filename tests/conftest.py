@@ -67,14 +67,12 @@ def new_pipeline_env(base_settings: Settings, logs: Path) -> PipelineEnv:
         topic_prefix=f"t{tag}.",
         app_id=f"cdp-test-{tag}",
         topic_partitions=4,
-        batch_window_s=0.02,
     )
     redis.Redis.from_url(settings.redis_url).flushdb()
     env = {
         "CDP_TOPIC_PREFIX": settings.topic_prefix,
         "CDP_APP_ID": settings.app_id,
         "CDP_TOPIC_PARTITIONS": "4",
-        "CDP_BATCH_WINDOW_MS": "20",
         "CDP_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "CDP_REDIS_URL": settings.redis_url,
     }

@@ -61,14 +61,19 @@ async def first_published(settings: Settings, wanted: set[str]) -> dict[str, flo
     return seen
 
 
-async def steady_latencies(
+async def produce_steady(
     settings: Settings, rate: float, seconds: float, warmup: float, tag: str
-) -> tuple[list[float], int]:
-    """Seconds from produce to profile for each event after the warm-up, and how many
-    such events were sent (a profile never published is missing from the list)."""
-    sent = await _produce_paced(
+) -> dict[str, float]:
+    """New visitors at ``rate``/s for ``warmup`` + ``seconds``; the send times of those
+    after the warm-up."""
+    return await _produce_paced(
         settings, rate, int(rate * (warmup + seconds)), int(rate * warmup), tag
     )
+
+
+async def latencies(settings: Settings, sent: dict[str, float]) -> list[float]:
+    """Seconds from produce to profile for each sent visitor, once the pipeline has
+    caught up (a profile never published is missing from the list)."""
     await wait_caught_up(settings, timeout_s=600, settle=1)
     seen = await first_published(settings, set(sent))
-    return [seen[v] - sent[v] for v in seen], len(sent)
+    return [seen[v] - sent[v] for v in seen]

@@ -164,7 +164,7 @@ def create_app(
     async def stitch(stream: StreamT) -> None:
         acks = InOrderAcks(stream, health.processed)
         try:
-            async for batch in batches(stream, settings.batch_size, settings.batch_window_s):
+            async for batch in batches(stream, settings.batch_size):
                 monitor.received(batch)
                 await acks.run(batch, stitch_batch(batch))
         finally:
@@ -174,9 +174,7 @@ def create_app(
     async def publish(stream: StreamT) -> None:
         acks = InOrderAcks(stream, health.processed)
         try:
-            async for batch in batches(
-                stream, PUBLISH_BATCH_FACTOR * settings.batch_size, settings.publish_window_s
-            ):
+            async for batch in batches(stream, PUBLISH_BATCH_FACTOR * settings.batch_size):
                 monitor.received(batch)
                 await acks.run(batch, publish_batch(batch))
         finally:
