@@ -70,17 +70,16 @@ def worker() -> None:
 @main.command()
 def topology() -> None:
     """Print the data flow: which agent reads which topic, calls what and writes where."""
-    import redis.asyncio as aioredis
-
     from pipeline.identity import config as identity_config
     from pipeline.identity.commands import GraphStore
+    from pipeline.identity.connect import connect
     from pipeline.worker.app import create_app
     from pipeline.worker.topology import render
 
     settings = _settings()
     config = identity_config.load(settings.identity_config or None)
     # Wired as a worker would be, without connecting: the client connects on first use.
-    store = GraphStore(aioredis.from_url(settings.redis_url), config)
+    store = GraphStore(connect(settings.redis_url), config)
     wiring = create_app(settings, config, store, [f"{settings.topic_prefix}events.<channel>"])
     click.echo(render(wiring.app, wiring.flows))
 

@@ -1,8 +1,8 @@
 """A local Redis Cluster: N `redis-server` masters in cluster mode on the port of
 CDP_REDIS_URL and the ones after it, joined by `redis-cli --cluster create`.
 
-For developing and testing the cluster layout (docs/redis-cluster.md); the pipeline
-itself still needs a single Redis.
+Started by `cdp stack up --redis-cluster N`, or by `cdp stack up` when CDP_REDIS_URL is
+a redis+cluster:// URL (the workers then keep the identity graph on it).
 """
 
 from __future__ import annotations

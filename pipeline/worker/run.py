@@ -7,11 +7,11 @@ import gc
 import logging
 
 import mode.loop
-import redis.asyncio as aioredis
 from faust.worker import Worker
 
 from pipeline.identity import config as identity_config
 from pipeline.identity.commands import GraphStore
+from pipeline.identity.connect import RedisUrlError, connect
 from pipeline.logs import logging_config
 from pipeline.settings import Settings, Topics
 from pipeline.topics import TopicConfigError, admin_client, ensure_topics, event_topics
@@ -44,7 +44,10 @@ async def prepare(settings: Settings) -> list[str]:
 
 
 async def check_redis(url: str) -> None:
-    client = aioredis.from_url(url)
+    try:
+        client = connect(url)
+    except RedisUrlError as exc:
+        raise StartupError(str(exc)) from exc
     try:
         await asyncio.wait_for(client.ping(), 10)
     except Exception as exc:
@@ -80,7 +83,7 @@ def run(settings: Settings) -> None:
     names = asyncio.run(prepare(settings))
     asyncio.run(check_redis(settings.redis_url))
     store = GraphStore(
-        aioredis.from_url(settings.redis_url),
+        connect(settings.redis_url),
         config,
         dedupe_ttl_s=settings.dedupe_ttl_s,
         recent_limit=settings.recent_events,
