@@ -67,6 +67,23 @@ def worker() -> None:
         sys.exit(2)
 
 
+@main.command("migrate-keys")
+def migrate_keys() -> None:
+    """Move a graph kept by an earlier version (keys cdp:<name>) to today's keys
+    ({cdp}:<name>); stop every worker first."""
+    from pipeline.identity.connect import connect
+    from pipeline.identity.migrate import migrate
+
+    async def run() -> int:
+        client = connect(_settings().redis_url)
+        try:
+            return await migrate(client)
+        finally:
+            await client.aclose()
+
+    click.echo(f"renamed {asyncio.run(run())} keys")
+
+
 @main.command()
 def topology() -> None:
     """Print the data flow: which agent reads which topic, calls what and writes where."""

@@ -12,6 +12,7 @@ from faust.worker import Worker
 from pipeline.identity import config as identity_config
 from pipeline.identity.commands import GraphStore
 from pipeline.identity.connect import RedisUrlError, connect
+from pipeline.identity.migrate import holds_old_layout
 from pipeline.logs import logging_config
 from pipeline.settings import Settings, Topics
 from pipeline.topics import TopicConfigError, admin_client, ensure_topics, event_topics
@@ -50,6 +51,7 @@ async def check_redis(url: str) -> None:
         raise StartupError(str(exc)) from exc
     try:
         await asyncio.wait_for(client.ping(), 10)
+        old = await holds_old_layout(client)
     except Exception as exc:
         raise StartupError(
             f"cannot reach Redis at {url} ({exc!r}). Start it with `cdp stack up` or point "
@@ -57,6 +59,12 @@ async def check_redis(url: str) -> None:
         ) from exc
     finally:
         await client.aclose()
+    if old:
+        raise StartupError(
+            f"Redis at {url} holds the identity graph in the key layout of an earlier "
+            "version (cdp:<name>, today {cdp}:<name>): stop every worker and run "
+            "`cdp migrate-keys` once, then start them again."
+        )
 
 
 def freeze_heap() -> None:
