@@ -337,13 +337,22 @@ def bench_e2e(events: int, rates: str, seconds: float) -> None:
 @click.option("--batch", type=int, default=500, show_default=True)
 @click.option("--identities", type=int, default=1_000_000, show_default=True)
 @click.option("--yes", is_flag=True, help="Confirm that the Redis DB may be wiped.")
-def bench_identity(events: int, batch: int, identities: int, yes: bool) -> None:
+@click.option(
+    "--cluster/--no-cluster",
+    default=True,
+    show_default=True,
+    help="Then the same traffic on a temporary local 3-master Redis Cluster.",
+)
+def bench_identity(events: int, batch: int, identities: int, yes: bool, cluster: bool) -> None:
     """The Redis identity operations alone. WIPES the Redis DB at CDP_REDIS_URL."""
+    from cdp_tools.bench import cluster as on_cluster
     from cdp_tools.bench.identity import report, run
 
     if not yes:
         raise click.UsageError("this wipes the Redis DB at CDP_REDIS_URL: pass --yes")
     click.echo(report(asyncio.run(run(_settings().redis_url, events, batch, identities))))
+    if cluster:
+        click.echo(on_cluster.report(asyncio.run(on_cluster.run(events, batch))))
 
 
 @bench.command("quality")

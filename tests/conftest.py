@@ -16,9 +16,10 @@ import pytest
 import redis
 
 from cdp_tools.stack.redis_cluster import RedisCluster as LocalCluster
+from cdp_tools.stack.redis_cluster import url_of
 from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.settings import Settings, Topics
-from tests.cluster import flush, local_cluster, url_of
+from tests.cluster import flush, local_cluster
 
 
 def pytest_configure(config: pytest.Config) -> None:

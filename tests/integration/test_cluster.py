@@ -4,12 +4,14 @@ giving the same profiles there as on one Redis."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cdp_tools.bench import cluster as bench_cluster
 from cdp_tools.sample import SampleGenerator
 from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.settings import Settings
@@ -68,3 +70,13 @@ def test_the_demo_sample_gives_the_same_profiles_on_a_cluster(
     on_cluster = _profiles_of_sample(new_pipeline_env(cluster_settings, tmp_path / "cluster"))
     assert len(on_one) > 30
     assert on_cluster == on_one
+
+
+def test_the_cluster_benchmark_reads_every_master() -> None:
+    """`cdp bench identity`'s cluster part: phase 1 keeps every key in one slot, so one
+    master does the work and the others none."""
+    figures = asyncio.run(bench_cluster.run(events=1000, batch=100))
+    assert figures["events"] == 1000 and figures["keys"] > 1000
+    assert figures["keys_outside_the_slot"] == 0
+    per_master = figures["per_master_us_per_event"]
+    assert len(per_master) == 3 and sorted(v > 0 for v in per_master.values()) == [0, 0, 1]

@@ -15,9 +15,8 @@ from redis.cluster import RedisCluster
 from cdp_tools.stack import down, proc, status, up
 from cdp_tools.stack.cli import stack
 from cdp_tools.stack.errors import StackError
-from cdp_tools.stack.redis_cluster import SLOTS
+from cdp_tools.stack.redis_cluster import SLOTS, free_base
 from cdp_tools.stack.redis_server import render_conf
-from tests.cluster import free_base
 
 needs_redis = pytest.mark.skipif(
     not (shutil.which("redis-server") and shutil.which("redis-cli")),
