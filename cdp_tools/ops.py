@@ -11,12 +11,12 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from pipeline.api.handlers import Api, BadRequest
 from pipeline.identity import config as identity_config
 from pipeline.identity.commands import GraphStore
+from pipeline.identity.connect import connect
 from pipeline.kafka import client_kwargs
 from pipeline.publish.encode import encode
 from pipeline.publish.profiles import PublishSettings
@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 def store_for(settings: Settings) -> GraphStore:
     return GraphStore(
-        aioredis.from_url(settings.redis_url),
+        connect(settings.redis_url),
         identity_config.load(settings.identity_config or None),
         dedupe_ttl_s=settings.dedupe_ttl_s,
         recent_limit=settings.recent_events,

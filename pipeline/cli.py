@@ -67,20 +67,36 @@ def worker() -> None:
         sys.exit(2)
 
 
+@main.command("migrate-keys")
+def migrate_keys() -> None:
+    """Move a graph kept by an earlier version (keys cdp:<name>) to today's keys
+    ({cdp}:<name>); stop every worker first."""
+    from pipeline.identity.connect import connect
+    from pipeline.identity.migrate import migrate
+
+    async def run() -> int:
+        client = connect(_settings().redis_url)
+        try:
+            return await migrate(client)
+        finally:
+            await client.aclose()
+
+    click.echo(f"renamed {asyncio.run(run())} keys")
+
+
 @main.command()
 def topology() -> None:
     """Print the data flow: which agent reads which topic, calls what and writes where."""
-    import redis.asyncio as aioredis
-
     from pipeline.identity import config as identity_config
     from pipeline.identity.commands import GraphStore
+    from pipeline.identity.connect import connect
     from pipeline.worker.app import create_app
     from pipeline.worker.topology import render
 
     settings = _settings()
     config = identity_config.load(settings.identity_config or None)
     # Wired as a worker would be, without connecting: the client connects on first use.
-    store = GraphStore(aioredis.from_url(settings.redis_url), config)
+    store = GraphStore(connect(settings.redis_url), config)
     wiring = create_app(settings, config, store, [f"{settings.topic_prefix}events.<channel>"])
     click.echo(render(wiring.app, wiring.flows))
 
@@ -321,13 +337,22 @@ def bench_e2e(events: int, rates: str, seconds: float) -> None:
 @click.option("--batch", type=int, default=500, show_default=True)
 @click.option("--identities", type=int, default=1_000_000, show_default=True)
 @click.option("--yes", is_flag=True, help="Confirm that the Redis DB may be wiped.")
-def bench_identity(events: int, batch: int, identities: int, yes: bool) -> None:
+@click.option(
+    "--cluster/--no-cluster",
+    default=True,
+    show_default=True,
+    help="Then the same traffic on a temporary local 3-master Redis Cluster.",
+)
+def bench_identity(events: int, batch: int, identities: int, yes: bool, cluster: bool) -> None:
     """The Redis identity operations alone. WIPES the Redis DB at CDP_REDIS_URL."""
+    from cdp_tools.bench import cluster as on_cluster
     from cdp_tools.bench.identity import report, run
 
     if not yes:
         raise click.UsageError("this wipes the Redis DB at CDP_REDIS_URL: pass --yes")
     click.echo(report(asyncio.run(run(_settings().redis_url, events, batch, identities))))
+    if cluster:
+        click.echo(on_cluster.report(asyncio.run(on_cluster.run(events, batch))))
 
 
 @bench.command("quality")

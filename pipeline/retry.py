@@ -8,15 +8,31 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError,
+    RedisClusterException,
+    TimeoutError,
+    TryAgainError,
+)
 
 from pipeline import metrics
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-# Errors that mean "Redis is not there right now"; anything else is a bug or bad data.
-TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
+# Errors that mean "Redis is not there right now"; anything else is a bug or bad data. On a
+# cluster: slots without a master during a failover, and no node reachable at all.
+TRANSIENT = (
+    ConnectionError,
+    TimeoutError,
+    BusyLoadingError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+    RedisClusterException,
+)
 
 
 async def until_redis_answers(

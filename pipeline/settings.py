@@ -23,7 +23,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "CDP_REDIS_URL",
         "redis://localhost:6379/0",
-        "Redis URL; rediss:// for TLS, redis://:password@host for AUTH.",
+        "Redis URL; rediss:// for TLS, redis://:password@host for AUTH; "
+        "redis+cluster://host:port,host:port for a Redis Cluster (its seed nodes).",
     ),
     Variable(
         "CDP_IDENTITY_CONFIG",

@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from cdp_tools.stack.redis_cluster import RedisCluster as LocalCluster
+from cdp_tools.stack.redis_cluster import url_of
 from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.settings import Settings, Topics
+from tests.cluster import flush, local_cluster
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,7 +63,8 @@ class PipelineEnv:
 
 
 def new_pipeline_env(base_settings: Settings, logs: Path) -> PipelineEnv:
-    """A fresh slice: its own topic prefix and consumer group, the Redis DB emptied."""
+    """A fresh slice: its own topic prefix and consumer group, the Redis DB (or cluster)
+    emptied."""
     tag = uuid.uuid4().hex[:8]
     settings = replace(
         base_settings,
@@ -68,7 +72,7 @@ def new_pipeline_env(base_settings: Settings, logs: Path) -> PipelineEnv:
         app_id=f"cdp-test-{tag}",
         topic_partitions=4,
     )
-    redis.Redis.from_url(settings.redis_url).flushdb()
+    flush(settings.redis_url)
     env = {
         "CDP_TOPIC_PREFIX": settings.topic_prefix,
         "CDP_APP_ID": settings.app_id,
@@ -77,6 +81,18 @@ def new_pipeline_env(base_settings: Settings, logs: Path) -> PipelineEnv:
         "CDP_REDIS_URL": settings.redis_url,
     }
     return PipelineEnv(settings, env, logs)
+
+
+@pytest.fixture(scope="session")
+def local_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A local 3-master Redis Cluster of this test process."""
+    with local_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def cluster_url(local_redis_cluster: LocalCluster) -> str:
+    return url_of(local_redis_cluster)
 
 
 @pytest.fixture

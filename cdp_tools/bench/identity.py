@@ -19,7 +19,7 @@ import redis.asyncio
 
 from pipeline.identity import config as identity_config
 from pipeline.identity import event_fields
-from pipeline.identity.commands import GraphStore, StitchEvent, stitch_batch
+from pipeline.identity.commands import KEYSPACE, GraphStore, StitchEvent, stitch_batch
 
 # The baseline: the cheapest useful script over the same payload, one HSET per event.
 TRIVIAL_LUA = """
@@ -158,7 +158,7 @@ async def _delete(client: redis.asyncio.Redis, pattern: str) -> None:
 
 async def _identities(client: redis.asyncio.Redis) -> int:
     pipe = client.pipeline(transaction=False)
-    async for key in client.scan_iter(match="cdp:i:*", count=5000):
+    async for key in client.scan_iter(match=f"{KEYSPACE}:i:*", count=5000):
         pipe.hlen(key)
     return sum(await pipe.execute())
 
@@ -208,10 +208,10 @@ async def run(
         while (loaded := await _identities(client)) < identities:
             for _ in range(max(1, (identities - loaded) // (2 * batch))):
                 await store.stitch([next(source) for _ in range(batch)])
-        index, _ = await _memory(client, "cdp:i:*")
-        graphs, graph_count = await _memory(client, "cdp:g:*")
-        fragments = sum([(await _memory(client, f"cdp:{p}:*"))[0] for p in "ar"])
-        dedupe, _ = await _memory(client, "cdp:e:*")
+        index, _ = await _memory(client, f"{KEYSPACE}:i:*")
+        graphs, graph_count = await _memory(client, f"{KEYSPACE}:g:*")
+        fragments = sum([(await _memory(client, f"{KEYSPACE}:{p}:*"))[0] for p in "ar"])
+        dedupe, _ = await _memory(client, f"{KEYSPACE}:e:*")
         n = len(batches) * batch
         return {
             "events": n,

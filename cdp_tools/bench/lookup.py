@@ -18,17 +18,17 @@ from pathlib import Path
 from typing import cast
 
 import msgpack
-import redis.asyncio as aioredis
 import uvloop
 
 from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.identity import config as identity_config
 from pipeline.identity.commands import GraphStore, StitchEvent
+from pipeline.identity.connect import connect
 from pipeline.settings import Settings
 
 
 async def load(settings: Settings, profiles: int, batch: int = 1000) -> float:
-    client = aioredis.from_url(settings.redis_url)
+    client = connect(settings.redis_url)
     await client.flushdb()
     store = GraphStore(client, identity_config.load(settings.identity_config or None))
     started = time.perf_counter()

@@ -38,7 +38,7 @@ def stack() -> None:
     default=None,
     metavar="N",
     help="Instead of one Redis, a Redis Cluster of N masters on CDP_REDIS_URL's port and "
-    "the N-1 after it (for the cluster work of docs/redis-cluster.md).",
+    "the N-1 after it (a CDP_REDIS_URL of redis+cluster://host:port starts 3 by itself).",
 )
 def up(only: control.Only, fresh: bool, redis_cluster: int | None) -> None:
     """Start Kafka (KRaft) and Redis; succeeds if they already run."""

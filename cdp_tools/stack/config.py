@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from cdp_tools.stack.errors import StackError
+from pipeline.identity.connect import RedisUrlError, is_cluster, parse_cluster_url
 from pipeline.settings import env
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
@@ -34,9 +35,33 @@ class RedisAddress:
     port: int
     db: int
     password: str | None
+    cluster: int = 0  # masters of a local cluster that a redis+cluster:// URL names
+
+
+def _cluster_address(url: str) -> RedisAddress:
+    """A redis+cluster:// URL names the local cluster of masters on consecutive ports from
+    its first seed (3 at least, as `--redis-cluster 3`)."""
+    try:
+        parsed = parse_cluster_url(url)
+    except RedisUrlError as exc:
+        raise StackError(str(exc)) from None
+    (host, port), hosts = parsed.seeds[0], {h for h, _ in parsed.seeds}
+    if (
+        parsed.tls
+        or hosts != {host}
+        or [p for _, p in parsed.seeds] != list(range(port, port + len(parsed.seeds)))
+    ):
+        raise StackError(
+            f"cdp stack starts a local cluster on one host and consecutive ports, without "
+            f"TLS: CDP_REDIS_URL=redis+cluster://{host}:{port} (or :{port},{host}:{port + 1},...) "
+            f"is {url!r}"
+        )
+    return RedisAddress(host, port, 0, parsed.password, max(3, len(parsed.seeds)))
 
 
 def parse_redis_url(url: str) -> RedisAddress:
+    if is_cluster(url):
+        return _cluster_address(url)
     parts = urlsplit(url)
     if parts.scheme != "redis":
         raise StackError(f"cdp stack starts a plain redis:// server; CDP_REDIS_URL is {url!r}")

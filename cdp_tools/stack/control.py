@@ -37,7 +37,8 @@ def _services(only: Only, redis_cluster: int | None = 0) -> Iterator[list[_Servi
     """The selected services, with the state dir locked: parallel test workers that all call
     up() must not start two brokers over one data dir.
 
-    ``redis_cluster``: N for a cluster of N masters instead of the single Redis (up); None
+    ``redis_cluster``: N for a cluster of N masters instead of the single Redis (up; a
+    redis+cluster:// CDP_REDIS_URL says how many when it is 0); None
     for the cluster nodes an earlier up started if there are any, else the single Redis
     (down, status: the single Redis's probe would answer on the first node's port)."""
     config = StackConfig.from_env()
@@ -46,8 +47,9 @@ def _services(only: Only, redis_cluster: int | None = 0) -> Iterator[list[_Servi
         fcntl.flock(lock, fcntl.LOCK_EX)
         # Redis first: it is up in a blink, so a Kafka failure is reported last and alone.
         redis: _Service = Redis(config)
-        if redis_cluster:
-            redis = RedisCluster(config, redis_cluster)
+        size = 0 if redis_cluster is None else redis_cluster or config.redis.cluster
+        if size:
+            redis = RedisCluster(config, size)
         elif redis_cluster is None and (recorded := RedisCluster(config)).nodes:
             redis = recorded
         services = [redis, Kafka(config)]

@@ -1,16 +1,19 @@
 """A local Redis Cluster: N `redis-server` masters in cluster mode on the port of
 CDP_REDIS_URL and the ones after it, joined by `redis-cli --cluster create`.
 
-For developing and testing the cluster layout (docs/redis-cluster.md); the pipeline
-itself still needs a single Redis.
+Started by `cdp stack up --redis-cluster N`, or by `cdp stack up` when CDP_REDIS_URL is
+a redis+cluster:// URL (the workers then keep the identity graph on it).
 """
 
 from __future__ import annotations
 
+import random
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from cdp_tools.stack import proc
-from cdp_tools.stack.config import StackConfig
+from cdp_tools.stack.config import RedisAddress, StackConfig
 from cdp_tools.stack.errors import StackError
 from cdp_tools.stack.redis_server import Redis, render_conf
 from cdp_tools.stack.service import Say, Service, ServiceState
@@ -206,3 +209,36 @@ class RedisCluster:
             return []
         ok = self.ok()  # a node counts as running once the cluster it belongs to is ok
         return [replace(node.state(), running=ok and node.ready()) for node in self.nodes]
+
+
+def free_base(size: int) -> int:
+    """A port p with p..p+size-1 and their cluster bus ports (+10000) all free."""
+    for _ in range(200):
+        base = random.randint(20000, 45000)
+        ports = [base + i for i in range(size)]
+        if all(proc.port_free(p) and proc.port_free(p + BUS_OFFSET) for p in ports):
+            return base
+    raise StackError("no free range of loopback ports for a temporary Redis cluster")
+
+
+def url_of(cluster: RedisCluster) -> str:
+    """The CDP_REDIS_URL of a local cluster."""
+    return "redis+cluster://" + ",".join(cluster.addresses)
+
+
+@contextmanager
+def temporary_cluster(state_dir: Path, size: int = 3) -> Iterator[RedisCluster]:
+    """A fresh cluster of ``size`` masters on free loopback ports, files under
+    ``state_dir``; stopped on exit (for tests and benchmarks)."""
+    port = free_base(size)
+    config = StackConfig(state_dir, "127.0.0.1", 0, RedisAddress("127.0.0.1", port, 0, None))
+    cluster = RedisCluster(config, size)
+
+    def quiet(_: str) -> None:
+        pass
+
+    try:
+        cluster.start(quiet)
+        yield cluster
+    finally:
+        cluster.stop(quiet)

@@ -3,10 +3,13 @@
 Each operation is one script (one EVALSHA, one round trip) run atomically by Redis; the
 rules themselves live in the scripts and, executable, in tests/model/reference.py.
 Arguments and results travel as msgpack, which Redis's Lua reads natively (cmsgpack).
+Every call declares KEYSPACE, the hash tag all the graph's keys carry, so the same calls
+run on one Redis and on a Redis Cluster (the node holding that slot).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,14 +17,18 @@ from functools import cache
 from typing import Any
 
 import msgpack
-import redis.asyncio
+import redis.asyncio as redis_asyncio
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
 from pipeline.identity import event_fields
 from pipeline.identity.config import IdentityConfig
+from pipeline.identity.connect import Client
 from pipeline.identity.pipe import ScriptPipe
 from pipeline.resources import lua_text
 
+# KEYS[1] of every script: each key it touches is "{cdp}:<name>" (lua/includes/keyspace.lua).
+KEYSPACE = "{cdp}"
 SCRIPTS = ("stitch", "delete", "release", "read", "lookup", "quarantined", "tally", "overview")
 # Read-only: these share one pipelined connection (the lookup API's and publisher's reads).
 PIPELINED = frozenset({"read", "lookup"})
@@ -243,11 +250,11 @@ def stitch_batch(events: Sequence[StitchEvent]) -> list[list[Any]]:
 
 
 class GraphStore:
-    """The identity graph of CONTRACT 4, kept in one Redis database."""
+    """The identity graph of CONTRACT 4, kept in one Redis database or one Redis Cluster."""
 
     def __init__(
         self,
-        redis: redis.asyncio.Redis,
+        redis: Client,
         config: IdentityConfig,
         *,
         dedupe_ttl_s: int = 604800,
@@ -260,22 +267,39 @@ class GraphStore:
             {**config.for_redis(), "dedupe_ttl_s": dedupe_ttl_s, "recent_limit": recent_limit}
         )
         self._scripts = {name: redis.register_script(script_source(name)) for name in SCRIPTS}
-        self._pipe = ScriptPipe(redis)
+        # On a cluster redis-py routes each call to the node of KEYSPACE's slot.
+        self._pipe = ScriptPipe(redis) if isinstance(redis, redis_asyncio.Redis) else None
+        self._cluster_lock, self._cluster_ready = asyncio.Lock(), False
 
     async def _call(self, name: str, argument: Any, *, text: bool = False) -> Any:
         # Redis 7.0's cmsgpack predates msgpack's bin type: send bytes as raw strings.
         # With text=True every string of the reply is decoded (it holds no binary values).
         args = [self._config, msgpack.packb(argument, use_bin_type=False)]
         script = self._scripts[name]
-        if name in PIPELINED:
+        if self._pipe is None:
+            reply = await self._on_cluster(script, args)
+        elif name in PIPELINED:
             try:
-                reply = await self._pipe.evalsha(script.sha, args)
+                reply = await self._pipe.evalsha(script.sha, [KEYSPACE.encode()], args)
             except (ConnectionError, TimeoutError, NoScriptError):
                 # redis-py reconnects, retries and (re)loads the script.
-                reply = await script(args=args)
+                reply = await script(keys=[KEYSPACE], args=args)
         else:
-            reply = await script(args=args)
+            reply = await script(keys=[KEYSPACE], args=args)
         return msgpack.unpackb(reply, raw=not text)
+
+    async def _on_cluster(self, script: AsyncScript, args: list[bytes]) -> Any:
+        # redis-py 8.1's RedisCluster races when concurrent calls find it uninitialised
+        # (7 of 1,000 such calls failed with an AttributeError from a connection another
+        # call had reset; none of 2,000 once initialised first): initialise it first, once.
+        if not self._cluster_ready:
+            async with self._cluster_lock:
+                await self.redis.initialize()
+                self._cluster_ready = True
+        try:
+            return await script(keys=[KEYSPACE], args=args)
+        except AttributeError as exc:  # the same race, should a failover reset the topology
+            raise ConnectionError(f"Redis Cluster connection reset mid-call ({exc})") from exc
 
     async def stitch(self, events: Sequence[StitchEvent]) -> StitchResult:
         """Apply a batch in order, atomically, in one round trip."""

@@ -74,11 +74,11 @@ class ScriptPipe:
         self._connecting = asyncio.Lock()
         self._current: tuple[AbstractConnection, asyncio.WriteTransport, _Replies] | None = None
 
-    async def evalsha(self, sha: str, args: Sequence[bytes]) -> Any:
+    async def evalsha(self, sha: str, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
         conn, transport, replies = self._current or await self._connect()
         waiter = asyncio.get_running_loop().create_future()
         replies.waiting.append(waiter)
-        transport.write(_command(b"EVALSHA", sha.encode(), b"0", *args))
+        transport.write(_command(b"EVALSHA", sha.encode(), b"%d" % len(keys), *keys, *args))
         # redis-py's default (5 s) is set on the connection, not in the URL's kwargs.
         timeout = conn.socket_timeout
         try:

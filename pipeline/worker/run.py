@@ -7,11 +7,12 @@ import gc
 import logging
 
 import mode.loop
-import redis.asyncio as aioredis
 from faust.worker import Worker
 
 from pipeline.identity import config as identity_config
 from pipeline.identity.commands import GraphStore
+from pipeline.identity.connect import RedisUrlError, connect
+from pipeline.identity.migrate import holds_old_layout
 from pipeline.logs import logging_config
 from pipeline.settings import Settings, Topics
 from pipeline.topics import TopicConfigError, admin_client, ensure_topics, event_topics
@@ -44,9 +45,13 @@ async def prepare(settings: Settings) -> list[str]:
 
 
 async def check_redis(url: str) -> None:
-    client = aioredis.from_url(url)
+    try:
+        client = connect(url)
+    except RedisUrlError as exc:
+        raise StartupError(str(exc)) from exc
     try:
         await asyncio.wait_for(client.ping(), 10)
+        old = await holds_old_layout(client)
     except Exception as exc:
         raise StartupError(
             f"cannot reach Redis at {url} ({exc!r}). Start it with `cdp stack up` or point "
@@ -54,6 +59,12 @@ async def check_redis(url: str) -> None:
         ) from exc
     finally:
         await client.aclose()
+    if old:
+        raise StartupError(
+            f"Redis at {url} holds the identity graph in the key layout of an earlier "
+            "version (cdp:<name>, today {cdp}:<name>): stop every worker and run "
+            "`cdp migrate-keys` once, then start them again."
+        )
 
 
 def freeze_heap() -> None:
@@ -80,7 +91,7 @@ def run(settings: Settings) -> None:
     names = asyncio.run(prepare(settings))
     asyncio.run(check_redis(settings.redis_url))
     store = GraphStore(
-        aioredis.from_url(settings.redis_url),
+        connect(settings.redis_url),
         config,
         dedupe_ttl_s=settings.dedupe_ttl_s,
         recent_limit=settings.recent_events,

@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 import msgpack
 import pytest
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from cdp_tools.produce import ensure_channel_topics
@@ -31,6 +30,7 @@ from cdp_tools.stack import StackError, control
 from cdp_tools.workerproc import WorkerProcess
 from pipeline.identity import config as identity_config
 from pipeline.identity.commands import AttributeValue, GraphStore, RawProfile
+from pipeline.identity.connect import connect
 from pipeline.ingest import parse_event
 from pipeline.kafka import client_kwargs
 from pipeline.model import Rejected
@@ -256,7 +256,7 @@ def redis_state(settings: Settings, keys: Iterable[str]) -> State:
     """The graph as Redis holds it: every identity's profile, then those profiles."""
 
     async def read() -> State:
-        client = aioredis.from_url(settings.redis_url)
+        client = connect(settings.redis_url)
         store = GraphStore(client, CONFIG)
         try:
             keys_ = sorted(keys)

@@ -1,23 +1,26 @@
-"""Fixtures of the identity graph tests: a real Redis at CDP_REDIS_URL, flushed per test."""
+"""Fixtures of the identity graph tests: a real Redis at CDP_REDIS_URL and a local
+3-master Redis Cluster, each flushed per test; ``client`` runs a test on both."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio
 
+from pipeline.identity.connect import Client, connect
+from tests.cluster import flush
 from tests.identity.support import redis_url
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def target_url(request: pytest.FixtureRequest) -> str:
+    """Where the graph lives: one Redis, or the cluster (every key in one slot there)."""
+    return redis_url() if request.param == "redis" else request.getfixturevalue("cluster_url")
+
+
 @pytest.fixture
-async def client() -> AsyncIterator[redis.asyncio.Redis]:
-    url = redis_url()
-    conn = redis.asyncio.Redis.from_url(url)
-    try:
-        await conn.ping()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.fail(f"Redis at CDP_REDIS_URL={url} is unreachable: {exc}")
-    await conn.flushdb()
+async def client(target_url: str) -> AsyncIterator[Client]:
+    flush(target_url)
+    conn = connect(target_url)
     yield conn
     await conn.aclose()

@@ -7,10 +7,10 @@ import asyncio
 import random
 
 import pytest
-import redis.asyncio
 
 from pipeline.identity.commands import GraphStore, StitchEvent, StitchResult
-from tests.identity.support import DEFAULTS, assert_same_state, make_event, redis_url, without_time
+from pipeline.identity.connect import Client, connect
+from tests.identity.support import DEFAULTS, assert_same_state, make_event, without_time
 from tests.model.reference import Model
 
 # A real Redis at CDP_REDIS_URL (`make test` starts it).
@@ -39,11 +39,11 @@ def batches(rng: random.Random) -> list[list[StitchEvent]]:
     return out
 
 
-async def test_concurrent_clients_equal_serial_replay(client: redis.asyncio.Redis) -> None:
+async def test_concurrent_clients_equal_serial_replay(client: Client, target_url: str) -> None:
     work = batches(random.Random(7))
     events = {e.event_id: e for batch in work for e in batch}  # one content per id
     work = [[events[e.event_id] for e in batch] for batch in work]
-    conns = [redis.asyncio.Redis.from_url(redis_url()) for _ in range(CLIENTS)]
+    conns = [connect(target_url) for _ in range(CLIENTS)]
     applied: list[tuple[StitchResult, list[StitchEvent]]] = []
 
     async def run(index: int) -> None:

@@ -22,6 +22,12 @@ PEOPLE = 60  # concurrent calls: fewer than the fallback's redis-py pool holds (
 
 
 @pytest.fixture
+def target_url() -> str:
+    """One Redis only: on a cluster redis-py's client makes the calls (no pipe)."""
+    return redis_url()
+
+
+@pytest.fixture
 async def store(client: redis.asyncio.Redis) -> AsyncIterator[GraphStore]:
     own = redis.asyncio.Redis.from_url(redis_url(), client_name=NAME)
     store = GraphStore(own, DEFAULTS)
@@ -71,11 +77,11 @@ async def test_error_replies_raise_what_redis_py_raises(client: redis.asyncio.Re
     pipe = ScriptPipe(client)
     sha = await client.script_load("return redis.error_reply('LOADING Redis is loading')")
     with pytest.raises(redis.exceptions.BusyLoadingError):
-        await pipe.evalsha(sha, [])
+        await pipe.evalsha(sha, [], [])
     sha = await client.script_load("return redis.error_reply('ERR something else')")
     with pytest.raises(redis.exceptions.ResponseError, match="something else"):
-        await pipe.evalsha(sha, [])
-    assert await pipe.evalsha(await client.script_load("return 'ok'"), []) == b"ok"
+        await pipe.evalsha(sha, [], [])
+    assert await pipe.evalsha(await client.script_load("return 'ok'"), [], []) == b"ok"
 
 
 async def test_a_silent_redis_times_out_as_the_client_says() -> None:
@@ -96,7 +102,7 @@ async def test_a_silent_redis_times_out_as_the_client_says() -> None:
     try:
         async with asyncio.timeout(15):
             with pytest.raises(redis.exceptions.TimeoutError):
-                await ScriptPipe(client).evalsha("0" * 40, [])
+                await ScriptPipe(client).evalsha("0" * 40, [], [])
     finally:
         await client.aclose()
         server.close()

@@ -12,17 +12,17 @@ from typing import Any
 
 import msgpack
 import pytest
-import redis.asyncio
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline.identity.commands import GraphStore, StitchEvent
 from pipeline.identity.config import IdentityConfig
+from pipeline.identity.connect import connect
+from tests.cluster import flush
 from tests.identity.support import (
     assert_same_state,
     config,
     make_event,
-    redis_url,
     without_followers,
     without_time,
 )
@@ -166,11 +166,11 @@ async def _apply(
 
 
 async def _scenario(
-    pool: list[StitchEvent], ops: list[tuple[str, Any]], cfg: IdentityConfig
+    url: str, pool: list[StitchEvent], ops: list[tuple[str, Any]], cfg: IdentityConfig
 ) -> None:
-    conn = redis.asyncio.Redis.from_url(redis_url())
+    flush(url)
+    conn = connect(url)
     try:
-        await conn.flushdb()
         store, model, ceased = GraphStore(conn, cfg, recent_limit=3), Model(cfg, 3), set()
         for op in ops:
             ceased |= await _apply(store, model, op, pool)
@@ -183,11 +183,12 @@ async def _scenario(
     max_examples=EXAMPLES,
     derandomize=True,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
+    # target_url only names the Redis (or cluster) each example flushes and fills.
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(pool=events(), ops=OPS, follow=st.booleans())
 def test_redis_matches_reference_model(
-    pool: list[StitchEvent], ops: list[tuple[str, Any]], follow: bool
+    target_url: str, pool: list[StitchEvent], ops: list[tuple[str, Any]], follow: bool
 ) -> None:
     event("shared-device rule " + ("on" if follow else "off"))
-    asyncio.run(_scenario(pool, ops, CONFIG if follow else NO_FOLLOWERS))
+    asyncio.run(_scenario(target_url, pool, ops, CONFIG if follow else NO_FOLLOWERS))

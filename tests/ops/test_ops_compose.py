@@ -111,7 +111,8 @@ def test_workers() -> None:
     bootstrap = env["CDP_KAFKA_BOOTSTRAP"]
     internal = doc["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     assert f"INTERNAL://{bootstrap}" in internal, "workers must use the internal listener"
-    assert env["CDP_REDIS_URL"] == "redis://redis:6379/0"
+    # The single Redis, unless CDP_COMPOSE_REDIS_URL names the cluster profile's nodes.
+    assert env["CDP_REDIS_URL"] == "${CDP_COMPOSE_REDIS_URL:-redis://redis:6379/0}"
     assert env["CDP_HTTP_HOST"] == "0.0.0.0"
     assert worker["deploy"]["replicas"] >= 2
     for dep in ("kafka", "redis"):

@@ -19,7 +19,7 @@ CONTRACT = (ROOT / "docs" / "contract.md").read_text()
 
 def test_every_setting_is_documented_with_its_default() -> None:
     for v in VARIABLES:
-        assert f"| `{v.name}` | `{v.default}` |" in README, v.name
+        assert f"| `{v.name}` | `{v.default}` | {v.doc} |" in README, v.name  # `cdp config`'s row
 
 
 def test_readme_shows_the_two_commands_first() -> None:

@@ -2,7 +2,7 @@
   delete: privacy deletion of identities, or of every identity of one profile (CONTRACT
   4.6), atomically.
 
-  KEYS: none (see includes/base.lua)
+  KEYS[1]: the keyspace tag `{cdp}` (includes/keyspace.lua); every key it touches is in its slot
   ARGV[1]: msgpack config
   ARGV[2]: msgpack {request_id, "identities" | "profile_of", targets}: identity keys,
            or {one identity key} whose whole graph goes (that identity alone when it is
@@ -19,7 +19,7 @@
 --@include rebuild
 
 local request = cmsgpack.unpack(ARGV[2])
-local done_key = 'cdp:pr:' .. request[1]
+local done_key = P .. 'pr:' .. request[1]
 local done = redis.call('GET', done_key)
 if done then return done end
 local targets = request[3]
@@ -36,10 +36,10 @@ local gone, present, pids, changes = {}, {}, {}, {}
 for _, k in ipairs(targets) do
   if not gone[k] then
     gone[k] = true
-    redis.call('SADD', 'cdp:sup', redis.sha1hex(k))
-    redis.call('HDEL', 'cdp:q', k)
-    redis.call('HDEL', 'cdp:mv', k)
-    redis.call('DEL', 'cdp:a:' .. k, 'cdp:r:' .. k)
+    redis.call('SADD', P .. 'sup', redis.sha1hex(k))
+    redis.call('HDEL', P .. 'q', k)
+    redis.call('HDEL', P .. 'mv', k)
+    redis.call('DEL', P .. 'a:' .. k, P .. 'r:' .. k)
     local pid = pid_of(k)
     if pid then
       present[#present + 1], pids[pid] = k, true

@@ -1,7 +1,7 @@
 --[[
   lookup: the profile id holding each identity.
 
-  KEYS: none (see includes/base.lua)
+  KEYS[1]: the keyspace tag `{cdp}` (includes/keyspace.lua); every key it touches is in its slot
   ARGV[1]: msgpack config
   ARGV[2]: msgpack list of identity keys
   Returns: msgpack list of profile id or false, one per key.

@@ -1,7 +1,7 @@
 --[[
   quarantined: the identities the circuit breaker holds in quarantine.
 
-  KEYS: none (see includes/base.lua)
+  KEYS[1]: the keyspace tag `{cdp}` (includes/keyspace.lua); every key it touches is in its slot
   ARGV[1]: msgpack config
   ARGV[2]: unused
   Returns: msgpack list of identity keys, sorted.
@@ -9,6 +9,6 @@
 ]]
 --@include base
 
-local keys = redis.call('HKEYS', 'cdp:q')
+local keys = redis.call('HKEYS', P .. 'q')
 table.sort(keys, lt)
 return cmsgpack.pack(keys)

@@ -1,7 +1,7 @@
 --[[
   read: profiles or graphs by profile id, for the lookup API and the publisher.
 
-  KEYS: none (see includes/base.lua)
+  KEYS[1]: the keyspace tag `{cdp}` (includes/keyspace.lua); every key it touches is in its slot
   ARGV[1]: msgpack config
   ARGV[2]: msgpack {ids, with_fragments (boolean), by_identity (boolean)}: profile ids,
            or with by_identity identity keys (the profile holding each is read: the
@@ -22,7 +22,7 @@ local request, out = cmsgpack.unpack(ARGV[2]), {}
 for i, id in ipairs(request[1]) do
   local pid = id
   if request[3] then pid = pid_of(id) end
-  local blob = pid and redis.call('GET', 'cdp:g:' .. pid)
+  local blob = pid and redis.call('GET', P .. 'g:' .. pid)
   out[i] = false
   if blob then
     local raw, fragments = cmsgpack.unpack(blob), {}
@@ -31,8 +31,8 @@ for i, id in ipairs(request[1]) do
         local k = raw[3][j]
         fragments[#fragments + 1] = {
           k,
-          redis.call('HGETALL', 'cdp:a:' .. k),  -- split by the caller: less Lua per field
-          redis.call('ZREVRANGE', 'cdp:r:' .. k, 0, CFG.recent_limit - 1, 'WITHSCORES'),
+          redis.call('HGETALL', P .. 'a:' .. k),  -- split by the caller: less Lua per field
+          redis.call('ZREVRANGE', P .. 'r:' .. k, 0, CFG.recent_limit - 1, 'WITHSCORES'),
         }
       end
     end

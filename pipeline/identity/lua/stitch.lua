@@ -2,7 +2,7 @@
   stitch: apply a batch of events to the identity graph, atomically and in order
   (CONTRACT 4; the rules are spelled out in tests/model/reference.py).
 
-  KEYS: none (see includes/base.lua)
+  KEYS[1]: the keyspace tag `{cdp}` (includes/keyspace.lua); every key it touches is in its slot
   ARGV[1]: msgpack config
   ARGV[2]: msgpack list of events, each a list of the fields of
            pipeline/identity/event_fields.py in its order, read as e[EVENT.<field>]
@@ -20,6 +20,7 @@
 local EVENTS = cmsgpack.unpack(ARGV[2])
 local TTL, KEEP = num(CFG.dedupe_ttl_s), num(-(CFG.recent_limit + 1))
 local CHUNK = 1000  -- arguments per command built with unpack (Lua's C stack is limited)
+local DEDUPE = P .. 'e:'  -- dedupe entries: DEDUPE .. <event id>
 
 -- a .. b, made once per call for each pair: concatenating costs more than two lookups,
 -- and field names and dedupe keys recur.
@@ -41,8 +42,8 @@ end
 -- Batch-wide lookups, one command per CHUNK keys: dedupe entries (SEEN: event id -> stored
 -- changes or false), suppression (SUPP) and quarantine (QUAR) of every identity.
 local SEEN, SUPP, QUAR = {}, {}, {}
-local ANY_SUP = redis.call('EXISTS', 'cdp:sup') == 1
-local ANY_QUAR = redis.call('EXISTS', 'cdp:q') == 1
+local ANY_SUP = redis.call('EXISTS', P .. 'sup') == 1
+local ANY_QUAR = redis.call('EXISTS', P .. 'q') == 1
 local function lookup_all(cmd, key, items, encode, decode, into)
   for i = 1, #items, CHUNK do
     local args = {}
@@ -63,28 +64,28 @@ do
       if not seen[k] then seen[k], idents[#idents + 1] = true, k end
     end
   end
-  lookup_all('MGET', nil, eids, function(eid) return join('cdp:e:', eid) end,
+  lookup_all('MGET', nil, eids, function(eid) return join(DEDUPE, eid) end,
     function(v) return v end, SEEN)
   if ANY_SUP then
-    lookup_all('SMISMEMBER', 'cdp:sup', idents, redis.sha1hex,
+    lookup_all('SMISMEMBER', P .. 'sup', idents, redis.sha1hex,
       function(v) return v == 1 end, SUPP)
   end
   if ANY_QUAR then
-    lookup_all('HMGET', 'cdp:q', idents, function(k) return k end,
+    lookup_all('HMGET', P .. 'q', idents, function(k) return k end,
       function(v) return v ~= false end, QUAR)
   end
 end
 
 local function suppressed(key)
   if SUPP[key] == nil then
-    SUPP[key] = ANY_SUP and redis.call('SISMEMBER', 'cdp:sup', redis.sha1hex(key)) == 1
+    SUPP[key] = ANY_SUP and redis.call('SISMEMBER', P .. 'sup', redis.sha1hex(key)) == 1
   end
   return SUPP[key]
 end
 
 local function quarantined(key)
   if QUAR[key] == nil then
-    QUAR[key] = ANY_QUAR and redis.call('HEXISTS', 'cdp:q', key) == 1
+    QUAR[key] = ANY_QUAR and redis.call('HEXISTS', P .. 'q', key) == 1
   end
   return QUAR[key]
 end
@@ -154,7 +155,7 @@ end
 -- Attributes and counts share one hash: one read and one write per identity.
 local function flush_fragments()
   for _, key in ipairs(FRAG_ORDER) do
-    local f, fresh, updates, hash = FRAG[key], FRESH[key], {}, 'cdp:a:' .. key
+    local f, fresh, updates, hash = FRAG[key], FRESH[key], {}, P .. 'a:' .. key
     local current, counted = {}, #f.af
     if not fresh then
       local fields = {unpack(f.af)}
@@ -182,14 +183,14 @@ local function flush_fragments()
       seen[r[i]] = true
     end
     if fits or distinct then
-      redis.call('ZADD', 'cdp:r:' .. key, unpack(r))
+      redis.call('ZADD', P .. 'r:' .. key, unpack(r))
       if #r > 2 * CFG.recent_limit then
-        redis.call('ZREMRANGEBYRANK', 'cdp:r:' .. key, '0', KEEP)
+        redis.call('ZREMRANGEBYRANK', P .. 'r:' .. key, '0', KEEP)
       end
     else
       for i = 1, #r, 2 do
-        redis.call('ZADD', 'cdp:r:' .. key, r[i], r[i + 1])
-        redis.call('ZREMRANGEBYRANK', 'cdp:r:' .. key, '0', KEEP)
+        redis.call('ZADD', P .. 'r:' .. key, r[i], r[i + 1])
+        redis.call('ZREMRANGEBYRANK', P .. 'r:' .. key, '0', KEEP)
       end
     end
   end
@@ -197,12 +198,12 @@ end
 
 -- Circuit breaker: true when key just exceeded its reassignments within the window.
 local function count_move(key, ts)
-  local raw, times = redis.call('HGET', 'cdp:mv', key), {}
+  local raw, times = redis.call('HGET', P .. 'mv', key), {}
   for _, t in ipairs(raw and cmsgpack.unpack(raw) or {}) do
     if t > ts - CFG.quarantine_window_ms then times[#times + 1] = t end
   end
   times[#times + 1] = ts
-  redis.call('HSET', 'cdp:mv', key, cmsgpack.pack(times))
+  redis.call('HSET', P .. 'mv', key, cmsgpack.pack(times))
   return #times > CFG.quarantine_max and not quarantined(key)
 end
 
@@ -214,8 +215,8 @@ local function quarantine(key, cause)
   assign(pool, partition(pool, member_list(pool)), changes)
   finish(changes, cause, 'circuit breaker')
   QUAR[key], ANY_QUAR = true, true
-  redis.call('HSET', 'cdp:q', key, NOW)
-  redis.call('HDEL', 'cdp:mv', key)
+  redis.call('HSET', P .. 'q', key, NOW)
+  redis.call('HDEL', P .. 'mv', key)
 end
 
 local function link_all(links, keys, ts, seq, cause, changes)
@@ -400,7 +401,7 @@ local function recorded(eid, first, cause)
     for _, c in ipairs(changes) do c.event, c.at = cause, NOW end
   end
   SEEN[eid] = stored
-  redis.call('SET', join('cdp:e:', eid), stored, 'EX', TTL)
+  redis.call('SET', join(DEDUPE, eid), stored, 'EX', TTL)
   return 'ok'
 end
 
@@ -486,7 +487,7 @@ local function stitch_event(e)
   return recorded(eid, first, cause)
 end
 
-local call_seq = redis.call('INCR', 'cdp:calls')
+local call_seq = redis.call('INCR', P .. 'calls')
 local outcomes = {}
 for i, e in ipairs(EVENTS) do outcomes[i] = stitch_event(e) end
 flush_fragments()

@@ -18,23 +18,38 @@ def _includes_in(source: str) -> list[str]:
 
 def test_each_include_is_loaded_once_dependencies_first() -> None:
     stitch = _includes_in(script_source("stitch"))
-    assert stitch == ["base", "config", "index", "results", "graph", "rebuild"]
+    assert stitch == ["keyspace", "base", "config", "index", "results", "graph", "rebuild"]
     assert script_source("stitch").count("local EVENT = {") == 1
 
 
 def test_scripts_carry_only_what_they_use() -> None:
-    assert _includes_in(script_source("lookup")) == ["base", "index"]
-    assert _includes_in(script_source("quarantined")) == ["base"]
+    assert _includes_in(script_source("lookup")) == ["keyspace", "base", "index"]
+    assert _includes_in(script_source("quarantined")) == ["keyspace", "base"]
     for name in ("overview", "tally"):
-        assert script_source(name) == lua_text(f"{name}.lua")
+        assert _includes_in(script_source(name)) == ["keyspace"]
     assert "local function partition" not in script_source("read")
 
 
 def test_every_script_has_its_header() -> None:
     for name in SCRIPTS:
         header = lua_text(f"{name}.lua").split("]]")[0]
-        for part in ("KEYS:", "ARGV[1]:", "ARGV[2]:", "Returns:", "Effects:"):
+        for part in ("KEYS[1]:", "ARGV[1]:", "ARGV[2]:", "Returns:", "Effects:"):
             assert part in header, (name, part)
+
+
+def test_every_key_is_named_in_the_declared_slot() -> None:
+    """Keys are built from P (KEYS[1] and a colon), never spelled out: a script touches
+    only the slot it declares, which a Redis Cluster requires."""
+    for name in SCRIPTS:
+        source = script_source(name)
+        assert source.index("local P = KEYS[1] .. ':'") < source.index("redis.call"), name
+        assert not re.search(r"""['"]cdp:""", source), name
+        # Key variables (hash, done_key, bucket_key, DEDUPE) are built from P where set.
+        for key in re.findall(r"redis\.call\('\w+', ([^,)]+)", source):
+            assert key.startswith(("P ..", "hash", "done_key", "bucket_key", "join(DEDUPE")), (
+                name,
+                key,
+            )
 
 
 def test_the_stitch_event_is_sent_in_the_defined_order() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import shutil
 import socket
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from redis.cluster import RedisCluster
 from cdp_tools.stack import down, proc, status, up
 from cdp_tools.stack.cli import stack
 from cdp_tools.stack.errors import StackError
-from cdp_tools.stack.redis_cluster import BUS_OFFSET, SLOTS
+from cdp_tools.stack.redis_cluster import SLOTS, free_base
 from cdp_tools.stack.redis_server import render_conf
 
 needs_redis = pytest.mark.skipif(
@@ -25,19 +24,9 @@ needs_redis = pytest.mark.skipif(
 )
 
 
-def _free_base(size: int) -> int:
-    """A port p with p..p+size-1 and their cluster bus ports (+10000) all free."""
-    for _ in range(200):
-        base = random.randint(20000, 45000)
-        ports = [base + i for i in range(size)]
-        if all(proc.port_free(p) and proc.port_free(p + BUS_OFFSET) for p in ports):
-            return base
-    raise RuntimeError("no free range of ports for a test cluster")
-
-
 @pytest.fixture
 def base_port(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[int]:
-    port = _free_base(3)
+    port = free_base(3)
     monkeypatch.setenv("CDP_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("CDP_KAFKA_BOOTSTRAP", f"127.0.0.1:{proc.free_port()}")
     monkeypatch.setenv("CDP_REDIS_URL", f"redis://127.0.0.1:{port}/0")
@@ -134,3 +123,30 @@ def test_probe_of_a_stopped_node_is_empty(base_port: int) -> None:
     node = ClusterNode(StackConfig.from_env(), base_port)
     assert node.cluster_info() == {}
     assert isinstance(node.client(), redis.Redis)
+
+
+@needs_redis
+def test_a_cluster_url_starts_a_local_cluster(
+    base_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cdp stack up` starts Redis where CDP_REDIS_URL points, a cluster URL too."""
+    monkeypatch.setenv("CDP_REDIS_URL", f"redis+cluster://127.0.0.1:{base_port}")
+    said: list[str] = []
+    up(only="redis", say=said.append)
+    assert said[-1] == (
+        f"Redis cluster ok: 3 masters at 127.0.0.1:{base_port}, "
+        f"127.0.0.1:{base_port + 1}, 127.0.0.1:{base_port + 2}"
+    )
+    assert [s.running for s in status(only="redis")] == [True] * 3
+    down(only="redis", wipe=True, say=said.append)
+
+
+def test_cluster_url_forms_the_stack_can_start() -> None:
+    from cdp_tools.stack.config import parse_redis_url
+
+    assert parse_redis_url("redis+cluster://127.0.0.1:7000").cluster == 3
+    five = ",".join(f"127.0.0.1:{7000 + i}" for i in range(5))
+    assert parse_redis_url(f"redis+cluster://:pw@{five}").cluster == 5
+    for url in ("redis+cluster://127.0.0.1:7000,127.0.0.1:7005", "rediss+cluster://h:7000"):
+        with pytest.raises(StackError, match="consecutive ports"):
+            parse_redis_url(url)

@@ -3,32 +3,33 @@
   use in `--@include <name>` lines (includes list theirs); commands.py loads each one
   once, dependencies first, so a script carries only the code it uses.
 
-  Keys of the identity graph (single Redis instance only, not Redis Cluster: the scripts
-  derive keys from identities and profile ids and declare no KEYS; see
-  docs/redis-cluster.md):
-    cdp:i:<bucket>   hash identity key -> profile counter. BUCKETS = 65536 keeps a bucket
+  Keys of the identity graph, all in the slot of the hash tag {cdp} (includes/keyspace.lua:
+  one slot, so the scripts run unchanged on a Redis Cluster; spreading the graph over
+  slots is the design in docs/redis-cluster.md):
+    {cdp}:i:<bucket> hash identity key -> profile counter. BUCKETS = 65536 keeps a bucket
                      listpack-encoded (<= 128 fields of <= 64 bytes) up to ~8M identities.
-    cdp:g:<pid>      string, msgpack {version, updated_at_ms, members, links}; members is
+    {cdp}:g:<pid>    string, msgpack {version, updated_at_ms, members, links}; members is
                      flat {key, first_seen, last_seen, ...} sorted by key, links is flat
                      {ia, ib, first_seen, last_seen, seq, event_id, topic, partition,
                      offset, ...} with ia/ib indexes into members. One blob per graph
                      costs a third of a hash with evidence values (those exceed 64 bytes).
-    cdp:a:<key>      hash of the identity's fragment: "<channel>|<path>" -> msgpack
+    {cdp}:a:<key>    hash of the identity's fragment: "<channel>|<path>" -> msgpack
                      {value, ts, seq}, the newest value per (path, channel); and its event
                      counts "#n" (total), "#t:<type>", "#c:<channel>" ('#' cannot start a
                      channel, so the two never collide; one key saves a write per event)
-    cdp:r:<key>      zset of event summaries scored by event ts, newest recent_limit kept
-    cdp:e:<eid>      string with TTL: msgpack {event, at, changes} the event produced (dedupe)
-    cdp:pr:<rid>     string with TTL: the packed result of privacy request rid (dedupe)
-    cdp:sup          set of sha1(identity key) of privacy-deleted identities
-    cdp:q            hash identity key -> quarantined at (ms)
-    cdp:mv           hash identity key -> msgpack list of reassignment event times (ms)
-    cdp:pid cdp:seq cdp:calls   counters: profile ids, arrival order, stitch calls
-    cdp:stats        hash of the overview's counters, kept by flush: "ns:<namespace>" ->
+    {cdp}:r:<key>    zset of event summaries scored by event ts, newest recent_limit kept
+    {cdp}:e:<eid>    string with TTL: msgpack {event, at, changes} the event produced (dedupe)
+    {cdp}:pr:<rid>   string with TTL: the packed result of privacy request rid (dedupe)
+    {cdp}:sup        set of sha1(identity key) of privacy-deleted identities
+    {cdp}:q          hash identity key -> quarantined at (ms)
+    {cdp}:mv         hash identity key -> msgpack list of reassignment event times (ms)
+    {cdp}:pid {cdp}:seq {cdp}:calls counters: profile ids, arrival order, stitch calls
+    {cdp}:stats      hash of the overview's counters, kept by flush: "ns:<namespace>" ->
                      indexed identities, "size:<n>" -> graphs of n identities, "since" ->
                      when counting began, "partial" = 1 if graphs existed before that
-    cdp:dl           hash reason -> dead letters written (tally.lua)
+    {cdp}:dl         hash reason -> dead letters written (tally.lua)
 ]]
+--@include keyspace
 
 -- Keys order bytewise, as Python compares str. Lua's '<' follows the server's
 -- LC_COLLATE: it is used when probes show that locale orders bytewise (C, C.UTF-8).

@@ -1,11 +1,11 @@
 --[[
-  graph: the graph blobs (cdp:g:<pid>) read and written through a cache, the overview's
+  graph: the graph blobs ({cdp}:g:<pid>) read and written through a cache, the overview's
   counters, and flush, which writes every cache back once at the end of a call (scripts
   run atomically: a graph is decoded at most once and written at most once per call).
 
   A graph is a member map key -> {first_seen, last_seen} and a link map
   "a\0b" -> {a, b, first_seen, last_seen, seq, event_id, topic, partition, offset}, a < b.
-  A fragment (cdp:a/r) exists only for an identity in the index (fragments are written
+  A fragment ({cdp}:a/r) exists only for an identity in the index (fragments are written
   for indexed identities and deleted with their index entry), so an identity absent from
   the index when the call began (FRESH) has no fragment to read.
 ]]
@@ -70,7 +70,7 @@ local function load_raw(pid)
   if GR[pid] ~= nil then return nil end
   local raw = RAW[pid]
   if raw == nil then
-    local blob = redis.call('GET', 'cdp:g:' .. pid)
+    local blob = redis.call('GET', P .. 'g:' .. pid)
     if not blob then
       GR[pid], STORED_N[pid] = false, 0
       return nil
@@ -114,12 +114,12 @@ local function count_changes()
     if was ~= is then add('ns:' .. ns_of(key), is and 1 or -1) end
   end
   if next(delta) == nil then return end
-  -- cdp:pid is read before flush writes it back: graphs made before counting began.
-  if redis.call('HSETNX', 'cdp:stats', 'since', NOW) == 1 and redis.call('GET', 'cdp:pid') then
-    redis.call('HSET', 'cdp:stats', 'partial', 1)
+  -- {cdp}:pid is read before flush writes it back: graphs made before counting began.
+  if redis.call('HSETNX', P .. 'stats', 'since', NOW) == 1 and redis.call('GET', P .. 'pid') then
+    redis.call('HSET', P .. 'stats', 'partial', 1)
   end
   for field, n in pairs(delta) do
-    if n ~= 0 then redis.call('HINCRBY', 'cdp:stats', field, n) end
+    if n ~= 0 then redis.call('HINCRBY', P .. 'stats', field, n) end
   end
 end
 
@@ -127,11 +127,11 @@ local function flush()
   count_changes()
   for pid in pairs(GR_DIRTY) do
     if RAW[pid] then
-      redis.call('SET', 'cdp:g:' .. pid, cmsgpack.pack(RAW[pid]))
+      redis.call('SET', P .. 'g:' .. pid, cmsgpack.pack(RAW[pid]))
     elseif GR[pid] then
-      redis.call('SET', 'cdp:g:' .. pid, encode_graph(GR[pid]))
+      redis.call('SET', P .. 'g:' .. pid, encode_graph(GR[pid]))
     else
-      redis.call('DEL', 'cdp:g:' .. pid)
+      redis.call('DEL', P .. 'g:' .. pid)
     end
   end
   for key in pairs(IDX_DIRTY) do
@@ -141,7 +141,7 @@ local function flush()
       redis.call('HDEL', bucket_key(key), key)
     end
   end
-  for name, value in pairs(COUNTER) do redis.call('SET', 'cdp:' .. name, value) end
+  for name, value in pairs(COUNTER) do redis.call('SET', P .. name, value) end
 end
 
 local function cease(pid)

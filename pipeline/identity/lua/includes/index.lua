@@ -1,6 +1,6 @@
 --[[
-  index: identity -> profile id (cdp:i:<bucket>), profile ids and counters (cdp:pid,
-  cdp:seq), read through a cache that graph.lua's flush writes back.
+  index: identity -> profile id ({cdp}:i:<bucket>), profile ids and counters ({cdp}:pid,
+  {cdp}:seq), read through a cache that graph.lua's flush writes back.
 ]]
 --@include base
 
@@ -13,7 +13,7 @@ end
 -- Lazily read counters, written back by flush.
 local COUNTER = {}
 local function next_id(name)
-  COUNTER[name] = (COUNTER[name] or tonumber(redis.call('GET', 'cdp:' .. name) or '0')) + 1
+  COUNTER[name] = (COUNTER[name] or tonumber(redis.call('GET', P .. name) or '0')) + 1
   return COUNTER[name]
 end
 
@@ -28,7 +28,7 @@ local function bucket_key(key)
       local a, x, c, d = string.byte(key, i, i + 3)
       h = (h * 923521 + a * 29791 + (x or 0) * 961 + (c or 0) * 31 + (d or 0)) % 2147483647
     end
-    b = 'cdp:i:' .. num(h % BUCKETS)
+    b = P .. 'i:' .. num(h % BUCKETS)
     BUCKET[key] = b
   end
   return b
