@@ -36,10 +36,11 @@ with_stack = $(TEST_ENV) $(BIN)/cdp stack up --fresh; status=$$?; \
 	$(TEST_ENV) $(BIN)/cdp stack down; exit $$status
 
 # Tests at once besides the fault suite (pytest-xdist, one file per process): they mostly
-# wait on Kafka and the workers. The fault suite stops and starts the services, so it runs
+# wait on Kafka and the workers, so three processes on two cores (load average about 1.4)
+# take 244 s where two took 350. The fault suite stops and starts the services, so it runs
 # alone afterwards, its workloads at FAULT_SCALE of their full size (50,000 events killed
 # into, 100,000 hostile inputs, ...); `make test-faults` runs them whole.
-TEST_JOBS ?= 2
+TEST_JOBS ?= 3
 FAULT_SCALE ?= 0.3
 
 # Everything: lint, unit, property, integration, browser and fault tests against real

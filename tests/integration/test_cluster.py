@@ -1,4 +1,4 @@
-"""The identity graph on a Redis Cluster (CDP_REDIS_URL=redis+cluster://...): the named
+"""The identity graph on a Redis Cluster (CDP_REDIS_URL=redis+cluster://...): named
 pipeline tests again, with workers on a local 3-master cluster, and the demo's sample
 giving the same profiles there as on one Redis."""
 
@@ -18,15 +18,10 @@ from pipeline.settings import Settings
 from tests.conftest import PipelineEnv, new_pipeline_env
 from tests.integration.support import identity_set, live, send, settle, view
 
-# Imported, these run here too, with this module's pipeline_env: on the cluster. The rest
-# of the rules run on the cluster in tests/identity (the property suite and examples).
-from tests.integration.test_operator_changes import (  # noqa: F401
-    test_a_released_quarantine_is_a_graph_change_counted_by_the_worker,
-)
-from tests.integration.test_pipeline import (  # noqa: F401
-    test_merge_tombstones_the_younger_id,
-    test_stop_and_restart_mid_stream_counts_each_event_once,
-)
+# Imported, these run here too, with this module's pipeline_env: on the cluster. The
+# rules run on the cluster in tests/identity (the property suite and every example), a
+# worker's crash and a master's in tests/faults/test_faults_cluster.py.
+from tests.integration.test_pipeline import test_merge_tombstones_the_younger_id  # noqa: F401
 from tests.integration.test_privacy_delete import (  # noqa: F401
     test_delete_identity_by_topic_removes_it_and_replays_leave_it_deleted,
 )
