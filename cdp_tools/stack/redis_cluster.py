@@ -214,7 +214,9 @@ class RedisCluster:
 def free_base(size: int) -> int:
     """A port p with p..p+size-1 and their cluster bus ports (+10000) all free."""
     for _ in range(200):
-        base = random.randint(20000, 45000)
+        # Nodes and buses below Linux's ephemeral range (32768 up): a client socket cannot
+        # take one between this check and the node's bind.
+        base = random.randint(20000, 22700)
         ports = [base + i for i in range(size)]
         if all(proc.port_free(p) and proc.port_free(p + BUS_OFFSET) for p in ports):
             return base
