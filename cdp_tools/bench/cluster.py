@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -54,7 +55,28 @@ async def _stitch(url: str, events: int, batch: int) -> float:
         await client.aclose()
 
 
-async def run(events: int = 200_000, batch: int = 500, masters: int = 3) -> dict[str, object]:
+@dataclass(frozen=True)
+class Figures:
+    masters: int
+    events: int
+    events_per_s: float
+    per_master_us_per_event: dict[str, float]  # Redis CPU, by master address
+    keys: int
+    # Phase 1 of docs/redis-cluster.md keeps every key in KEYSPACE's slot, so no event
+    # needs two slots and the busiest master's CPU bounds any number of masters.
+    keys_outside_the_slot: int
+
+    @property
+    def redis_cpu_us_per_event(self) -> float:
+        return sum(self.per_master_us_per_event.values())
+
+    @property
+    def projected_events_per_s(self) -> dict[int, float]:
+        busiest = max(self.per_master_us_per_event.values())
+        return {m: 1e6 / busiest for m in PROJECT_AT}
+
+
+async def run(events: int = 200_000, batch: int = 500, masters: int = 3) -> Figures:
     with (
         tempfile.TemporaryDirectory(prefix="cdp-bench-cluster-") as state,
         temporary_cluster(Path(state), masters) as cluster,
@@ -63,38 +85,31 @@ async def run(events: int = 200_000, batch: int = 500, masters: int = 3) -> dict
         elapsed = await _stitch(url_of(cluster), events, batch)
         after = _per_master(cluster)
     n = events // batch * batch
-    per_master = {a: (after[a][0] - before[a][0]) / n for a in after}
     keys = sum(k for _, k, _ in after.values())
-    busiest = max(per_master.values())
-    return {
-        "masters": masters,
-        "events": n,
-        "events_per_s": n / elapsed,
-        "redis_cpu_us_per_event": sum(per_master.values()),
-        "per_master_us_per_event": per_master,
-        "keys": keys,
-        # Phase 1 of docs/redis-cluster.md keeps every key in KEYSPACE's slot, so no event
-        # needs two slots and the busiest master's CPU bounds any number of masters.
-        "keys_outside_the_slot": keys - sum(s for _, _, s in after.values()),
-        "projected_events_per_s": {m: 1e6 / busiest for m in PROJECT_AT},
-    }
+    return Figures(
+        masters,
+        n,
+        n / elapsed,
+        {a: (after[a][0] - before[a][0]) / n for a in after},
+        keys,
+        keys - sum(s for _, _, s in after.values()),
+    )
 
 
-def report(f: dict[str, object]) -> str:
-    per_master: dict[str, float] = f["per_master_us_per_event"]  # type: ignore[assignment]
-    total: float = f["redis_cpu_us_per_event"]  # type: ignore[assignment]
-    projected: dict[int, float] = f["projected_events_per_s"]  # type: ignore[assignment]
+def report(f: Figures) -> str:
+    total = f.redis_cpu_us_per_event
     shares = ", ".join(
-        f"{address} {us:.1f} us ({us / max(total, 1e-9):.0%})" for address, us in per_master.items()
+        f"{address} {us:.1f} us ({us / max(total, 1e-9):.0%})"
+        for address, us in f.per_master_us_per_event.items()
     )
     return "\n".join(
         [
-            f"on a {f['masters']}-master Redis Cluster (local, started for this run): "
-            f"stitched {f['events']:.0f} events: {f['events_per_s']:,.0f} events/s",
+            f"on a {f.masters}-master Redis Cluster (local, started for this run): "
+            f"stitched {f.events} events: {f.events_per_s:,.0f} events/s",
             f"Redis CPU per event, all masters: {total:.1f} us; per master: {shares}",
-            f"keys outside the slot of {{cdp}}: {f['keys_outside_the_slot']} of {f['keys']:,}, "
+            f"keys outside the slot of {{cdp}}: {f.keys_outside_the_slot} of {f.keys:,}, "
             "so no event needed a second slot",
             "projected events/s by the busiest master's CPU: "
-            + ", ".join(f"{m} masters {v:,.0f}" for m, v in projected.items()),
+            + ", ".join(f"{m} masters {v:,.0f}" for m, v in f.projected_events_per_s.items()),
         ]
     )

@@ -71,7 +71,7 @@ def test_the_cluster_benchmark_reads_every_master() -> None:
     """`cdp bench identity`'s cluster part: phase 1 keeps every key in one slot, so one
     master does the work and the others none."""
     figures = asyncio.run(bench_cluster.run(events=1000, batch=100))
-    assert figures["events"] == 1000 and figures["keys"] > 1000
-    assert figures["keys_outside_the_slot"] == 0
-    per_master = figures["per_master_us_per_event"]
+    assert figures.events == 1000 and figures.keys > 1000
+    assert figures.keys_outside_the_slot == 0
+    per_master = figures.per_master_us_per_event
     assert len(per_master) == 3 and sorted(v > 0 for v in per_master.values()) == [0, 0, 1]
