@@ -173,7 +173,11 @@ class Model:
         comps = [part for c in comps for part in self._fit(pool, c, changes)]
         self._assign(pool, comps, res, changes)
         self._store_fragment(e, primary)
-        moved = sorted(k for k in old_of if conflict and self.index[k] != old_of[k])
+        moved = sorted(
+            k
+            for k in old_of
+            if conflict and self.index[k] != old_of[k] and not self.info(k)["follower"]
+        )
         rule = "4.2 unique-namespace rebuild" if unique_conflict else SHARED_DEVICE
         self._finish(changes, res, cause, rule if conflict else "4.1 link")
         for k in [k for k in moved if self._count_move(k, ts)]:

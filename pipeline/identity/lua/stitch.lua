@@ -474,9 +474,11 @@ local function stitch_event(e)
   local rule = unique_conflict and '4.2 unique-namespace rebuild' or SHARED_DEVICE
   finish(changes, cause, conflict and rule or '4.1 link')
   if conflict then
+    -- Followers (devices, cookies) are not counted: following the last person is their
+    -- rule (4.2), so a family tablet or a kiosk is never taken for a junk identifier.
     local moved, hits = {}, {}
     for k, old in pairs(old_of) do
-      if pid_of(k) ~= old then moved[#moved + 1] = k end
+      if pid_of(k) ~= old and not info(k).follower then moved[#moved + 1] = k end
     end
     table.sort(moved, lt)
     for _, k in ipairs(moved) do
