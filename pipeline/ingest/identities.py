@@ -31,8 +31,13 @@ def _e164(value: str, namespace: Namespace) -> str:
         raise InvalidIdentity(
             "bad_format", f"{namespace.name} is not a phone number: {exc}"
         ) from exc
-    if not phonenumbers.is_valid_number(number):
-        raise InvalidIdentity("bad_format", f"{namespace.name} is not a valid phone number")
+    # Possible (a full number of a right length for its country), not "valid": validity
+    # also asks that a carrier holds the range, which rejects fictional test numbers
+    # (+1 555 ...) and ranges newer than the library's metadata. Local-only numbers
+    # have no area code, so no E.164 form.
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:
+        raise InvalidIdentity("bad_format", f"{namespace.name} is not a complete phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -39,6 +39,11 @@ def drop_reason(config: IdentityConfig, namespace: str, value: Any) -> str:
         ("phone", "+1 415-555-2671", "+14155552671"),
         ("phone", "415.555.2671", "+14155552671"),
         ("phone", " +44 20 7946 0958 ", "+442079460958"),
+        # Numbers of a well-formed length in ranges no carrier holds (the fictional 555
+        # area code, Ofcom's drama range) are still phone numbers in E.164.
+        ("phone", "+1 555 123 4567", "+15551234567"),
+        ("phone", "(555) 123-4567", "+15551234567"),
+        ("phone", "+44 7700 900123", "+447700900123"),
         ("email", "  Evan@Example.COM ", "evan@example.com"),
         ("loyalty_id", " ab-12 ", "AB-12"),
         ("crm_id", " 31260XYZ\t", "31260XYZ"),
@@ -84,6 +89,8 @@ def test_blocked_values(config: IdentityConfig, namespace: str, value: Any) -> N
         ("phone", "12"),
         ("phone", "call me"),
         ("phone", "+1 415 555 267"),  # too short to be valid
+        ("phone", "555-0100"),  # a local number: no area code, so no E.164 form
+        ("phone", "+1 415 555 26711"),  # too long
         ("crm_id", "has space"),
         ("loyalty_id", "ab_12"),
         ("device_id", "abc"),  # shorter than 4
