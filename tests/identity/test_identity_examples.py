@@ -164,6 +164,23 @@ async def test_delete_profile_of_an_identity_takes_the_graph_it_is_in_at_that_mo
     await both.check()
 
 
+async def test_redelivery_after_a_delete_does_not_name_the_deleted_identity(
+    client: redis.asyncio.Redis,
+) -> None:
+    """Rule 4.6: a redelivered event replays its graph changes, but not those naming an
+    identity deleted since: the deleted value never reappears on cdp.graph-changes."""
+    both = Both(client)
+    event = make_event("e1", 1000, "crm_id:A", "email:a@x.com", "ecid:c1")
+    first = await both.stitch(event)
+    assert any("email:a@x.com" in (c.get("a"), c.get("b")) for c in first.changes)
+    await both.store.delete_identities(["email:a@x.com"], "req-1")
+    both.model.delete_identities(["email:a@x.com"], "req-1")
+    again = await both.stitch(event)
+    assert again.outcomes == ["duplicate"]
+    assert [(c["a"], c["b"]) for c in again.changes] == [("crm_id:A", "ecid:c1")]
+    await both.check()
+
+
 async def test_redelivery_is_idempotent(client: redis.asyncio.Redis) -> None:
     both = Both(client)
     batch = [make_event("e1", 1000, "crm_id:A", "ecid:c1"), make_event("e2", 2000, "ecid:c1")]

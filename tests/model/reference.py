@@ -133,7 +133,7 @@ class Model:
     def _event(self, e: StitchEvent, res: Result) -> None:
         if e.event_id in self.seen:
             res.outcomes.append("duplicate")
-            res.changes += self.seen[e.event_id]
+            res.changes += [c for c in self.seen[e.event_id] if not self._names_deleted(c)]
             res.dirty |= {self.index[k] for k in e.identities if k in self.index}
             return
         keys = [
@@ -183,6 +183,11 @@ class Model:
         for k in [k for k in moved if self._count_move(k, ts)]:
             self._quarantine(k, res, cause)
         self.seen[e.event_id] = [c for c in res.changes if c["event"] is cause]
+
+    def _names_deleted(self, change: dict[str, Any]) -> bool:
+        """Whether a recorded change names an identity deleted since (rule 4.6)."""
+        named = (change.get(field) for field in ("a", "b", "identity"))
+        return any(suppression_hash(k) in self.suppressed for k in named if k is not None)
 
     def _store_fragment(self, e: StitchEvent, primary: str) -> None:
         frag = self.fragments.setdefault(primary, Fragment())

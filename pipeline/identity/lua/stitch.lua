@@ -376,6 +376,14 @@ local function has_conflict(keys)
   return false
 end
 
+-- Whether a recorded change names an identity deleted since (rule 4.6).
+local function names_deleted(c)
+  return (c.a and suppressed(c.a)) or (c.b and suppressed(c.b))
+    or (c.identity and suppressed(c.identity))
+end
+
+-- A redelivered event replays its recorded changes (its first delivery's outputs may
+-- have been lost), except those naming a deleted identity: it must not reappear.
 local function duplicate(idents, stored)
   for _, k in ipairs(idents) do
     local pid = pid_of(k)
@@ -383,8 +391,10 @@ local function duplicate(idents, stored)
   end
   local cause, at, changes = unpack(cmsgpack.unpack(stored))
   for _, c in ipairs(changes or {}) do
-    c.event, c.at = cause, at
-    RES.changes[#RES.changes + 1] = c
+    if not names_deleted(c) then
+      c.event, c.at = cause, at
+      RES.changes[#RES.changes + 1] = c
+    end
   end
   return 'duplicate'
 end
