@@ -54,6 +54,8 @@ def normalise_value(namespace: Namespace, value: object) -> str:
     """The stored form of ``value`` in ``namespace``, or ``InvalidIdentity``."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
+    if value is None:  # JSON null: what producers send for "no value", as "null" is
+        raise InvalidIdentity("blocked_value", f"{namespace.name} is null")
     if not isinstance(value, str):
         raise InvalidIdentity("bad_format", f"{namespace.name} must be a string or an integer")
     if len(value) > MAX_ID_CHARS:

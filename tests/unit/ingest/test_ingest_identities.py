@@ -167,6 +167,17 @@ def test_invalid_identities_are_dropped_and_the_event_goes_on(
     ]
 
 
+def test_a_null_id_is_the_blocked_value_null(parse: Parse, envelope: Envelope) -> None:
+    """CONTRACT 3: a blocked value (null, undefined, empty) is left out and the event goes
+    on; a producer with no value at hand often sends JSON null rather than "null"."""
+    event = parse(envelope(identities=ids(("crm_id", "C1"), ("email", None))))
+    assert event.identities == [Identity("crm_id", "C1")]
+    assert event.dropped == [DroppedIdentity("email", "blocked_value")]
+    with pytest.raises(Rejected) as caught:
+        parse(envelope(identities=ids(("email", None))))
+    assert caught.value.reason == "no_valid_identity"
+
+
 def test_no_valid_identity_names_what_was_dropped(parse: Parse, envelope: Envelope) -> None:
     with pytest.raises(Rejected) as caught:
         parse(envelope(identities=ids(("email", "null"), ("twitter", "x"))))
