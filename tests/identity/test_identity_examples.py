@@ -220,6 +220,21 @@ async def test_size_limit_detaches_cookies_first(client: redis.asyncio.Redis) ->
     await both.check()
 
 
+async def test_size_limit_detaches_the_least_recently_seen_device_or_cookie(
+    client: redis.asyncio.Redis,
+) -> None:
+    """Rule 4.3: cookies and devices go before persons, the least recently seen first,
+    whichever of the two it is: a device not seen for long goes before a fresh cookie."""
+    both = Both(client, config(max_graph_size=3))
+    await both.stitch(make_event("e1", 1000, "crm_id:A", "device_id:old-tablet"))
+    await both.stitch(make_event("e2", 2000, "crm_id:A", "ecid:c1"))
+    result = await both.stitch(make_event("e3", 3000, "crm_id:A", "ecid:c2"))
+    evicted = [c["identity"] for c in result.changes if c["type"] == "identity_evicted"]
+    assert evicted == ["device_id:old-tablet"]
+    assert await both.members("crm_id:A") == ["crm_id:A", "ecid:c1", "ecid:c2"]
+    await both.check()
+
+
 async def test_quarantine_of_identity_moving_between_people(client: redis.asyncio.Redis) -> None:
     both = Both(client, config(quarantine_max_reassignments=2, quarantine_window_s=60))
     junk = "phone:+15550100"  # a placeholder number typed for every customer

@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.identity.commands import StitchEvent
 from pipeline.identity.config import UNKNOWN_PRIORITY, IdentityConfig
 
-KIND_RANK = {"cookie": 0, "device": 1, "partner": 2, "person": 3}
+KIND_RANK = {"cookie": 0, "device": 0, "partner": 1, "person": 2}  # rule 4.3's tiers
 UNKNOWN = {"kind": "partner", "priority": UNKNOWN_PRIORITY, "unique": False, "follower": False}
 SHARED_DEVICE = "4.2 shared device"
 Link = tuple[str, str]
@@ -288,7 +288,8 @@ class Model:
         return sorted((sorted(g) for g in groups.values()), key=lambda g: min(map(self.rank, g)))
 
     def _fit(self, pool: Pool, comp: list[str], changes: list[dict[str, Any]]) -> list[list[str]]:
-        """Rule 4.3: detach cookies first, then the least recently seen, until it fits."""
+        """Rule 4.3: detach cookies and devices first, the least recently seen first, until
+        it fits."""
         if len(comp) <= self.max_size:
             return [comp]
         info = self.info

@@ -90,7 +90,7 @@ local function quarantined(key)
   return QUAR[key]
 end
 
--- Rule 4.3: detach cookies first, then the least recently seen, until it fits.
+-- Rule 4.3: detach cookies and devices first, the least recently seen first, until it fits.
 local function evict_before(pool, a, b)
   local ra, rb = KIND_RANK[info(a).kind], KIND_RANK[info(b).kind]
   if ra ~= rb then return ra < rb end
