@@ -15,6 +15,9 @@ from typing import Any
 from pipeline.resources import DEFAULT_IDENTITY_CONFIG, schema_text
 
 KINDS = ("person", "device", "cookie", "partner")
+# Rule 4.2's kinds when a file does not say (`follower_kinds = []` turns the rule off): a
+# file that leaves the key out gets them, as it gets the default graph size and breaker.
+DEFAULT_FOLLOWER_KINDS = ["device", "cookie"]
 NORMALIZERS = ("trim", "lowercase", "uppercase", "e164", "digits")
 NAMESPACE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # Rank of an identity whose namespace is not configured (left in Redis by an earlier
@@ -175,7 +178,7 @@ def parse(text: str, path: str = "<config>") -> IdentityConfig:
     common = raw.get("blocked", [])
     if not isinstance(common, list):
         raise _fail(path, text, "blocked", "blocked must be a list of strings")
-    followers = raw.get("follower_kinds", [])
+    followers = raw.get("follower_kinds", DEFAULT_FOLLOWER_KINDS)
     if not isinstance(followers, list) or any(kind not in KINDS for kind in followers):
         raise _fail(
             path, text, "follower_kinds", f"follower_kinds must be a list of kinds among {KINDS}"

@@ -31,8 +31,13 @@ def _e164(value: str, namespace: Namespace) -> str:
         raise InvalidIdentity(
             "bad_format", f"{namespace.name} is not a phone number: {exc}"
         ) from exc
-    if not phonenumbers.is_valid_number(number):
-        raise InvalidIdentity("bad_format", f"{namespace.name} is not a valid phone number")
+    # Possible (a full number of a right length for its country), not "valid": validity
+    # also asks that a carrier holds the range, which rejects fictional test numbers
+    # (+1 555 ...) and ranges newer than the library's metadata. Local-only numbers
+    # have no area code, so no E.164 form.
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:
+        raise InvalidIdentity("bad_format", f"{namespace.name} is not a complete phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -49,6 +54,8 @@ def normalise_value(namespace: Namespace, value: object) -> str:
     """The stored form of ``value`` in ``namespace``, or ``InvalidIdentity``."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
+    if value is None:  # JSON null: what producers send for "no value", as "null" is
+        raise InvalidIdentity("blocked_value", f"{namespace.name} is null")
     if not isinstance(value, str):
         raise InvalidIdentity("bad_format", f"{namespace.name} must be a string or an integer")
     if len(value) > MAX_ID_CHARS:

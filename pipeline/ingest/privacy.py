@@ -9,7 +9,7 @@ from pipeline.identity.config import IdentityConfig
 from pipeline.ingest.decode import decode_value
 from pipeline.ingest.identities import normalise_identity
 from pipeline.ingest.schema import SchemaCheck
-from pipeline.model import Identity
+from pipeline.model import Identity, Rejected
 
 PRIVACY_SCHEMA = SchemaCheck(
     "privacy-request.schema.json",
@@ -30,6 +30,27 @@ class PrivacyRequest:
     @property
     def identity(self) -> Identity:
         return Identity(self.namespace, self.id)
+
+
+def given_fields(raw: bytes | None, max_bytes: int) -> dict[str, str]:
+    """What a request that does not fit names, for the receipt saying why nothing was
+    deleted: ``request_id`` if it is a usable one, and ``action``, ``namespace`` and ``id``
+    as given; nothing if the value does not decode."""
+    try:
+        doc = decode_value(raw, max_bytes)
+    except Rejected:
+        return {}
+    request_id, bounds = doc.get("request_id"), PRIVACY_SCHEMA.schema["properties"]["request_id"]
+    if not isinstance(request_id, str):
+        return {}
+    if not bounds["minLength"] <= len(request_id) <= bounds["maxLength"]:
+        return {}
+    given = {
+        name: str(doc[name])
+        for name in ("action", "namespace", "id")
+        if isinstance(doc.get(name), str | int) and not isinstance(doc[name], bool)
+    }
+    return {"request_id": request_id, **given}
 
 
 def parse_privacy_request(

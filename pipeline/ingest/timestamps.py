@@ -43,7 +43,8 @@ def _iso_to_ms(text: str) -> int:
     match = _ISO.fullmatch(text)
     if match is None:
         raise Rejected(
-            "bad_timestamp", f"timestamp {text[:60]!r} is not ISO-8601 with a zone (Z or ±hh:mm)"
+            "bad_timestamp",
+            f"timestamp {text[:60]!r} is not ISO-8601 with a zone (Z, ±hh:mm, ±hhmm or ±hh)",
         )
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
@@ -54,7 +55,7 @@ def _iso_to_ms(text: str) -> int:
             int(day),
             int(hour),
             int(minute),
-            int(second),
+            int(second or 0),
             tzinfo=timezone(offset),
         )
     except ValueError as exc:  # month 13, 24:00, second 60, offset >= 24h
@@ -64,5 +65,7 @@ def _iso_to_ms(text: str) -> int:
 
 
 def _offset(zone: str) -> timedelta:
+    """±hh:mm, ±hhmm or ±hh."""
     sign = -1 if zone[0] == "-" else 1
-    return sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    digits = zone[1:].replace(":", "")
+    return sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))

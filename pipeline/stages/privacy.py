@@ -11,7 +11,7 @@ from pipeline import metrics
 from pipeline.identity.commands import ChangeResult, DeleteResult, GraphStore
 from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import normalise_identity, parse_privacy_request
-from pipeline.ingest.privacy import PrivacyRequest
+from pipeline.ingest.privacy import PrivacyRequest, given_fields
 from pipeline.model import Identity, Rejected
 from pipeline.records import DeadLetter, Outputs, Record, UpdateNote
 from pipeline.retry import until_redis_answers
@@ -81,10 +81,21 @@ async def handle_request(
         request = parse_privacy_request(record.value, max_bytes)
     except Rejected as rejected:
         metrics.PRIVACY_REQUESTS.labels("unknown", "rejected").inc()
-        return Outputs(deadletters=[DeadLetter(record, rejected.reason, rejected.detail)]), None
+        dead = Outputs(deadletters=[DeadLetter(record, rejected.reason, rejected.detail)])
+        return dead, _rejected_receipt(record.value, max_bytes, rejected)
     receipt, result = await until_redis_answers("privacy", partial(execute, store, config, request))
     metrics.PRIVACY_REQUESTS.labels(request.action, receipt["status"]).inc()
     return outputs_of(result), receipt
+
+
+def _rejected_receipt(raw: bytes | None, max_bytes: int, rejected: Rejected) -> Receipt | None:
+    """The receipt of a request that does not fit, if it names a usable request_id: its
+    requester waits for one saying why nothing was deleted (CONTRACT 2)."""
+    given = given_fields(raw, max_bytes)
+    if "request_id" not in given:
+        return None
+    received = iso_ms(int(time.time() * 1000))
+    return {**given, "received_at": received, "status": "rejected", "reason": rejected.detail}
 
 
 async def release_quarantine(store: GraphStore, identity: Identity) -> tuple[bool, Outputs]:

@@ -164,6 +164,23 @@ async def test_delete_profile_of_an_identity_takes_the_graph_it_is_in_at_that_mo
     await both.check()
 
 
+async def test_redelivery_after_a_delete_does_not_name_the_deleted_identity(
+    client: redis.asyncio.Redis,
+) -> None:
+    """Rule 4.6: a redelivered event replays its graph changes, but not those naming an
+    identity deleted since: the deleted value never reappears on cdp.graph-changes."""
+    both = Both(client)
+    event = make_event("e1", 1000, "crm_id:A", "email:a@x.com", "ecid:c1")
+    first = await both.stitch(event)
+    assert any("email:a@x.com" in (c.get("a"), c.get("b")) for c in first.changes)
+    await both.store.delete_identities(["email:a@x.com"], "req-1")
+    both.model.delete_identities(["email:a@x.com"], "req-1")
+    again = await both.stitch(event)
+    assert again.outcomes == ["duplicate"]
+    assert [(c["a"], c["b"]) for c in again.changes] == [("crm_id:A", "ecid:c1")]
+    await both.check()
+
+
 async def test_redelivery_is_idempotent(client: redis.asyncio.Redis) -> None:
     both = Both(client)
     batch = [make_event("e1", 1000, "crm_id:A", "ecid:c1"), make_event("e2", 2000, "ecid:c1")]
@@ -203,9 +220,24 @@ async def test_size_limit_detaches_cookies_first(client: redis.asyncio.Redis) ->
     await both.check()
 
 
+async def test_size_limit_detaches_the_least_recently_seen_device_or_cookie(
+    client: redis.asyncio.Redis,
+) -> None:
+    """Rule 4.3: cookies and devices go before persons, the least recently seen first,
+    whichever of the two it is: a device not seen for long goes before a fresh cookie."""
+    both = Both(client, config(max_graph_size=3))
+    await both.stitch(make_event("e1", 1000, "crm_id:A", "device_id:old-tablet"))
+    await both.stitch(make_event("e2", 2000, "crm_id:A", "ecid:c1"))
+    result = await both.stitch(make_event("e3", 3000, "crm_id:A", "ecid:c2"))
+    evicted = [c["identity"] for c in result.changes if c["type"] == "identity_evicted"]
+    assert evicted == ["device_id:old-tablet"]
+    assert await both.members("crm_id:A") == ["crm_id:A", "ecid:c1", "ecid:c2"]
+    await both.check()
+
+
 async def test_quarantine_of_identity_moving_between_people(client: redis.asyncio.Redis) -> None:
     both = Both(client, config(quarantine_max_reassignments=2, quarantine_window_s=60))
-    junk = "device_id:kiosk"
+    junk = "phone:+15550100"  # a placeholder number typed for every customer
     for n, person in enumerate(["A", "B", "C"]):
         result = await both.stitch(make_event(f"e{n}", 1000 * (n + 1), f"crm_id:{person}", junk))
     assert "identity_quarantined" not in types(result)
@@ -223,6 +255,22 @@ async def test_quarantine_of_identity_moving_between_people(client: redis.asynci
     both.model.release(junk, "req")
     assert was_quarantined and types(released.changes) == ["identity_released"]
     assert (await both.store.release(junk, "req-again")) == (False, ChangeResult(set(), set(), []))
+    assert await both.store.quarantined() == []
+    await both.check()
+
+
+async def test_shared_device_follows_every_login_and_is_never_quarantined(
+    client: redis.asyncio.Redis,
+) -> None:
+    """Rule 4.2: a shared device follows the person who logged in last, however often
+    the people take turns; moving is its rule, not a sign of a junk identifier."""
+    both = Both(client, config(quarantine_max_reassignments=2, quarantine_window_s=60))
+    tablet = "device_id:family-tablet"
+    parents = ["crm_id:mum", "email:dad@x.com"]
+    for n in range(8):
+        result = await both.stitch(make_event(f"e{n}", 1000 * (n + 1), parents[n % 2], tablet))
+        assert "identity_quarantined" not in types(result)
+        assert await both.members(tablet) == sorted([parents[n % 2], tablet])
     assert await both.store.quarantined() == []
     await both.check()
 
@@ -297,16 +345,15 @@ async def test_one_person_two_credentials_on_one_device(client: redis.asyncio.Re
 
 
 async def test_kiosk_used_by_many_people_joins_none(client: redis.asyncio.Redis) -> None:
-    """A store kiosk follows each check-in in turn; its moves reach the circuit breaker
-    (5 a day by default), which then takes it out of every graph."""
+    """A store kiosk follows each check-in in turn (rule 4.2), past the circuit breaker's
+    5 moves a day: a follower's moves are its rule, so it is never quarantined."""
     both = Both(client)
     kiosk = "device_id:kiosk-7"
     for n in range(12):
         result = await both.stitch(make_event(f"k{n}", 1000 * (n + 1), f"crm_id:P{n}", kiosk))
-        for m in range(n + 1):
-            people = [k for k in await both.members(f"crm_id:P{m}") if k != kiosk]
-            assert people == [f"crm_id:P{m}"]
-        if n == 6:  # the 6th move (from P5 to P6) exceeds 5 within the window
-            assert "identity_quarantined" in types(result)
-    assert await both.store.quarantined() == [kiosk]
+        assert "identity_quarantined" not in types(result)
+        assert await both.members(kiosk) == [f"crm_id:P{n}", kiosk]
+        for m in range(n):
+            assert await both.members(f"crm_id:P{m}") == [f"crm_id:P{m}"]
+    assert await both.store.quarantined() == []
     await both.check()

@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.identity.commands import StitchEvent
 from pipeline.identity.config import UNKNOWN_PRIORITY, IdentityConfig
 
-KIND_RANK = {"cookie": 0, "device": 1, "partner": 2, "person": 3}
+KIND_RANK = {"cookie": 0, "device": 0, "partner": 1, "person": 2}  # rule 4.3's tiers
 UNKNOWN = {"kind": "partner", "priority": UNKNOWN_PRIORITY, "unique": False, "follower": False}
 SHARED_DEVICE = "4.2 shared device"
 Link = tuple[str, str]
@@ -133,7 +133,7 @@ class Model:
     def _event(self, e: StitchEvent, res: Result) -> None:
         if e.event_id in self.seen:
             res.outcomes.append("duplicate")
-            res.changes += self.seen[e.event_id]
+            res.changes += [c for c in self.seen[e.event_id] if not self._names_deleted(c)]
             res.dirty |= {self.index[k] for k in e.identities if k in self.index}
             return
         keys = [
@@ -173,12 +173,21 @@ class Model:
         comps = [part for c in comps for part in self._fit(pool, c, changes)]
         self._assign(pool, comps, res, changes)
         self._store_fragment(e, primary)
-        moved = sorted(k for k in old_of if conflict and self.index[k] != old_of[k])
+        moved = sorted(
+            k
+            for k in old_of
+            if conflict and self.index[k] != old_of[k] and not self.info(k)["follower"]
+        )
         rule = "4.2 unique-namespace rebuild" if unique_conflict else SHARED_DEVICE
         self._finish(changes, res, cause, rule if conflict else "4.1 link")
         for k in [k for k in moved if self._count_move(k, ts)]:
             self._quarantine(k, res, cause)
         self.seen[e.event_id] = [c for c in res.changes if c["event"] is cause]
+
+    def _names_deleted(self, change: dict[str, Any]) -> bool:
+        """Whether a recorded change names an identity deleted since (rule 4.6)."""
+        named = (change.get(field) for field in ("a", "b", "identity"))
+        return any(suppression_hash(k) in self.suppressed for k in named if k is not None)
 
     def _store_fragment(self, e: StitchEvent, primary: str) -> None:
         frag = self.fragments.setdefault(primary, Fragment())
@@ -279,7 +288,8 @@ class Model:
         return sorted((sorted(g) for g in groups.values()), key=lambda g: min(map(self.rank, g)))
 
     def _fit(self, pool: Pool, comp: list[str], changes: list[dict[str, Any]]) -> list[list[str]]:
-        """Rule 4.3: detach cookies first, then the least recently seen, until it fits."""
+        """Rule 4.3: detach cookies and devices first, the least recently seen first, until
+        it fits."""
         if len(comp) <= self.max_size:
             return [comp]
         info = self.info

@@ -90,7 +90,7 @@ local function quarantined(key)
   return QUAR[key]
 end
 
--- Rule 4.3: detach cookies first, then the least recently seen, until it fits.
+-- Rule 4.3: detach cookies and devices first, the least recently seen first, until it fits.
 local function evict_before(pool, a, b)
   local ra, rb = KIND_RANK[info(a).kind], KIND_RANK[info(b).kind]
   if ra ~= rb then return ra < rb end
@@ -376,6 +376,14 @@ local function has_conflict(keys)
   return false
 end
 
+-- Whether a recorded change names an identity deleted since (rule 4.6).
+local function names_deleted(c)
+  return (c.a and suppressed(c.a)) or (c.b and suppressed(c.b))
+    or (c.identity and suppressed(c.identity))
+end
+
+-- A redelivered event replays its recorded changes (its first delivery's outputs may
+-- have been lost), except those naming a deleted identity: it must not reappear.
 local function duplicate(idents, stored)
   for _, k in ipairs(idents) do
     local pid = pid_of(k)
@@ -383,8 +391,10 @@ local function duplicate(idents, stored)
   end
   local cause, at, changes = unpack(cmsgpack.unpack(stored))
   for _, c in ipairs(changes or {}) do
-    c.event, c.at = cause, at
-    RES.changes[#RES.changes + 1] = c
+    if not names_deleted(c) then
+      c.event, c.at = cause, at
+      RES.changes[#RES.changes + 1] = c
+    end
   end
   return 'duplicate'
 end
@@ -474,9 +484,11 @@ local function stitch_event(e)
   local rule = unique_conflict and '4.2 unique-namespace rebuild' or SHARED_DEVICE
   finish(changes, cause, conflict and rule or '4.1 link')
   if conflict then
+    -- Followers (devices, cookies) are not counted: following the last person is their
+    -- rule (4.2), so a family tablet or a kiosk is never taken for a junk identifier.
     local moved, hits = {}, {}
     for k, old in pairs(old_of) do
-      if pid_of(k) ~= old then moved[#moved + 1] = k end
+      if pid_of(k) ~= old and not info(k).follower then moved[#moved + 1] = k end
     end
     table.sort(moved, lt)
     for _, k in ipairs(moved) do

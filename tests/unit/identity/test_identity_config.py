@@ -65,9 +65,19 @@ def test_a_file_replaces_the_defaults_whole(tmp_path: Path) -> None:
 def test_devices_and_cookies_follow_a_person_by_default_and_a_namespace_overrides() -> None:
     followers = {n.name for n in load().namespaces.values() if n.follower}
     assert followers == {"device_id", "ecid"}
-    # A file without follower_kinds keeps the rule off; a namespace can opt in alone.
-    config = parse(CUSTOM.replace('blocked = ["anonymous"]', "follower = true"))
+    # A file without follower_kinds has the default kinds, as it has the default graph
+    # size and circuit breaker: its cookies follow a person (rule 4.2), unless opted out.
+    config = parse(CUSTOM)
     assert [n.name for n in config.namespaces.values() if n.follower] == ["cookie"]
+    opted_out = parse(CUSTOM.replace('blocked = ["anonymous"]', "follower = false"))
+    assert not any(n.follower for n in opted_out.namespaces.values())
+    # follower_kinds = [] turns the rule off; a namespace can still opt in alone.
+    alone = parse(
+        "follower_kinds = []\n"
+        + CUSTOM.replace('blocked = ["anonymous"]', "follower = true")
+        + '[namespaces.tablet]\nkind = "device"\npriority = 5\n'
+    )
+    assert [n.name for n in alone.namespaces.values() if n.follower] == ["cookie"]
     off = parse(
         'follower_kinds = ["cookie"]\n'
         + CUSTOM.replace("priority = 9", "follower = false\npriority = 9")

@@ -39,6 +39,11 @@ def drop_reason(config: IdentityConfig, namespace: str, value: Any) -> str:
         ("phone", "+1 415-555-2671", "+14155552671"),
         ("phone", "415.555.2671", "+14155552671"),
         ("phone", " +44 20 7946 0958 ", "+442079460958"),
+        # Numbers of a well-formed length in ranges no carrier holds (the fictional 555
+        # area code, Ofcom's drama range) are still phone numbers in E.164.
+        ("phone", "+1 555 123 4567", "+15551234567"),
+        ("phone", "(555) 123-4567", "+15551234567"),
+        ("phone", "+44 7700 900123", "+447700900123"),
         ("email", "  Evan@Example.COM ", "evan@example.com"),
         ("loyalty_id", " ab-12 ", "AB-12"),
         ("crm_id", " 31260XYZ\t", "31260XYZ"),
@@ -84,6 +89,8 @@ def test_blocked_values(config: IdentityConfig, namespace: str, value: Any) -> N
         ("phone", "12"),
         ("phone", "call me"),
         ("phone", "+1 415 555 267"),  # too short to be valid
+        ("phone", "555-0100"),  # a local number: no area code, so no E.164 form
+        ("phone", "+1 415 555 26711"),  # too long
         ("crm_id", "has space"),
         ("loyalty_id", "ab_12"),
         ("device_id", "abc"),  # shorter than 4
@@ -158,6 +165,17 @@ def test_invalid_identities_are_dropped_and_the_event_goes_on(
         DroppedIdentity("phone", "bad_format"),
         DroppedIdentity("crm_id", "blocked_value"),
     ]
+
+
+def test_a_null_id_is_the_blocked_value_null(parse: Parse, envelope: Envelope) -> None:
+    """CONTRACT 3: a blocked value (null, undefined, empty) is left out and the event goes
+    on; a producer with no value at hand often sends JSON null rather than "null"."""
+    event = parse(envelope(identities=ids(("crm_id", "C1"), ("email", None))))
+    assert event.identities == [Identity("crm_id", "C1")]
+    assert event.dropped == [DroppedIdentity("email", "blocked_value")]
+    with pytest.raises(Rejected) as caught:
+        parse(envelope(identities=ids(("email", None))))
+    assert caught.value.reason == "no_valid_identity"
 
 
 def test_no_valid_identity_names_what_was_dropped(parse: Parse, envelope: Envelope) -> None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import jsonschema
 import pytest
 from redis.exceptions import ConnectionError, ResponseError
 
@@ -17,12 +18,15 @@ from pipeline.model import Event
 from pipeline.publish.profiles import Publisher, PublishSettings
 from pipeline.publish.sender import Sender
 from pipeline.records import DeadLetter, Outputs, Record, UpdateNote
+from pipeline.resources import schema_text
 from pipeline.retry import until_redis_answers
 from pipeline.settings import Topics
+from pipeline.stages import privacy as privacy_stage
 from pipeline.stages import stitch as stitch_stage
 from pipeline.stages.stitch import Stitcher, to_stitch_event
 
 TOPICS = Topics("cdp.")
+RECEIPT = jsonschema.Draft202012Validator(json.loads(schema_text("privacy-receipt.schema.json")))
 NOW = int(time.time() * 1000)
 
 
@@ -223,3 +227,42 @@ async def test_dropped_identities_are_counted_by_namespace_and_reason() -> None:
     )
     assert metrics.IDENTITIES_DROPPED.labels("email", "blocked_value")._value.get() >= 1
     assert metrics.IDENTITIES_DROPPED.labels("other", "unknown_namespace")._value.get() >= 1
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        (
+            {"request_id": "rq-1", "action": "forget", "namespace": "email", "id": "a@x.com"},
+            "bad_action",
+        ),
+        (
+            {"request_id": "rq-1", "action": "delete_identity", "namespace": "email"},
+            "missing_field",
+        ),
+    ],
+)
+async def test_a_privacy_request_that_cannot_be_carried_out_gets_a_receipt_saying_why(
+    doc: dict[str, Any], reason: str
+) -> None:
+    """CONTRACT 2: a receipt says what was deleted, or why nothing was; a requester who
+    named a request_id waits for it. The request also goes to the dead-letter topic."""
+    raw = json.dumps(doc).encode()
+    out, receipt = await privacy_stage.handle_request(
+        FakeStore(), load(), Record("cdp.privacy-requests", 0, 0, b"k", raw), 4096
+    )
+    assert [d.reason for d in out.deadletters] == [reason]
+    assert receipt is not None
+    assert receipt["request_id"] == "rq-1" and receipt["status"] == "rejected"
+    assert receipt["reason"] == out.deadletters[0].detail
+    assert RECEIPT.is_valid(receipt), list(RECEIPT.iter_errors(receipt))
+
+
+@pytest.mark.parametrize(
+    "raw", [b"not json", b'{"action": "delete_identity"}', b'{"request_id": ""}']
+)
+async def test_a_privacy_request_without_a_usable_request_id_only_dead_letters(raw: bytes) -> None:
+    out, receipt = await privacy_stage.handle_request(
+        FakeStore(), load(), Record("cdp.privacy-requests", 0, 0, b"k", raw), 4096
+    )
+    assert len(out.deadletters) == 1 and receipt is None

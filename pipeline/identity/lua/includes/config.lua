@@ -5,7 +5,9 @@
 ]]
 --@include base
 
-local KIND_RANK = {cookie = 0, device = 1, partner = 2, person = 3}
+-- Detachment order of rule 4.3: cookies and devices alike (the least recently seen of
+-- them first), then partners, then persons.
+local KIND_RANK = {cookie = 0, device = 0, partner = 1, person = 2}
 local SHARED_DEVICE = '4.2 shared device'
 local CFG = cmsgpack.unpack(ARGV[1])
 local UNKNOWN = {kind = 'partner', priority = CFG.unknown_priority, unique = false, follower = false}
