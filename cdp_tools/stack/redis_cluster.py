@@ -75,7 +75,7 @@ class ClusterNode(Redis):
         )
 
     def role(self) -> str | None:
-        """"master", "replica" once synced with its master, or None (not there, syncing)."""
+        """The node's role: "master", "replica" once synced with its master, else None."""
         client = self.client()
         try:
             info = client.info("replication")
