@@ -16,7 +16,6 @@ from aiokafka import AIOKafkaProducer
 from pipeline.api.handlers import Api, BadRequest
 from pipeline.identity import config as identity_config
 from pipeline.identity.commands import GraphStore
-from pipeline.identity.connect import connect
 from pipeline.kafka import client_kwargs
 from pipeline.publish.encode import encode
 from pipeline.publish.profiles import PublishSettings
@@ -27,12 +26,7 @@ T = TypeVar("T")
 
 
 def store_for(settings: Settings) -> GraphStore:
-    return GraphStore(
-        connect(settings.redis_url),
-        identity_config.load(settings.identity_config or None),
-        dedupe_ttl_s=settings.dedupe_ttl_s,
-        recent_limit=settings.recent_events,
-    )
+    return GraphStore.for_settings(settings, identity_config.load(settings.identity_config or None))
 
 
 async def with_store(settings: Settings, use: Callable[[GraphStore], Awaitable[T]]) -> T:

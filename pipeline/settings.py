@@ -27,6 +27,17 @@ VARIABLES: tuple[Variable, ...] = (
         "redis+cluster://host:port,host:port for a Redis Cluster (its seed nodes).",
     ),
     Variable(
+        "CDP_REDIS_MIN_REPLICAS",
+        "0",
+        "Replicas that must hold each identity write (Redis WAIT) before its events are "
+        "acknowledged; 0 does not wait. See README, Redis Cluster.",
+    ),
+    Variable(
+        "CDP_REDIS_REPLICA_TIMEOUT_MS",
+        "1000",
+        "How long one WAIT for CDP_REDIS_MIN_REPLICAS lasts before the write is retried.",
+    ),
+    Variable(
         "CDP_IDENTITY_CONFIG",
         "",
         "Path of an identity configuration TOML file that replaces schemas/identity.default.toml.",
@@ -91,6 +102,8 @@ def env(name: str) -> str:
 class Settings:
     kafka_bootstrap: str
     redis_url: str
+    redis_min_replicas: int
+    redis_replica_timeout_ms: int
     identity_config: str
     topic_prefix: str
     topic_partitions: int
@@ -127,6 +140,8 @@ class Settings:
         return cls(
             kafka_bootstrap=env("CDP_KAFKA_BOOTSTRAP"),
             redis_url=env("CDP_REDIS_URL"),
+            redis_min_replicas=int(env("CDP_REDIS_MIN_REPLICAS")),
+            redis_replica_timeout_ms=int(env("CDP_REDIS_REPLICA_TIMEOUT_MS")),
             identity_config=env("CDP_IDENTITY_CONFIG"),
             topic_prefix=env("CDP_TOPIC_PREFIX"),
             topic_partitions=int(env("CDP_TOPIC_PARTITIONS")),

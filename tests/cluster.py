@@ -18,13 +18,14 @@ from pipeline.identity.connect import is_cluster, parse_cluster_url
 
 
 @contextmanager
-def local_cluster(state_dir: Path) -> Iterator[LocalCluster]:
-    """A fresh 3-master cluster under ``state_dir``, stopped on exit."""
+def local_cluster(state_dir: Path, replicas: int = 0) -> Iterator[LocalCluster]:
+    """A fresh 3-master cluster (``replicas`` of each master) under ``state_dir``, stopped
+    on exit."""
     if not (shutil.which("redis-server") and shutil.which("redis-cli")):
         pytest.fail(
             "the cluster tests need redis-server and redis-cli (apt-get install redis-server)"
         )
-    with temporary_cluster(state_dir) as cluster:
+    with temporary_cluster(state_dir, replicas=replicas) as cluster:
         yield cluster
 
 

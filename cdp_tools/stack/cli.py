@@ -40,10 +40,19 @@ def stack() -> None:
     help="Instead of one Redis, a Redis Cluster of N masters on CDP_REDIS_URL's port and "
     "the N-1 after it (a CDP_REDIS_URL of redis+cluster://host:port starts 3 by itself).",
 )
-def up(only: control.Only, fresh: bool, redis_cluster: int | None) -> None:
+@click.option(
+    "--redis-replicas",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="R",
+    help="With a Redis Cluster: R replicas of each master, on the ports after the masters.",
+)
+def up(only: control.Only, fresh: bool, redis_cluster: int | None, redis_replicas: int) -> None:
     """Start Kafka (KRaft) and Redis; succeeds if they already run."""
     try:
-        control.up(only, fresh=fresh, redis_cluster=redis_cluster or 0)
+        control.up(
+            only, fresh=fresh, redis_cluster=redis_cluster or 0, redis_replicas=redis_replicas
+        )
     except StackError as error:
         raise _StackFailed(str(error)) from None
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Literal, Protocol
 
 from cdp_tools.stack.config import StackConfig
+from cdp_tools.stack.errors import StackError
 from cdp_tools.stack.kafka import Kafka
 from cdp_tools.stack.redis_cluster import RedisCluster
 from cdp_tools.stack.redis_server import Redis
@@ -33,12 +34,15 @@ class _Service(Protocol):
 
 
 @contextmanager
-def _services(only: Only, redis_cluster: int | None = 0) -> Iterator[list[_Service]]:
+def _services(
+    only: Only, redis_cluster: int | None = 0, replicas: int = 0
+) -> Iterator[list[_Service]]:
     """The selected services, with the state dir locked: parallel test workers that all call
     up() must not start two brokers over one data dir.
 
     ``redis_cluster``: N for a cluster of N masters instead of the single Redis (up; a
-    redis+cluster:// CDP_REDIS_URL says how many when it is 0); None
+    redis+cluster:// CDP_REDIS_URL says how many when it is 0), with ``replicas`` of
+    each; None
     for the cluster nodes an earlier up started if there are any, else the single Redis
     (down, status: the single Redis's probe would answer on the first node's port)."""
     config = StackConfig.from_env()
@@ -49,17 +53,26 @@ def _services(only: Only, redis_cluster: int | None = 0) -> Iterator[list[_Servi
         redis: _Service = Redis(config)
         size = 0 if redis_cluster is None else redis_cluster or config.redis.cluster
         if size:
-            redis = RedisCluster(config, size)
+            redis = RedisCluster(config, size, replicas)
         elif redis_cluster is None and (recorded := RedisCluster(config)).nodes:
             redis = recorded
         services = [redis, Kafka(config)]
         yield [s for s in services if only in (None, s.name)]
 
 
-def up(only: Only = None, fresh: bool = False, say: Say = _say, redis_cluster: int = 0) -> None:
+def up(
+    only: Only = None,
+    fresh: bool = False,
+    say: Say = _say,
+    redis_cluster: int = 0,
+    redis_replicas: int = 0,
+) -> None:
     """Start the services where the settings point (local only); ``fresh`` empties them first;
-    ``redis_cluster`` N starts a cluster of N Redis masters instead of one Redis."""
-    with _services(only, redis_cluster) as services:
+    ``redis_cluster`` N starts a cluster of N Redis masters instead of one Redis, with
+    ``redis_replicas`` replicas of each."""
+    if redis_replicas and not redis_cluster and not StackConfig.from_env().redis.cluster:
+        raise StackError("--redis-replicas needs a Redis Cluster: add --redis-cluster 3")
+    with _services(only, redis_cluster, redis_replicas) as services:
         for service in services:
             service.refuse_remote()
         if fresh:

@@ -1,5 +1,6 @@
 """A local Redis Cluster: N `redis-server` masters in cluster mode on the port of
-CDP_REDIS_URL and the ones after it, joined by `redis-cli --cluster create`.
+CDP_REDIS_URL and the ones after it, joined by `redis-cli --cluster create`; optionally
+R replicas of each master on the ports after those.
 
 Started by `cdp stack up --redis-cluster N`, or by `cdp stack up` when CDP_REDIS_URL is
 a redis+cluster:// URL (the workers then keep the identity graph on it).
@@ -73,6 +74,19 @@ class ClusterNode(Redis):
             retry=Retry(NoBackoff(), 0),
         )
 
+    def role(self) -> str | None:
+        """The node's role: "master", "replica" once synced with its master, else None."""
+        client = self.client()
+        try:
+            info = client.info("replication")
+        except redis.RedisError:
+            return None
+        finally:
+            client.close()
+        if info.get("role") == "master":
+            return "master"
+        return "replica" if info.get("master_link_status") == "up" else None
+
     def cluster_info(self) -> dict[str, str]:
         """CLUSTER INFO as a dict; empty when the node does not answer."""
         client = self.client()
@@ -86,17 +100,19 @@ class ClusterNode(Redis):
 
 
 class RedisCluster:
-    """The nodes of the local cluster: ``size`` of them from the configured port up, or,
-    with ``size`` 0 (down, status), the ones a previous ``up`` recorded."""
+    """The nodes of the local cluster: ``size`` masters and ``replicas`` replicas of each
+    from the configured port up, or, with ``size`` 0 (down, status), the nodes a previous
+    ``up`` recorded."""
 
     name = "redis"
     title = "Redis cluster"
     create_timeout = 60.0
 
-    def __init__(self, config: StackConfig, size: int = 0) -> None:
+    def __init__(self, config: StackConfig, size: int = 0, replicas: int = 0) -> None:
         self.config = config
+        self.masters, self.replicas = size, replicas
         if size:
-            ports = [config.redis.port + i for i in range(size)]
+            ports = [config.redis.port + i for i in range(size * (1 + replicas))]
         else:
             ports = sorted(self._recorded_ports())
         self.nodes = [ClusterNode(config, port) for port in ports]
@@ -116,7 +132,7 @@ class RedisCluster:
             node.refuse_remote()
 
     def start(self, say: Say) -> None:
-        if len(self.nodes) < 3:
+        if self.masters < 3:
             raise StackError("a Redis Cluster needs at least 3 masters (--redis-cluster 3)")
         _tool("redis-server")
         cli = _tool("redis-cli")
@@ -126,7 +142,8 @@ class RedisCluster:
         if not self._formed():
             self._create(cli, say)
         self._wait_ok()
-        say(f"Redis cluster ok: {len(self.nodes)} masters at {', '.join(self.addresses)}")
+        each = f", {self.replicas} replica(s) each" if self.replicas else ""
+        say(f"Redis cluster ok: {self.masters} masters{each} at {', '.join(self.addresses)}")
 
     def _check_ports(self) -> None:
         for node in self.nodes:
@@ -157,7 +174,7 @@ class RedisCluster:
     def _create(self, cli: str, say: Say) -> None:
         say(f"creating the Redis cluster over {', '.join(self.addresses)}...")
         command = [cli, "--cluster", "create", *self.addresses]
-        command += ["--cluster-replicas", "0", "--cluster-yes"]
+        command += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
         if self.config.redis.password:
             command += ["-a", self.config.redis.password, "--no-auth-warning"]
         try:
@@ -189,12 +206,24 @@ class RedisCluster:
             time.sleep(0.2)
 
     def ok(self) -> bool:
-        """Every node says cluster_state:ok and the slots are all assigned."""
+        """Every node says cluster_state:ok, the slots are all assigned and every replica
+        has synced with its master."""
         infos = [node.cluster_info() for node in self.nodes]
-        return bool(infos) and all(
-            i.get("cluster_state") == "ok" and i.get("cluster_slots_assigned") == str(SLOTS)
-            for i in infos
+        return (
+            bool(infos)
+            and all(
+                i.get("cluster_state") == "ok" and i.get("cluster_slots_assigned") == str(SLOTS)
+                for i in infos
+            )
+            and self._roles_ok()
         )
+
+    def _roles_ok(self) -> bool:
+        roles = [node.role() for node in self.nodes]
+        if None in roles:
+            return False
+        # Known when this process started the cluster; a recorded one has what it has.
+        return not self.masters or roles.count("replica") == self.masters * self.replicas
 
     def stop(self, say: Say) -> None:
         for node in self.nodes:
@@ -229,12 +258,12 @@ def url_of(cluster: RedisCluster) -> str:
 
 
 @contextmanager
-def temporary_cluster(state_dir: Path, size: int = 3) -> Iterator[RedisCluster]:
-    """A fresh cluster of ``size`` masters on free loopback ports, files under
-    ``state_dir``; stopped on exit (for tests and benchmarks)."""
-    port = free_base(size)
+def temporary_cluster(state_dir: Path, size: int = 3, replicas: int = 0) -> Iterator[RedisCluster]:
+    """A fresh cluster of ``size`` masters (and ``replicas`` replicas of each) on free
+    loopback ports, files under ``state_dir``; stopped on exit (tests and benchmarks)."""
+    port = free_base(size * (1 + replicas))
     config = StackConfig(state_dir, "127.0.0.1", 0, RedisAddress("127.0.0.1", port, 0, None))
-    cluster = RedisCluster(config, size)
+    cluster = RedisCluster(config, size, replicas)
 
     def quiet(_: str) -> None:
         pass

@@ -51,6 +51,9 @@ def render_conf(port: int, data_dir: Path, password: str | None, cluster: bool =
         # The bus listens on port + 10000; nodes.conf (in dir) lets a restarted node
         # rejoin its cluster without `redis-cli --cluster create` again.
         lines += ["cluster-enabled yes", "cluster-config-file nodes.conf"]
+        # A replica takes over a master silent this long (Redis's default is 15 s): a
+        # local cluster fails over in seconds.
+        lines.append("cluster-node-timeout 3000")
         if password:
             lines.append(f'masterauth "{password}"')
     return "\n".join(lines) + "\n"

@@ -18,20 +18,25 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as redis_asyncio
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
 from pipeline.identity import event_fields
 from pipeline.identity.config import IdentityConfig
-from pipeline.identity.connect import Client
+from pipeline.identity.connect import Client, connect
 from pipeline.identity.pipe import ScriptPipe
 from pipeline.resources import lua_text
+from pipeline.settings import Settings
 
 # KEYS[1] of every script: each key it touches is "{cdp}:<name>" (lua/includes/keyspace.lua).
 KEYSPACE = "{cdp}"
 SCRIPTS = ("stitch", "delete", "release", "read", "lookup", "quarantined", "tally", "overview")
 # Read-only: these share one pipelined connection (the lookup API's and publisher's reads).
 PIPELINED = frozenset({"read", "lookup"})
+# Writes whose effects a worker acknowledges, so CDP_REDIS_MIN_REPLICAS waits for them. The
+# dead-letter tally is a statistic: a retry would count twice, a failover may lose a few.
+REPLICATED = frozenset({"stitch", "delete", "release"})
 
 
 INCLUDE = re.compile(r"^--@include (\w+)$", re.M)
@@ -59,6 +64,12 @@ def script_source(name: str) -> str:
 
     add(lua_text(f"{name}.lua"))
     return "\n".join(parts)
+
+
+class NotReplicatedError(ConnectionError):
+    """Fewer replicas than asked received a write in time. A ConnectionError, so callers
+    wait it out like an outage (pipeline/retry.py) and run the write again: it is
+    idempotent, and its events stay unacknowledged meanwhile."""
 
 
 @dataclass
@@ -259,10 +270,13 @@ class GraphStore:
         *,
         dedupe_ttl_s: int = 604800,
         recent_limit: int = 20,
+        min_replicas: int = 0,
+        replica_timeout_ms: int = 1000,
     ) -> None:
         self.redis = redis
         self.config = config
         self.recent_limit = recent_limit
+        self.min_replicas, self.replica_timeout_ms = min_replicas, replica_timeout_ms
         self._config = msgpack.packb(
             {**config.for_redis(), "dedupe_ttl_s": dedupe_ttl_s, "recent_limit": recent_limit}
         )
@@ -271,12 +285,26 @@ class GraphStore:
         self._pipe = ScriptPipe(redis) if isinstance(redis, redis_asyncio.Redis) else None
         self._cluster_lock, self._cluster_ready = asyncio.Lock(), False
 
+    @classmethod
+    def for_settings(cls, settings: Settings, config: IdentityConfig) -> GraphStore:
+        """The store a worker or an operator command uses, as the settings describe it."""
+        return cls(
+            connect(settings.redis_url),
+            config,
+            dedupe_ttl_s=settings.dedupe_ttl_s,
+            recent_limit=settings.recent_events,
+            min_replicas=settings.redis_min_replicas,
+            replica_timeout_ms=settings.redis_replica_timeout_ms,
+        )
+
     async def _call(self, name: str, argument: Any, *, text: bool = False) -> Any:
         # Redis 7.0's cmsgpack predates msgpack's bin type: send bytes as raw strings.
         # With text=True every string of the reply is decoded (it holds no binary values).
         args = [self._config, msgpack.packb(argument, use_bin_type=False)]
         script = self._scripts[name]
-        if self._pipe is None:
+        if self.min_replicas and name in REPLICATED:
+            reply = await self._replicated(script, args)
+        elif self._pipe is None:
             reply = await self._on_cluster(script, args)
         elif name in PIPELINED:
             try:
@@ -288,18 +316,62 @@ class GraphStore:
             reply = await script(keys=[KEYSPACE], args=args)
         return msgpack.unpackb(reply, raw=not text)
 
-    async def _on_cluster(self, script: AsyncScript, args: list[bytes]) -> Any:
+    async def _cluster(self) -> RedisCluster:
         # redis-py 8.1's RedisCluster races when concurrent calls find it uninitialised
         # (7 of 1,000 such calls failed with an AttributeError from a connection another
         # call had reset; none of 2,000 once initialised first): initialise it first, once.
+        assert isinstance(self.redis, RedisCluster)
         if not self._cluster_ready:
             async with self._cluster_lock:
                 await self.redis.initialize()
                 self._cluster_ready = True
+        return self.redis
+
+    async def _on_cluster(self, script: AsyncScript, args: list[bytes]) -> Any:
+        await self._cluster()
         try:
             return await script(keys=[KEYSPACE], args=args)
         except AttributeError as exc:  # the same race, should a failover reset the topology
             raise ConnectionError(f"Redis Cluster connection reset mid-call ({exc})") from exc
+
+    async def _replicated(self, script: AsyncScript, args: list[bytes]) -> Any:
+        try:
+            reply, acked = await self._with_wait(script, args)
+        except NoScriptError:  # a promoted replica or a restarted Redis: load, once
+            await self.redis.script_load(script.script)  # every master, on a cluster
+            reply, acked = await self._with_wait(script, args)
+        if acked < self.min_replicas:
+            raise NotReplicatedError(
+                f"{acked} of CDP_REDIS_MIN_REPLICAS={self.min_replicas} replicas received "
+                f"the write within {self.replica_timeout_ms} ms"
+            )
+        return reply
+
+    async def _with_wait(self, script: AsyncScript, args: list[bytes]) -> list[Any]:
+        """The script, then WAIT on the same connection: WAIT counts the replicas that
+        received what its connection wrote, so the two travel in one pipeline. On a
+        cluster both go to the master of KEYSPACE's slot."""
+        evalsha: list[Any] = ["EVALSHA", script.sha, 1, KEYSPACE, *args]
+        wait = ("WAIT", self.min_replicas, self.replica_timeout_ms)
+        if not isinstance(self.redis, RedisCluster):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.execute_command(*evalsha)
+            pipe.execute_command(*wait)
+            return list(await pipe.execute())
+        cluster = await self._cluster()
+        node = cluster.get_node_from_key(KEYSPACE)
+        assert node is not None  # initialised: every slot has a node
+        cpipe = cluster.pipeline()
+        cpipe.execute_command(*evalsha)
+        cpipe.execute_command(*wait, target_nodes=node)
+        try:
+            replies = await cpipe.execute()
+        except AttributeError as exc:  # redis-py's race, as in _on_cluster
+            raise ConnectionError(f"Redis Cluster connection reset mid-call ({exc})") from exc
+        if cluster.get_node_from_key(KEYSPACE) != node:
+            # Redirected (a failover, a moved slot): WAIT ran where the write did not.
+            raise NotReplicatedError(f"the graph's slot moved from {node.name} mid-write")
+        return list(replies)
 
     async def stitch(self, events: Sequence[StitchEvent]) -> StitchResult:
         """Apply a batch in order, atomically, in one round trip."""

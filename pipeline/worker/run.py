@@ -90,12 +90,7 @@ def run(settings: Settings) -> None:
     config = identity_config.load(settings.identity_config or None)
     names = asyncio.run(prepare(settings))
     asyncio.run(check_redis(settings.redis_url))
-    store = GraphStore(
-        connect(settings.redis_url),
-        config,
-        dedupe_ttl_s=settings.dedupe_ttl_s,
-        recent_limit=settings.recent_events,
-    )
+    store = GraphStore.for_settings(settings, config)
     worker = LowPauseWorker(
         create_app(settings, config, store, names).app,
         loglevel=settings.log_level,

@@ -1,11 +1,13 @@
 """Issue 11: the identity graph on a 3-master Redis Cluster, through a crash and restart
-of the master that holds it (kill -9, mid-stream) and a worker killed with -9.
+of the master that holds it (kill -9, mid-stream) and a worker killed with -9; and on a
+cluster with a replica per master, through a failover to that replica.
 
-The local cluster's masters run with AOF and `appendfsync always` and no replicas, so the
+The local cluster's masters run with AOF and `appendfsync always`. Without replicas the
 crashed master comes back with every acknowledged write; meanwhile its slots have no
 master and the workers wait (pipeline/retry.py) without acknowledging anything. With
-replicas a failover would promote one instead; what an asynchronous replica may lose
-then is in docs/redis-cluster.md.
+replicas, a replica is promoted, and CDP_REDIS_MIN_REPLICAS=1 makes the workers
+acknowledge only writes a replica received (Redis WAIT), so the promoted replica holds
+every acknowledged one (docs/redis-cluster.md, "A shard fails over").
 """
 
 from __future__ import annotations
@@ -13,17 +15,21 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
+from cdp_tools.stack.redis_cluster import ClusterNode, url_of
 from cdp_tools.stack.redis_cluster import RedisCluster as LocalCluster
 from pipeline.identity.commands import KEYSPACE
 from pipeline.settings import Settings
-from tests.cluster import sync_client
-from tests.conftest import PipelineEnv, new_pipeline_env
+from tests.cluster import local_cluster, sync_client
+from tests.conftest import PipelineEnv, new_pipeline_env, worker_starter
 from tests.faults.support import (
     FAULTS,
     alive,
@@ -42,6 +48,7 @@ from tests.faults.support import (
 pytestmark = FAULTS
 
 EVENTS = fault_size(18_000)
+FAILOVER_EVENTS = fault_size(12_000)
 DOWN_S = 3.0  # the master stays dead this long while input keeps arriving
 
 
@@ -58,6 +65,16 @@ def _holder(cluster: LocalCluster, url: str) -> int:
     finally:
         client.close()
     return [n.port for n in cluster.nodes].index(port)
+
+
+def _role(node: ClusterNode) -> dict[str, Any]:
+    client = node.client()
+    try:
+        return dict(client.info("replication"))
+    except redis.RedisError:
+        return {}
+    finally:
+        client.close()
 
 
 def test_master_crash_and_worker_kill_on_a_cluster(
@@ -104,4 +121,57 @@ def test_master_crash_and_worker_kill_on_a_cluster(
         f"\n[faults] cluster: seed={seed} events={EVENTS} master {node.port} killed; lag "
         f"while down={lag_while_down}, at the worker kill={lag_at_kill}; {summary} "
         f"settle={settled_s:.1f}s wall={time.monotonic() - started:.1f}s"
+    )
+
+
+@pytest.fixture(scope="module")
+def replicated_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """3 masters with a replica each (AOF, appendfsync always on every node)."""
+    with local_cluster(tmp_path_factory.mktemp("replicated"), replicas=1) as cluster:
+        yield cluster
+
+
+def test_failover_to_a_replica_loses_no_acknowledged_event(
+    base_settings: Settings,
+    tmp_path: Path,
+    replicated_cluster: LocalCluster,
+) -> None:
+    url = url_of(replicated_cluster)
+    env = new_pipeline_env(replace(base_settings, redis_url=url), tmp_path)
+    s = env.settings
+    seed = fault_seed()
+    started = time.monotonic()
+    events = people_workload(FAILOVER_EVENTS, fault_size(1_000), seed)
+    half = FAILOVER_EVENTS // 2
+    master = replicated_cluster.nodes[_holder(replicated_cluster, url)]
+    (replica,) = [n for n in replicated_cluster.nodes if _role(n).get("master_port") == master.port]
+    with ThreadPoolExecutor(1) as pool, worker_starter(env) as start_worker:
+        future = pool.submit(expected_state, events, s.topic_prefix)
+        ensure_topics(s)
+        workers = [start_worker(CDP_REDIS_MIN_REPLICAS="1") for _ in range(2)]
+
+        # kill -9 of the master holding the graph mid-stream; its replica takes over.
+        produce_envelopes(s, events[:half])
+        time.sleep(0.3)
+        recorded = master.running()
+        assert recorded is not None, "the cluster node is not running"
+        os.kill(recorded[0], signal.SIGKILL)
+        produce_envelopes(s, events[half:], start=half)
+        wait_for(lambda: _role(replica).get("role") == "master", 60, "the replica promoted")
+        # The promoted replica has no replica of its own: nothing can be acknowledged.
+        time.sleep(2.0)
+        assert all(alive(w) for w in workers), "a worker died in the failover"
+        lag_unreplicated = current_lag(s)
+        master.start(lambda _: None)  # it rejoins as the new master's replica
+        wait_for(replicated_cluster.ok, 60, "cluster_state:ok with every replica synced")
+        settled_s = settle(s, timeout_s=240)
+        expected = future.result()
+    summary = check_end_state(s, expected)
+    assert _role(master).get("role") == "slave", "the old master did not rejoin as a replica"
+    assert lag_unreplicated > 0, "events were acknowledged while no replica held them"
+    print(
+        f"\n[faults] cluster failover: seed={seed} events={FAILOVER_EVENTS} master "
+        f"{master.port} killed, replica {replica.port} promoted; lag while unreplicated="
+        f"{lag_unreplicated}; {summary} settle={settled_s:.1f}s "
+        f"wall={time.monotonic() - started:.1f}s"
     )

@@ -92,6 +92,31 @@ def test_cluster_lifecycle(base_port: int, tmp_path: Path) -> None:
 
 
 @needs_redis
+def test_cluster_with_replicas(base_port: int) -> None:
+    said: list[str] = []
+    up(only="redis", redis_cluster=3, redis_replicas=1, say=said.append)
+    assert said[-1].startswith("Redis cluster ok: 3 masters, 1 replica(s) each at 127.0.0.1:")
+    client = RedisCluster(host="127.0.0.1", port=base_port)
+    try:
+        assert len(client.get_primaries()) == 3
+        flags = [node["flags"] for node in client.cluster_nodes().values()]
+        assert sum("slave" in f for f in flags) == 3, flags
+        client.set("k", 1)
+        # The replica of k's master received the write (WAIT on the same connection).
+        assert client.pipeline().set("k", 2).execute_command(
+            "WAIT", 1, 5000, target_nodes=client.get_node_from_key("k")
+        ).execute() == [True, 1]
+    finally:
+        client.close()
+    assert len(status(only="redis")) == 6
+
+
+def test_replicas_need_a_cluster(base_port: int) -> None:
+    with pytest.raises(StackError, match="--redis-cluster 3"):
+        up(only="redis", redis_replicas=1, say=lambda _: None)
+
+
+@needs_redis
 def test_taken_port(base_port: int) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", base_port + 1))
