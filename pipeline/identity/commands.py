@@ -302,19 +302,33 @@ class GraphStore:
         # With text=True every string of the reply is decoded (it holds no binary values).
         args = [self._config, msgpack.packb(argument, use_bin_type=False)]
         script = self._scripts[name]
-        if self.min_replicas and name in REPLICATED:
-            reply = await self._replicated(script, args)
-        elif self._pipe is None:
-            reply = await self._on_cluster(script, args)
-        elif name in PIPELINED:
-            try:
-                reply = await self._pipe.evalsha(script.sha, [KEYSPACE.encode()], args)
-            except (ConnectionError, TimeoutError, NoScriptError):
-                # redis-py reconnects, retries and (re)loads the script.
-                reply = await script(keys=[KEYSPACE], args=args)
-        else:
-            reply = await script(keys=[KEYSPACE], args=args)
+        try:
+            reply = await self._dispatch(name, script, args)
+        except AttributeError as exc:
+            if self._pipe is not None:  # a bug, not a connection
+                raise
+            # redis-py 8.1's cluster race (_cluster), should a failover reset the topology.
+            raise ConnectionError(f"Redis Cluster connection reset mid-call ({exc})") from exc
+        except RuntimeError as exc:
+            # uvloop's answer to a write on a transport the peer closed (seen when a
+            # cluster node died while redis-py was (re)connecting to it).
+            if "handler is closed" not in str(exc):
+                raise
+            raise ConnectionError(f"Redis connection closed mid-call ({exc})") from exc
         return msgpack.unpackb(reply, raw=not text)
+
+    async def _dispatch(self, name: str, script: AsyncScript, args: list[bytes]) -> Any:
+        if self.min_replicas and name in REPLICATED:
+            return await self._replicated(script, args)
+        if self._pipe is None:
+            await self._cluster()
+            return await script(keys=[KEYSPACE], args=args)
+        if name in PIPELINED:
+            try:
+                return await self._pipe.evalsha(script.sha, [KEYSPACE.encode()], args)
+            except (ConnectionError, TimeoutError, NoScriptError):
+                pass  # below, redis-py reconnects, retries and (re)loads the script
+        return await script(keys=[KEYSPACE], args=args)
 
     async def _cluster(self) -> RedisCluster:
         # redis-py 8.1's RedisCluster races when concurrent calls find it uninitialised
@@ -326,13 +340,6 @@ class GraphStore:
                 await self.redis.initialize()
                 self._cluster_ready = True
         return self.redis
-
-    async def _on_cluster(self, script: AsyncScript, args: list[bytes]) -> Any:
-        await self._cluster()
-        try:
-            return await script(keys=[KEYSPACE], args=args)
-        except AttributeError as exc:  # the same race, should a failover reset the topology
-            raise ConnectionError(f"Redis Cluster connection reset mid-call ({exc})") from exc
 
     async def _replicated(self, script: AsyncScript, args: list[bytes]) -> Any:
         try:
@@ -364,10 +371,7 @@ class GraphStore:
         cpipe = cluster.pipeline()
         cpipe.execute_command(*evalsha)
         cpipe.execute_command(*wait, target_nodes=node)
-        try:
-            replies = await cpipe.execute()
-        except AttributeError as exc:  # redis-py's race, as in _on_cluster
-            raise ConnectionError(f"Redis Cluster connection reset mid-call ({exc})") from exc
+        replies = await cpipe.execute()
         if cluster.get_node_from_key(KEYSPACE) != node:
             # Redirected (a failover, a moved slot): WAIT ran where the write did not.
             raise NotReplicatedError(f"the graph's slot moved from {node.name} mid-write")

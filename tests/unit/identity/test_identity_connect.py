@@ -66,3 +66,42 @@ async def test_a_cluster_connection_reset_mid_call_reads_as_a_connection_error()
     with pytest.raises(ConnectionError, match="reset mid-call"):
         await store.lookup("email:a@example.org")
     await store.redis.aclose()
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "redis+cluster://127.0.0.1:1"])
+async def test_a_transport_closed_under_a_write_reads_as_a_connection_error(url: str) -> None:
+    """uvloop raises a RuntimeError, not a ConnectionError, when redis-py writes to a
+    transport the peer closed (a cluster node killed mid-handshake): seen crashing the
+    publish agent in the failover fault test. Other errors stay what they are."""
+    store = GraphStore(connect(url), load())
+    store._cluster_ready = True
+    failing = _Failing()
+    store._scripts["lookup"] = failing  # type: ignore[assignment]
+    store._pipe = None if store._pipe is None else failing  # type: ignore[assignment]
+    failing.error = RuntimeError(
+        "unable to perform operation on <TCPTransport closed=True reading=False 0x55>; "
+        "the handler is closed"
+    )
+    with pytest.raises(ConnectionError, match="closed mid-call"):
+        await store.lookup("email:a@example.org")
+    failing.error = RuntimeError("a bug")
+    with pytest.raises(RuntimeError, match="a bug"):
+        await store.lookup("email:a@example.org")
+    if url.startswith("redis://"):  # on one Redis an AttributeError is a bug, not a reset
+        failing.error = AttributeError("a bug")
+        with pytest.raises(AttributeError):
+            await store.lookup("email:a@example.org")
+    await store.redis.aclose()
+
+
+class _Failing:
+    """A script, and the pipelined connection of one Redis, raising ``error``."""
+
+    sha = "0" * 40
+    error: Exception = RuntimeError()
+
+    async def __call__(self, **_: object) -> None:
+        raise self.error
+
+    async def evalsha(self, *_: object) -> None:
+        raise self.error
