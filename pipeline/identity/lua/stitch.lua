@@ -318,29 +318,37 @@ end
 -- last seen and arrival, the version. This does that on the stored form (flat lists of
 -- includes/base.lua), without decoding and encoding the graph. Returns false, having
 -- changed nothing, when it does not apply (the event then takes the full step).
+-- Only the first identity is read from the index: the members of a stored graph are
+-- indexed to it (every script writes both together; load_pool relies on it too), so
+-- finding the others among its members places them.
 local function touch_common(linkable, ts, seq)
   local pid = pid_of(linkable[1])
   local raw = pid and load_raw(pid)
   if not raw or not raw_ok(pid, raw) then return false end
-  local want, at, found, links = {}, {}, 0, {}
-  for _, k in ipairs(linkable) do
-    if pid_of(k) ~= pid then return false end
-    want[k] = true
-  end
-  local ms, ls = raw[3], raw[4]
+  local ms, ls, n, at, found, linked = raw[3], raw[4], #linkable, {}, 0, 0
   for i = 1, #ms, 3 do
-    if want[ms[i]] then at[(i + 2) / 3], found = i, found + 1 end
+    local k = ms[i]
+    for j = 1, n do
+      if linkable[j] == k then
+        at[(i + 2) / 3], found = i, found + 1
+        break
+      end
+    end
   end
+  if found < n then return false end
   for j = 1, #ls, 9 do
-    if at[ls[j]] and at[ls[j + 1]] then links[#links + 1] = j end
+    if at[ls[j]] and at[ls[j + 1]] then linked = linked + 1 end
   end
   -- A graph links a pair at most once: all pairs are there when as many links are.
-  if found < #linkable or #links < found * (found - 1) / 2 then return false end
+  if linked < n * (n - 1) / 2 then return false end
   for _, i in pairs(at) do
     ms[i + 1], ms[i + 2] = math.min(ms[i + 1], ts), math.max(ms[i + 2], ts)
   end
-  for _, j in ipairs(links) do
-    if ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end
+  for j = 1, #ls, 9 do
+    if at[ls[j]] and at[ls[j + 1]] and ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end
+  end
+  for j = 2, n do
+    if IDX[linkable[j]] == nil then IDX[linkable[j]] = pid end
   end
   raw[1], raw[2], GR_DIRTY[pid], RES.dirty[pid] = raw[1] + 1, NOW, true, true
   return true
