@@ -118,26 +118,31 @@ local function fit(pool, comp, changes, out)
   for _, part in ipairs(partition(pool, rest)) do fit(pool, part, changes, out) end
 end
 
--- Fragments of the batch, written by flush_fragments: per identity the newest candidate
--- value per attribute field, the timeline entries in order and the count increments.
+-- Fragments of the batch, written by flush_fragments: per identity the fields it writes
+-- in the order first met (the array part, so HMGET takes them as they are), the newest
+-- candidate value per attribute field (a), the count increments (n, '#n' at position
+-- ni) and the timeline entries in order (r).
 local FRAG, FRAG_ORDER = {}, {}
 
 local function count(f, field)
   local n = f.n[field]
-  if not n then f.nf[#f.nf + 1] = field end
+  if not n then
+    f[#f + 1] = field
+    if field == '#n' then f.ni = #f end
+  end
   f.n[field] = (n or 0) + 1
 end
 
 local function store_fragment(key, ts, ts_str, seq, channel, etype, attrs, summary)
   local f = FRAG[key]
   if not f then
-    f = {a = {}, af = {}, r = {}, n = {}, nf = {}}
+    f = {a = {}, n = {}, r = {}}
     FRAG[key], FRAG_ORDER[#FRAG_ORDER + 1] = f, key
   end
   for i = 1, #attrs, 2 do
     local field = join(join(channel, '|'), attrs[i])
     local cur = f.a[field]
-    if not cur then f.af[#f.af + 1] = field end
+    if not cur then f[#f + 1] = field end
     if not cur or ts > cur[2] or (ts == cur[2] and seq > cur[3]) then
       f.a[field] = {attrs[i + 1], ts, seq}
     end
@@ -148,6 +153,8 @@ local function store_fragment(key, ts, ts_str, seq, channel, etype, attrs, summa
   count(f, join('#c:', channel))
 end
 
+local NONE = {}  -- what a fresh identity's fragment holds; never written to
+
 -- Same effect as applying each event's writes in turn: an attribute keeps the newest
 -- (ts, seq) of stored and batch values, counts add up, and the timeline keeps the newest
 -- recent_limit entries (one ZADD when no entry is trimmed or for a fresh identity with
@@ -156,31 +163,31 @@ end
 local function flush_fragments()
   for _, key in ipairs(FRAG_ORDER) do
     local f, fresh, updates, hash = FRAG[key], FRESH[key], {}, P .. 'a:' .. key
-    local current, counted = {}, #f.af
-    if not fresh then
-      local fields = {unpack(f.af)}
-      for i, field in ipairs(f.nf) do fields[counted + i] = field end
-      current = redis.call('HMGET', hash, unpack(fields))
-    end
-    for i, field in ipairs(f.af) do
-      local new, old = f.a[field], current[i] and cmsgpack.unpack(current[i])
-      if not old or new[2] > old[2] or (new[2] == old[2] and new[3] > old[3]) then
-        updates[#updates + 1], updates[#updates + 2] = field, cmsgpack.pack(new)
+    local current = fresh and NONE or redis.call('HMGET', hash, unpack(f))
+    for i, field in ipairs(f) do
+      local new = f.a[field]
+      if not new then
+        updates[#updates + 1], updates[#updates + 2] =
+          field, num(f.n[field] + (tonumber(current[i]) or 0))
+      else
+        local old = current[i] and cmsgpack.unpack(current[i])
+        if not old or new[2] > old[2] or (new[2] == old[2] and new[3] > old[3]) then
+          updates[#updates + 1], updates[#updates + 2] = field, cmsgpack.pack(new)
+        end
       end
     end
-    for i, field in ipairs(f.nf) do
-      local n = f.n[field] + (tonumber(current[counted + i]) or 0)
-      updates[#updates + 1], updates[#updates + 2] = field, num(n)
-    end
     redis.call('HSET', hash, unpack(updates))
-    -- The timeline has at most one entry per event counted in '#n' (f.nf[1]): when the
-    -- stored and new entries fit recent_limit, ZADDs in turn would trim nothing.
-    local r, seen = f.r, {}
-    local fits = (tonumber(current[counted + 1]) or 0) + #r / 2 <= CFG.recent_limit
+    -- The timeline has at most one entry per event counted in '#n': when the stored and
+    -- new entries fit recent_limit, ZADDs in turn would trim nothing.
+    local r = f.r
+    local fits = (tonumber(current[f.ni]) or 0) + #r / 2 <= CFG.recent_limit
     local distinct = fresh and not fits
-    for i = 2, distinct and #r or 0, 2 do
-      distinct = distinct and not seen[r[i]]
-      seen[r[i]] = true
+    if distinct then
+      local seen = {}
+      for i = 2, #r, 2 do
+        distinct = distinct and not seen[r[i]]
+        seen[r[i]] = true
+      end
     end
     if fits or distinct then
       redis.call('ZADD', P .. 'r:' .. key, unpack(r))
@@ -412,8 +419,9 @@ local EMPTY = cmsgpack.pack({})
 -- The dedupe entry of a stitched event: the changes it produced, replayed on redelivery.
 -- They all name the same event and time, stored once: a third of the entry's size.
 local function recorded(eid, first, cause)
-  local stored, changes = EMPTY, {unpack(RES.changes, first)}
-  if #changes > 0 then
+  local stored = EMPTY
+  if #RES.changes >= first then
+    local changes = {unpack(RES.changes, first)}
     for _, c in ipairs(changes) do c.event, c.at = nil, nil end
     stored = cmsgpack.pack({cause, NOW, changes})
     for _, c in ipairs(changes) do c.event, c.at = cause, NOW end
