@@ -4,8 +4,9 @@
 
   KEYS[1]: the keyspace tag `{cdp}` (includes/keyspace.lua); every key it touches is in its slot
   ARGV[1]: msgpack config
-  ARGV[2]: msgpack list of events, each a list of the fields of
-           pipeline/identity/event_fields.py in its order, read as e[EVENT.<field>]
+  ARGV[2]: msgpack flat list of the events, each laid out as
+           pipeline/identity/event_fields.py defines (read as BATCH[o + EVENT.<field>],
+           its lists found by event_lists)
   Returns: msgpack {call_seq, outcomes, dirty, ceased, changes, graph_sizes}; an outcome
            is "ok", "duplicate" or "rejected:<reason>".
   Effects: per event: dedupe entry, identity index, graphs (links, merges, rebuilds for
@@ -17,7 +18,7 @@
 --@include rebuild
 --@include event
 
-local EVENTS = cmsgpack.unpack(ARGV[2])
+local BATCH = cmsgpack.unpack(ARGV[2])
 local TTL, KEEP = num(CFG.dedupe_ttl_s), num(-(CFG.recent_limit + 1))
 local CHUNK = 1000  -- arguments per command built with unpack (Lua's C stack is limited)
 local DEDUPE = P .. 'e:'  -- dedupe entries: DEDUPE .. <event id>
@@ -53,16 +54,21 @@ local function lookup_all(cmd, key, items, encode, decode, into)
   end
 end
 
+-- Each event's offset in BATCH, in order.
+local STARTS = {}
 do
-  local eids, idents, seen = {}, {}, {}
-  for _, e in ipairs(EVENTS) do
-    local eid = e[EVENT.event_id]
+  local eids, idents, seen, o = {}, {}, {}, 0
+  while o < #BATCH do
+    STARTS[#STARTS + 1] = o
+    local eid, ids, _, after = BATCH[o + EVENT.event_id], event_lists(BATCH, o)
     if SEEN[eid] == nil then
       SEEN[eid], eids[#eids + 1] = false, eid
     end
-    for _, k in ipairs(e[EVENT.identities]) do
+    for j = ids + 1, ids + BATCH[ids] do
+      local k = BATCH[j]
       if not seen[k] then seen[k], idents[#idents + 1] = true, k end
     end
+    o = after
   end
   lookup_all('MGET', nil, eids, function(eid) return join(DEDUPE, eid) end,
     function(v) return v end, SEEN)
@@ -133,23 +139,25 @@ local function count(f, field)
   f.n[field] = (n or 0) + 1
 end
 
-local function store_fragment(key, ts, ts_str, seq, channel, etype, attrs, summary)
-  local f = FRAG[key]
+-- The fragment writes of the event at offset o of BATCH.
+local function store_fragment(key, o, seq)
+  local f, ts, channel = FRAG[key], BATCH[o + EVENT.timestamp_ms], BATCH[o + EVENT.channel]
   if not f then
     f = {a = {}, n = {}, r = {}}
     FRAG[key], FRAG_ORDER[#FRAG_ORDER + 1] = f, key
   end
-  for i = 1, #attrs, 2 do
-    local field = join(join(channel, '|'), attrs[i])
+  local _, attrs = event_lists(BATCH, o)
+  for i = attrs + 1, attrs + BATCH[attrs], 2 do
+    local field = join(join(channel, '|'), BATCH[i])
     local cur = f.a[field]
     if not cur then f[#f + 1] = field end
     if not cur or ts > cur[2] or (ts == cur[2] and seq > cur[3]) then
-      f.a[field] = {attrs[i + 1], ts, seq}
+      f.a[field] = {BATCH[i + 1], ts, seq}
     end
   end
-  f.r[#f.r + 1], f.r[#f.r + 2] = ts_str, summary
+  f.r[#f.r + 1], f.r[#f.r + 2] = BATCH[o + EVENT.timestamp_text], BATCH[o + EVENT.summary]
   count(f, '#n')
-  count(f, join('#t:', etype))
+  count(f, join('#t:', BATCH[o + EVENT.type]))
   count(f, join('#c:', channel))
 end
 
@@ -399,9 +407,9 @@ end
 
 -- A redelivered event replays its recorded changes (its first delivery's outputs may
 -- have been lost), except those naming a deleted identity: it must not reappear.
-local function duplicate(idents, stored)
-  for _, k in ipairs(idents) do
-    local pid = pid_of(k)
+local function duplicate(ids, stored)
+  for j = ids + 1, ids + BATCH[ids] do
+    local pid = pid_of(BATCH[j])
     if pid then RES.dirty[pid] = true end
   end
   local cause, at, changes = unpack(cmsgpack.unpack(stored))
@@ -431,15 +439,15 @@ local function recorded(eid, first, cause)
   return 'ok'
 end
 
-local function stitch_event(e)
-  local eid, ts, channel, etype = e[EVENT.event_id], e[EVENT.timestamp_ms], e[EVENT.channel],
-    e[EVENT.type]
-  local idents, primary, attrs, summary = e[EVENT.identities], e[EVENT.primary],
-    e[EVENT.attributes], e[EVENT.summary]
+local function stitch_event(o)
+  local eid, ts, primary = BATCH[o + EVENT.event_id], BATCH[o + EVENT.timestamp_ms],
+    BATCH[o + EVENT.primary]
+  local ids = event_lists(BATCH, o)
   local stored = SEEN[eid]
-  if stored then return duplicate(idents, stored) end
+  if stored then return duplicate(ids, stored) end
   local keys, linkable = {}, {}
-  for _, k in ipairs(idents) do
+  for j = ids + 1, ids + BATCH[ids] do
+    local k = BATCH[j]
     if keys[k] == nil then
       keys[k] = not suppressed(k)
       if keys[k] and not quarantined(k) then linkable[#linkable + 1] = k end
@@ -454,15 +462,15 @@ local function stitch_event(e)
   if not keys[primary] or quarantined(primary) then primary = best(linkable) end
   local seq, first = next_id('seq'), #RES.changes + 1
   if touch_common(linkable, ts, seq) then  -- no graph change to report: no cause needed
-    store_fragment(primary, ts, e[EVENT.timestamp_text], seq, channel, etype, attrs, summary)
+    store_fragment(primary, o, seq)
     return recorded(eid, first)
   end
   local pids, old_of, changes = {}, {}, {}
-  local cause = {event_id = eid, topic = e[EVENT.topic], partition = e[EVENT.partition],
-    offset = e[EVENT.offset]}
+  local cause = {event_id = eid, topic = BATCH[o + EVENT.topic],
+    partition = BATCH[o + EVENT.partition], offset = BATCH[o + EVENT.offset]}
   local bridged = bridges(linkable)
   if not bridged and fast_link(linkable, ts, seq, cause, changes) then
-    store_fragment(primary, ts, e[EVENT.timestamp_text], seq, channel, etype, attrs, summary)
+    store_fragment(primary, o, seq)
     finish(changes, cause, '4.1 link')
     return recorded(eid, first, cause)
   end
@@ -496,7 +504,7 @@ local function stitch_event(e)
   local fitted = {}
   for _, c in ipairs(comps) do fit(pool, c, changes, fitted) end
   assign(pool, fitted, changes)
-  store_fragment(primary, ts, e[EVENT.timestamp_text], seq, channel, etype, attrs, summary)
+  store_fragment(primary, o, seq)
   local rule = unique_conflict and '4.2 unique-namespace rebuild' or SHARED_DEVICE
   finish(changes, cause, conflict and rule or '4.1 link')
   if conflict then
@@ -517,7 +525,7 @@ end
 
 local call_seq = redis.call('INCR', P .. 'calls')
 local outcomes = {}
-for i, e in ipairs(EVENTS) do outcomes[i] = stitch_event(e) end
+for i, o in ipairs(STARTS) do outcomes[i] = stitch_event(o) end
 flush_fragments()
 flush()
 local dirty, ceased = result_lists()
