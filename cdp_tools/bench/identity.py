@@ -35,26 +35,29 @@ return 0
 FLOOR_LUA = (
     event_fields.lua_table()
     + """
-local count = 0
-for _, e in ipairs(cmsgpack.unpack(ARGV[2])) do
-  local pid, keys, key = nil, e[EVENT.identities], e[EVENT.primary]
-  for _, k in ipairs(keys) do
+local batch, o, count = cmsgpack.unpack(ARGV[2]), 0, 0
+while o < #batch do
+  local pid, key, ids, attrs, after = nil, batch[o + EVENT.primary], event_lists(batch, o)
+  for j = ids + 1, ids + batch[ids] do
+    local k = batch[j]
     pid = redis.call('HGET', 'bench:i:' .. string.sub(redis.sha1hex(k), 1, 4), k) or pid
   end
   local graph = pid and redis.call('GET', 'bench:g:' .. pid)
   if not pid then
     count = count + 1
-    pid = e[EVENT.event_id]
-    for _, k in ipairs(keys) do
+    pid = batch[o + EVENT.event_id]
+    for j = ids + 1, ids + batch[ids] do
+      local k = batch[j]
       redis.call('HSET', 'bench:i:' .. string.sub(redis.sha1hex(k), 1, 4), k, pid)
     end
   end
-  local summary, attributes = e[EVENT.summary], e[EVENT.attributes]
+  local summary = batch[o + EVENT.summary]
   redis.call('SET', 'bench:g:' .. pid, graph or summary)
-  redis.call('HSET', 'bench:a:' .. key, e[EVENT.channel] .. '|' .. attributes[1],
-    attributes[2], '#n', '1')
-  redis.call('ZADD', 'bench:r:' .. key, e[EVENT.timestamp_text], summary)
-  redis.call('SET', 'bench:e:' .. e[EVENT.event_id], summary, 'EX', '604800')
+  redis.call('HSET', 'bench:a:' .. key, batch[o + EVENT.channel] .. '|' .. batch[attrs + 1],
+    batch[attrs + 2], '#n', '1')
+  redis.call('ZADD', 'bench:r:' .. key, batch[o + EVENT.timestamp_text], summary)
+  redis.call('SET', 'bench:e:' .. batch[o + EVENT.event_id], summary, 'EX', '604800')
+  o = after
 end
 return count
 """

@@ -245,18 +245,19 @@ def _profile(pid: str, raw: list[Any], recent_limit: int) -> RawProfile:
     )
 
 
-def stitch_batch(events: Sequence[StitchEvent]) -> list[list[Any]]:
-    """The events as the stitch script reads them (its ARGV[2], before msgpack): lists in
-    the order of ``event_fields.FIELDS``."""
+def stitch_batch(events: Sequence[StitchEvent]) -> list[Any]:
+    """The events as the stitch script reads them (its ARGV[2], before msgpack): one flat
+    list, each event laid out by ``event_fields.flatten``."""
     return [
-        event_fields.as_list(
+        value
+        for e in events
+        for value in event_fields.flatten(
             {
                 **vars(e),
                 "attributes": [x for item in e.attributes.items() for x in item],
                 "timestamp_text": str(e.timestamp_ms),
             }
         )
-        for e in events
     ]
 
 

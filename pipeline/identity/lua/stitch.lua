@@ -4,8 +4,9 @@
 
   KEYS[1]: the keyspace tag `{cdp}` (includes/keyspace.lua); every key it touches is in its slot
   ARGV[1]: msgpack config
-  ARGV[2]: msgpack list of events, each a list of the fields of
-           pipeline/identity/event_fields.py in its order, read as e[EVENT.<field>]
+  ARGV[2]: msgpack flat list of the events, each laid out as
+           pipeline/identity/event_fields.py defines (read as BATCH[o + EVENT.<field>],
+           its lists found by event_lists)
   Returns: msgpack {call_seq, outcomes, dirty, ceased, changes, graph_sizes}; an outcome
            is "ok", "duplicate" or "rejected:<reason>".
   Effects: per event: dedupe entry, identity index, graphs (links, merges, rebuilds for
@@ -17,7 +18,7 @@
 --@include rebuild
 --@include event
 
-local EVENTS = cmsgpack.unpack(ARGV[2])
+local BATCH = cmsgpack.unpack(ARGV[2])
 local TTL, KEEP = num(CFG.dedupe_ttl_s), num(-(CFG.recent_limit + 1))
 local CHUNK = 1000  -- arguments per command built with unpack (Lua's C stack is limited)
 local DEDUPE = P .. 'e:'  -- dedupe entries: DEDUPE .. <event id>
@@ -53,16 +54,21 @@ local function lookup_all(cmd, key, items, encode, decode, into)
   end
 end
 
+-- Each event's offset in BATCH, in order.
+local STARTS = {}
 do
-  local eids, idents, seen = {}, {}, {}
-  for _, e in ipairs(EVENTS) do
-    local eid = e[EVENT.event_id]
+  local eids, idents, seen, o = {}, {}, {}, 0
+  while o < #BATCH do
+    STARTS[#STARTS + 1] = o
+    local eid, ids, _, after = BATCH[o + EVENT.event_id], event_lists(BATCH, o)
     if SEEN[eid] == nil then
       SEEN[eid], eids[#eids + 1] = false, eid
     end
-    for _, k in ipairs(e[EVENT.identities]) do
+    for j = ids + 1, ids + BATCH[ids] do
+      local k = BATCH[j]
       if not seen[k] then seen[k], idents[#idents + 1] = true, k end
     end
+    o = after
   end
   lookup_all('MGET', nil, eids, function(eid) return join(DEDUPE, eid) end,
     function(v) return v end, SEEN)
@@ -118,35 +124,44 @@ local function fit(pool, comp, changes, out)
   for _, part in ipairs(partition(pool, rest)) do fit(pool, part, changes, out) end
 end
 
--- Fragments of the batch, written by flush_fragments: per identity the newest candidate
--- value per attribute field, the timeline entries in order and the count increments.
+-- Fragments of the batch, written by flush_fragments: per identity the fields it writes
+-- in the order first met (the array part, so HMGET takes them as they are), the newest
+-- candidate value per attribute field (a), the count increments (n, '#n' at position
+-- ni) and the timeline entries in order (r).
 local FRAG, FRAG_ORDER = {}, {}
 
 local function count(f, field)
   local n = f.n[field]
-  if not n then f.nf[#f.nf + 1] = field end
+  if not n then
+    f[#f + 1] = field
+    if field == '#n' then f.ni = #f end
+  end
   f.n[field] = (n or 0) + 1
 end
 
-local function store_fragment(key, ts, ts_str, seq, channel, etype, attrs, summary)
-  local f = FRAG[key]
+-- The fragment writes of the event at offset o of BATCH.
+local function store_fragment(key, o, seq)
+  local f, ts, channel = FRAG[key], BATCH[o + EVENT.timestamp_ms], BATCH[o + EVENT.channel]
   if not f then
-    f = {a = {}, af = {}, r = {}, n = {}, nf = {}}
+    f = {a = {}, n = {}, r = {}}
     FRAG[key], FRAG_ORDER[#FRAG_ORDER + 1] = f, key
   end
-  for i = 1, #attrs, 2 do
-    local field = join(join(channel, '|'), attrs[i])
+  local _, attrs = event_lists(BATCH, o)
+  for i = attrs + 1, attrs + BATCH[attrs], 2 do
+    local field = join(join(channel, '|'), BATCH[i])
     local cur = f.a[field]
-    if not cur then f.af[#f.af + 1] = field end
+    if not cur then f[#f + 1] = field end
     if not cur or ts > cur[2] or (ts == cur[2] and seq > cur[3]) then
-      f.a[field] = {attrs[i + 1], ts, seq}
+      f.a[field] = {BATCH[i + 1], ts, seq}
     end
   end
-  f.r[#f.r + 1], f.r[#f.r + 2] = ts_str, summary
+  f.r[#f.r + 1], f.r[#f.r + 2] = BATCH[o + EVENT.timestamp_text], BATCH[o + EVENT.summary]
   count(f, '#n')
-  count(f, join('#t:', etype))
+  count(f, join('#t:', BATCH[o + EVENT.type]))
   count(f, join('#c:', channel))
 end
+
+local NONE = {}  -- what a fresh identity's fragment holds; never written to
 
 -- Same effect as applying each event's writes in turn: an attribute keeps the newest
 -- (ts, seq) of stored and batch values, counts add up, and the timeline keeps the newest
@@ -156,31 +171,31 @@ end
 local function flush_fragments()
   for _, key in ipairs(FRAG_ORDER) do
     local f, fresh, updates, hash = FRAG[key], FRESH[key], {}, P .. 'a:' .. key
-    local current, counted = {}, #f.af
-    if not fresh then
-      local fields = {unpack(f.af)}
-      for i, field in ipairs(f.nf) do fields[counted + i] = field end
-      current = redis.call('HMGET', hash, unpack(fields))
-    end
-    for i, field in ipairs(f.af) do
-      local new, old = f.a[field], current[i] and cmsgpack.unpack(current[i])
-      if not old or new[2] > old[2] or (new[2] == old[2] and new[3] > old[3]) then
-        updates[#updates + 1], updates[#updates + 2] = field, cmsgpack.pack(new)
+    local current = fresh and NONE or redis.call('HMGET', hash, unpack(f))
+    for i, field in ipairs(f) do
+      local new = f.a[field]
+      if not new then
+        updates[#updates + 1], updates[#updates + 2] =
+          field, num(f.n[field] + (tonumber(current[i]) or 0))
+      else
+        local old = current[i] and cmsgpack.unpack(current[i])
+        if not old or new[2] > old[2] or (new[2] == old[2] and new[3] > old[3]) then
+          updates[#updates + 1], updates[#updates + 2] = field, cmsgpack.pack(new)
+        end
       end
     end
-    for i, field in ipairs(f.nf) do
-      local n = f.n[field] + (tonumber(current[counted + i]) or 0)
-      updates[#updates + 1], updates[#updates + 2] = field, num(n)
-    end
     redis.call('HSET', hash, unpack(updates))
-    -- The timeline has at most one entry per event counted in '#n' (f.nf[1]): when the
-    -- stored and new entries fit recent_limit, ZADDs in turn would trim nothing.
-    local r, seen = f.r, {}
-    local fits = (tonumber(current[counted + 1]) or 0) + #r / 2 <= CFG.recent_limit
+    -- The timeline has at most one entry per event counted in '#n': when the stored and
+    -- new entries fit recent_limit, ZADDs in turn would trim nothing.
+    local r = f.r
+    local fits = (tonumber(current[f.ni]) or 0) + #r / 2 <= CFG.recent_limit
     local distinct = fresh and not fits
-    for i = 2, distinct and #r or 0, 2 do
-      distinct = distinct and not seen[r[i]]
-      seen[r[i]] = true
+    if distinct then
+      local seen = {}
+      for i = 2, #r, 2 do
+        distinct = distinct and not seen[r[i]]
+        seen[r[i]] = true
+      end
     end
     if fits or distinct then
       redis.call('ZADD', P .. 'r:' .. key, unpack(r))
@@ -318,29 +333,37 @@ end
 -- last seen and arrival, the version. This does that on the stored form (flat lists of
 -- includes/base.lua), without decoding and encoding the graph. Returns false, having
 -- changed nothing, when it does not apply (the event then takes the full step).
+-- Only the first identity is read from the index: the members of a stored graph are
+-- indexed to it (every script writes both together; load_pool relies on it too), so
+-- finding the others among its members places them.
 local function touch_common(linkable, ts, seq)
   local pid = pid_of(linkable[1])
   local raw = pid and load_raw(pid)
   if not raw or not raw_ok(pid, raw) then return false end
-  local want, at, found, links = {}, {}, 0, {}
-  for _, k in ipairs(linkable) do
-    if pid_of(k) ~= pid then return false end
-    want[k] = true
-  end
-  local ms, ls = raw[3], raw[4]
+  local ms, ls, n, at, found, linked = raw[3], raw[4], #linkable, {}, 0, 0
   for i = 1, #ms, 3 do
-    if want[ms[i]] then at[(i + 2) / 3], found = i, found + 1 end
+    local k = ms[i]
+    for j = 1, n do
+      if linkable[j] == k then
+        at[(i + 2) / 3], found = i, found + 1
+        break
+      end
+    end
   end
+  if found < n then return false end
   for j = 1, #ls, 9 do
-    if at[ls[j]] and at[ls[j + 1]] then links[#links + 1] = j end
+    if at[ls[j]] and at[ls[j + 1]] then linked = linked + 1 end
   end
   -- A graph links a pair at most once: all pairs are there when as many links are.
-  if found < #linkable or #links < found * (found - 1) / 2 then return false end
+  if linked < n * (n - 1) / 2 then return false end
   for _, i in pairs(at) do
     ms[i + 1], ms[i + 2] = math.min(ms[i + 1], ts), math.max(ms[i + 2], ts)
   end
-  for _, j in ipairs(links) do
-    if ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end
+  for j = 1, #ls, 9 do
+    if at[ls[j]] and at[ls[j + 1]] and ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end
+  end
+  for j = 2, n do
+    if IDX[linkable[j]] == nil then IDX[linkable[j]] = pid end
   end
   raw[1], raw[2], GR_DIRTY[pid], RES.dirty[pid] = raw[1] + 1, NOW, true, true
   return true
@@ -384,9 +407,9 @@ end
 
 -- A redelivered event replays its recorded changes (its first delivery's outputs may
 -- have been lost), except those naming a deleted identity: it must not reappear.
-local function duplicate(idents, stored)
-  for _, k in ipairs(idents) do
-    local pid = pid_of(k)
+local function duplicate(ids, stored)
+  for j = ids + 1, ids + BATCH[ids] do
+    local pid = pid_of(BATCH[j])
     if pid then RES.dirty[pid] = true end
   end
   local cause, at, changes = unpack(cmsgpack.unpack(stored))
@@ -404,8 +427,9 @@ local EMPTY = cmsgpack.pack({})
 -- The dedupe entry of a stitched event: the changes it produced, replayed on redelivery.
 -- They all name the same event and time, stored once: a third of the entry's size.
 local function recorded(eid, first, cause)
-  local stored, changes = EMPTY, {unpack(RES.changes, first)}
-  if #changes > 0 then
+  local stored = EMPTY
+  if #RES.changes >= first then
+    local changes = {unpack(RES.changes, first)}
     for _, c in ipairs(changes) do c.event, c.at = nil, nil end
     stored = cmsgpack.pack({cause, NOW, changes})
     for _, c in ipairs(changes) do c.event, c.at = cause, NOW end
@@ -415,15 +439,15 @@ local function recorded(eid, first, cause)
   return 'ok'
 end
 
-local function stitch_event(e)
-  local eid, ts, channel, etype = e[EVENT.event_id], e[EVENT.timestamp_ms], e[EVENT.channel],
-    e[EVENT.type]
-  local idents, primary, attrs, summary = e[EVENT.identities], e[EVENT.primary],
-    e[EVENT.attributes], e[EVENT.summary]
+local function stitch_event(o)
+  local eid, ts, primary = BATCH[o + EVENT.event_id], BATCH[o + EVENT.timestamp_ms],
+    BATCH[o + EVENT.primary]
+  local ids = event_lists(BATCH, o)
   local stored = SEEN[eid]
-  if stored then return duplicate(idents, stored) end
+  if stored then return duplicate(ids, stored) end
   local keys, linkable = {}, {}
-  for _, k in ipairs(idents) do
+  for j = ids + 1, ids + BATCH[ids] do
+    local k = BATCH[j]
     if keys[k] == nil then
       keys[k] = not suppressed(k)
       if keys[k] and not quarantined(k) then linkable[#linkable + 1] = k end
@@ -438,15 +462,15 @@ local function stitch_event(e)
   if not keys[primary] or quarantined(primary) then primary = best(linkable) end
   local seq, first = next_id('seq'), #RES.changes + 1
   if touch_common(linkable, ts, seq) then  -- no graph change to report: no cause needed
-    store_fragment(primary, ts, e[EVENT.timestamp_text], seq, channel, etype, attrs, summary)
+    store_fragment(primary, o, seq)
     return recorded(eid, first)
   end
   local pids, old_of, changes = {}, {}, {}
-  local cause = {event_id = eid, topic = e[EVENT.topic], partition = e[EVENT.partition],
-    offset = e[EVENT.offset]}
+  local cause = {event_id = eid, topic = BATCH[o + EVENT.topic],
+    partition = BATCH[o + EVENT.partition], offset = BATCH[o + EVENT.offset]}
   local bridged = bridges(linkable)
   if not bridged and fast_link(linkable, ts, seq, cause, changes) then
-    store_fragment(primary, ts, e[EVENT.timestamp_text], seq, channel, etype, attrs, summary)
+    store_fragment(primary, o, seq)
     finish(changes, cause, '4.1 link')
     return recorded(eid, first, cause)
   end
@@ -480,7 +504,7 @@ local function stitch_event(e)
   local fitted = {}
   for _, c in ipairs(comps) do fit(pool, c, changes, fitted) end
   assign(pool, fitted, changes)
-  store_fragment(primary, ts, e[EVENT.timestamp_text], seq, channel, etype, attrs, summary)
+  store_fragment(primary, o, seq)
   local rule = unique_conflict and '4.2 unique-namespace rebuild' or SHARED_DEVICE
   finish(changes, cause, conflict and rule or '4.1 link')
   if conflict then
@@ -501,7 +525,7 @@ end
 
 local call_seq = redis.call('INCR', P .. 'calls')
 local outcomes = {}
-for i, e in ipairs(EVENTS) do outcomes[i] = stitch_event(e) end
+for i, o in ipairs(STARTS) do outcomes[i] = stitch_event(o) end
 flush_fragments()
 flush()
 local dirty, ceased = result_lists()

@@ -7,7 +7,7 @@ import re
 import msgpack
 
 from pipeline.identity.commands import SCRIPTS, StitchEvent, script_source, stitch_batch
-from pipeline.identity.event_fields import FIELDS, lua_table
+from pipeline.identity.event_fields import FIELDS, LISTS, lua_table
 from pipeline.resources import lua_text
 
 
@@ -66,24 +66,28 @@ def test_the_stitch_event_is_sent_in_the_defined_order() -> None:
         partition=3,
         offset=42,
     )
-    [sent] = stitch_batch([event])
-    assert dict(zip(FIELDS, sent, strict=True)) == {
+    sent = stitch_batch([event, event])
+    assert sent[: len(sent) // 2] == sent[len(sent) // 2 :]  # one event after the other
+    fields, lists = sent[: len(FIELDS)], sent[len(FIELDS) : len(sent) // 2]
+    assert dict(zip(FIELDS, fields, strict=True)) == {
         "event_id": "e1",
         "timestamp_ms": 1_700_000_000_123,
         "channel": "web",
         "type": "page",
-        "identities": ["email:a@b.c", "ecid:1"],
         "primary": "email:a@b.c",
-        "attributes": ["tier", msgpack.packb("gold")],
         "summary": b"s",
         "topic": "cdp.events.web",
         "partition": 3,
         "offset": 42,
         "timestamp_text": "1700000000123",
     }
+    assert LISTS == ("identities", "attributes")
+    assert lists == [2, "email:a@b.c", "ecid:1", 2, "tier", msgpack.packb("gold")]
 
 
 def test_the_lua_table_names_each_position() -> None:
     table = lua_table()
     positions = dict(re.findall(r"(\w+) = (\d+)", table))
     assert positions == {name: str(i) for i, name in enumerate(FIELDS, 1)}
+    assert f"local identities = o + {len(FIELDS) + 1}" in table
+    assert "local attributes = identities + batch[identities] + 1" in table

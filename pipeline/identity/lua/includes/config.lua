@@ -38,10 +38,12 @@ local function best(keys)
 end
 
 -- Rule 4.2: records k's namespace in seen when it is unique; false if one is there.
+-- A unique namespace is keyed by its own config table (info's cached answer), which
+-- spares the string match of ns_of on the common event's members.
 local function claim_unique(seen, k)
-  if not info(k).unique then return true end
-  local ns = ns_of(k)
-  if seen[ns] then return false end
-  seen[ns] = true
+  local i = info(k)
+  if not i.unique then return true end
+  if seen[i] then return false end
+  seen[i] = true
   return true
 end

@@ -47,8 +47,9 @@ local function encode_graph(g)
 end
 
 -- Cached facts about a graph, kept up to date by in-place updates (stitch's fast path):
--- n = member count, uq = set of unique namespaces present, cf = two values of one,
--- p = holds a person (a non-follower identity: see the shared-device rule in partition).
+-- n = member count, uq = set of unique namespaces present (as claim_unique keys them),
+-- cf = two values of one, p = holds a person (a non-follower identity: see the
+-- shared-device rule in partition).
 local function meta(g)
   if g.n == nil then
     local n, uq, cf, p = 0, {}, false, false
