@@ -13,6 +13,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from pipeline.kafka import client_kwargs
 from pipeline.publish.encode import encode
+from pipeline.records import BROKER_MAX_RECORD_BYTES
 from pipeline.settings import Settings, Topics
 from pipeline.topics import admin_client
 
@@ -67,7 +68,14 @@ async def produce(
     batch = list(events)
     await ensure_channel_topics(settings, (channel for channel, _ in batch))
     topics = Topics(settings.topic_prefix)
-    producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=5, acks="all")
+    # Up to what the broker takes: an oversized event must reach the worker to be
+    # dead-lettered, not stop here (aiokafka's default is 1 MiB).
+    producer = AIOKafkaProducer(
+        **client_kwargs(settings),
+        linger_ms=5,
+        acks="all",
+        max_request_size=BROKER_MAX_RECORD_BYTES,
+    )
     await producer.start()
     sent = 0
     try:

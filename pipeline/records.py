@@ -8,6 +8,17 @@ from typing import Any
 
 import msgpack
 
+# Record sizes in bytes. The brokers this project configures (`cdp stack`,
+# docker-compose.yml, the Strimzi example) take records up to BROKER_MAX_RECORD_BYTES
+# (message.max.bytes), so that an event above CDP_MAX_EVENT_BYTES (1 MiB) reaches the
+# worker and becomes an `oversized` dead letter: Kafka's default (about 1 MiB) refuses it
+# at produce time, before the worker can see it.
+BROKER_MAX_RECORD_BYTES = 8 * 1024 * 1024
+# The worker producer's max_request_size and the max.message.bytes of the topics it
+# writes the producers' bytes to (dead letters) or their attributes to (profiles): a
+# whole record of the broker's ceiling plus what a dead letter adds, with room to spare.
+OUTPUT_MAX_RECORD_BYTES = 10 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Record:

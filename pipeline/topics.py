@@ -18,6 +18,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from pipeline.kafka import client_kwargs
+from pipeline.records import OUTPUT_MAX_RECORD_BYTES
 from pipeline.settings import Settings, Topics
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,14 @@ class TopicSpec:
 
 def owned_topics(topics: Topics) -> list[TopicSpec]:
     week = str(7 * DAY_MS)
+    # Whatever the broker's default: these two carry what producers sent.
+    sized = {"max.message.bytes": str(OUTPUT_MAX_RECORD_BYTES)}
     return [
-        TopicSpec(topics.profiles, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}),
-        TopicSpec(topics.deadletter, {"cleanup.policy": "delete", "retention.ms": week}),
+        TopicSpec(
+            topics.profiles,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", **sized},
+        ),
+        TopicSpec(topics.deadletter, {"cleanup.policy": "delete", "retention.ms": week, **sized}),
         TopicSpec(topics.graph_changes, {"cleanup.policy": "delete", "retention.ms": week}),
         TopicSpec(topics.privacy_requests, {"cleanup.policy": "delete", "retention.ms": week}),
         TopicSpec(topics.privacy_receipts, {"cleanup.policy": "compact"}),
@@ -76,6 +82,23 @@ async def ensure_topics(settings: Settings, admin: AIOKafkaAdminClient) -> None:
             f"key would not survive retention. Fix it with kafka-configs --alter "
             f"--add-config cleanup.policy=compact, or delete the topic."
         )
+
+
+async def deadletter_bytes(admin: AIOKafkaAdminClient, topics: Topics) -> int:
+    """The largest dead letter to send: what the worker's producer and the dead-letter
+    topic both take (a topic created earlier, or by an operator, may take less)."""
+    configured = await topic_config(admin, topics.deadletter, "max.message.bytes")
+    limit = min(OUTPUT_MAX_RECORD_BYTES, int(configured or OUTPUT_MAX_RECORD_BYTES))
+    if limit < OUTPUT_MAX_RECORD_BYTES:
+        log.warning(
+            "%s takes records up to %d bytes (max.message.bytes): a dead letter larger than "
+            "that carries the first bytes of the original only (header cdp-truncated). "
+            "Raise it with kafka-configs --alter --add-config max.message.bytes=%d.",
+            topics.deadletter,
+            limit,
+            OUTPUT_MAX_RECORD_BYTES,
+        )
+    return limit
 
 
 async def topic_config(admin: AIOKafkaAdminClient, topic: str, key: str) -> str | None:

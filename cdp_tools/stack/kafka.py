@@ -18,6 +18,7 @@ from cdp_tools.stack import proc
 from cdp_tools.stack.config import StackConfig
 from cdp_tools.stack.errors import StackError
 from cdp_tools.stack.service import Say, Service
+from pipeline.records import BROKER_MAX_RECORD_BYTES
 
 KAFKA_VERSION = "3.9.1"
 MIN_JAVA = 11  # Kafka 3.9 brokers run on Java 11+; 17 is what we test and recommend
@@ -98,6 +99,8 @@ def render_properties(port: int, controller_port: int, data_dir: Path) -> str:
         # pipeline owns never rely on it: the worker creates them with their config.
         "auto.create.topics.enable": "true",
         "num.partitions": "4",
+        # Events above CDP_MAX_EVENT_BYTES must reach the worker to be dead-lettered.
+        "message.max.bytes": str(BROKER_MAX_RECORD_BYTES),
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 

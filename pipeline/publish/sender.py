@@ -11,13 +11,43 @@ from collections import Counter
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
 
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
 from pipeline import metrics
 from pipeline.publish.encode import CONTENT_TYPE, OPAQUE, content_type, encode
 from pipeline.publish.profiles import Publication
-from pipeline.records import Outputs
+from pipeline.records import DeadLetter, Outputs
 from pipeline.settings import Topics
 
 Headers = list[tuple[str, bytes]]
+TRUNCATED = "cdp-truncated"
+
+
+def _size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
+    """The record's size as the producer checks it against max_request_size; an upper
+    bound of what the broker checks against max.message.bytes (a record larger than the
+    producer's batch size travels alone in its batch)."""
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+
+
+def deadletter_record(d: DeadLetter, limit: int) -> tuple[bytes | None, bytes | None, Headers]:
+    """Key, value and headers of a dead letter: the original key and bytes, unless the
+    record would pass ``limit`` (what the dead-letter topic and the producer take); then
+    their first bytes, the value cut before the key, and a ``cdp-truncated`` header
+    with the original sizes: a record the producer or the broker refused would crash the
+    agent again on every retry of its batch."""
+    key, value = d.record.key, d.record.value
+    headers = [*d.headers(), (CONTENT_TYPE, OPAQUE)]
+    if _size(key, value, headers) <= limit:
+        return key, value, headers
+    original = f"key={len(key or b'')} value={len(value or b'')}"
+    headers.append((TRUNCATED, original.encode()))
+    # Each byte cut takes at least a byte off the size (its length's varint only shrinks).
+    over = _size(key, value, headers) - limit
+    cut = min(over, len(value or b""))
+    value = value[: len(value) - cut] if value else value
+    key = key[: max(0, len(key) - (over - cut))] if key else key
+    return key, value, headers
 
 
 class Producer(Protocol):
@@ -35,10 +65,13 @@ class Producer(Protocol):
 
 
 class Sender:
-    def __init__(self, producer: Producer, topics: Topics, encoding: str) -> None:
+    def __init__(
+        self, producer: Producer, topics: Topics, encoding: str, deadletter_bytes: int
+    ) -> None:
         self.producer = producer
         self.topics = topics
         self.encoding = encoding
+        self.deadletter_bytes = deadletter_bytes
         self._ours: Headers = [content_type(encoding)]
         self._internal: Headers = [content_type("msgpack")]
 
@@ -74,8 +107,7 @@ class Sender:
     async def queue_outputs(self, out: Outputs) -> Awaitable[Any]:
         t = self.topics
         records: list[tuple[str, bytes | None, bytes | None, Headers | None]] = [
-            (t.deadletter, d.record.key, d.record.value, [*d.headers(), (CONTENT_TYPE, OPAQUE)])
-            for d in out.deadletters
+            (t.deadletter, *deadletter_record(d, self.deadletter_bytes)) for d in out.deadletters
         ]
         records += [
             (

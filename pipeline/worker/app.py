@@ -24,7 +24,7 @@ from pipeline.kafka import faust_broker, faust_credentials
 from pipeline.partition import cached_partitioner
 from pipeline.publish.profiles import Publisher, PublishSettings
 from pipeline.publish.sender import Sender
-from pipeline.records import Outputs, Record, UpdateNote
+from pipeline.records import OUTPUT_MAX_RECORD_BYTES, Outputs, Record, UpdateNote
 from pipeline.retry import until_redis_answers
 from pipeline.settings import Settings, Topics
 from pipeline.stages.privacy import Receipt, handle_request
@@ -73,6 +73,7 @@ def create_app(
     config: IdentityConfig,
     store: GraphStore,
     event_topic_names: Sequence[str],
+    deadletter_bytes: int = OUTPUT_MAX_RECORD_BYTES,
 ) -> Wiring:
     topics = Topics(settings.topic_prefix)
     app = faust.App(
@@ -91,6 +92,10 @@ def create_app(
         broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        # A dead letter carries the original bytes (up to the broker's ceiling) and a
+        # profile an accepted event's attributes: both may pass Faust's 1 MB default.
+        # Fetch sizes stay: a fetch returns a record batch larger than them whole (KIP-74).
+        producer_max_request_size=OUTPUT_MAX_RECORD_BYTES,
         producer_partitioner=cached_partitioner,
         web_enabled=True,
         web_bind=settings.http_host,
@@ -115,7 +120,7 @@ def create_app(
         recent_limit=settings.recent_events,
     )
     publisher = Publisher(store, config, publish_settings)
-    sender = Sender(app.producer, topics, settings.output_encoding)
+    sender = Sender(app.producer, topics, settings.output_encoding, deadletter_bytes)
     health = Health(app, store, settings)
 
     def raw_topic(*names: str, **options: Any) -> TopicT:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from typing import NamedTuple
 
 import mode.loop
 from faust.worker import Worker
@@ -15,7 +16,13 @@ from pipeline.identity.connect import RedisUrlError, connect
 from pipeline.identity.migrate import holds_old_layout
 from pipeline.logs import logging_config
 from pipeline.settings import Settings, Topics
-from pipeline.topics import TopicConfigError, admin_client, ensure_topics, event_topics
+from pipeline.topics import (
+    TopicConfigError,
+    admin_client,
+    deadletter_bytes,
+    ensure_topics,
+    event_topics,
+)
 from pipeline.worker.app import create_app
 
 log = logging.getLogger(__name__)
@@ -25,8 +32,13 @@ class StartupError(RuntimeError):
     """The worker cannot start; the message says what to do."""
 
 
-async def prepare(settings: Settings) -> list[str]:
-    """Create the owned topics; return the channel topics that exist now."""
+class Prepared(NamedTuple):
+    channel_topics: list[str]  # the ones that exist now
+    deadletter_bytes: int
+
+
+async def prepare(settings: Settings) -> Prepared:
+    """Create the owned topics; say what the worker needs to know about the topics."""
     admin = admin_client(settings)
     try:
         await asyncio.wait_for(admin.start(), settings.kafka_request_timeout_s)
@@ -37,7 +49,8 @@ async def prepare(settings: Settings) -> list[str]:
         ) from exc
     try:
         await ensure_topics(settings, admin)
-        return await event_topics(admin, Topics(settings.topic_prefix))
+        topics = Topics(settings.topic_prefix)
+        return Prepared(await event_topics(admin, topics), await deadletter_bytes(admin, topics))
     except TopicConfigError as exc:
         raise StartupError(str(exc)) from exc
     finally:
@@ -88,11 +101,11 @@ def run(settings: Settings) -> None:
     # libuv's loop (Faust's supported alternative): the API's I/O costs less CPU on it.
     mode.loop.use("uvloop")
     config = identity_config.load(settings.identity_config or None)
-    names = asyncio.run(prepare(settings))
+    prepared = asyncio.run(prepare(settings))
     asyncio.run(check_redis(settings.redis_url))
     store = GraphStore.for_settings(settings, config)
     worker = LowPauseWorker(
-        create_app(settings, config, store, names).app,
+        create_app(settings, config, store, *prepared).app,
         loglevel=settings.log_level,
         logging_config=logging_config(settings.log_format, settings.log_level),
         quiet=True,

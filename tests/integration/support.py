@@ -15,6 +15,7 @@ from cdp_tools.produce import produce
 from cdp_tools.quiesce import wait_caught_up
 from pipeline.kafka import client_kwargs
 from pipeline.publish.reader import OutputRecord, latest_by_key, read_to_end
+from pipeline.records import BROKER_MAX_RECORD_BYTES
 from pipeline.settings import Settings
 
 T0 = int(time.time() * 1000) - 3600_000
@@ -49,17 +50,24 @@ def send(
     return asyncio.run(produce(settings, list(events), encoding=encoding))
 
 
-def send_raw(settings: Settings, topic: str, values: Iterable[bytes]) -> None:
-    async def go() -> None:
-        producer = AIOKafkaProducer(**client_kwargs(settings))
+def send_raw(
+    settings: Settings, topic: str, values: Iterable[bytes], key: bytes = b"raw"
+) -> list[tuple[int, int]]:
+    """Send the values in order (one key: one partition); returns (partition, offset)s."""
+
+    async def go() -> list[tuple[int, int]]:
+        # Anything the broker takes, oversized events included.
+        producer = AIOKafkaProducer(
+            **client_kwargs(settings), max_request_size=BROKER_MAX_RECORD_BYTES
+        )
         await producer.start()
         try:
-            for value in values:
-                await producer.send_and_wait(topic, value, key=b"raw")
+            sent = [await producer.send_and_wait(topic, value, key=key) for value in values]
         finally:
             await producer.stop()
+        return [(m.partition, m.offset) for m in sent]
 
-    asyncio.run(go())
+    return asyncio.run(go())
 
 
 def settle(settings: Settings, timeout_s: float = 120) -> None:

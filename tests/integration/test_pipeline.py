@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import msgpack
 import pytest
+from aiokafka.admin import NewTopic
 
+from cdp_tools.produce import ensure_channel_topics
+from pipeline.publish.reader import OutputRecord
 from pipeline.topics import admin_client, topic_config
+from tests.conftest import PipelineEnv
 from tests.integration.support import (
     by_identity,
     envelope,
@@ -232,6 +237,68 @@ def test_bad_events_go_to_dead_letter_with_reasons(pipeline_env, start_worker):
         "crm_id:GOOD-2",
         "crm_id:GOOD-3",
     }
+
+
+def _oversized_then_valid(pipeline_env: PipelineEnv) -> tuple[bytes, OutputRecord]:
+    """Produce a 3 MB event (above the default CDP_MAX_EVENT_BYTES, 1 MiB) straight to the
+    broker, then a valid one on the same partition; return the event and its dead letter,
+    the only one, once the worker has taken the valid one too."""
+    s = pipeline_env.settings
+    topic = pipeline_env.topics.events("web")
+    big = json.dumps(
+        envelope(ident("crm_id", "BIG-1"), at=1, attributes={"blob": "x" * 3_000_000})
+    ).encode()
+    after = json.dumps(envelope(ident("crm_id", "AFTER-1"), at=2, kind="record")).encode()
+    (partition, offset), (after_partition, _) = send_raw(s, topic, [big, after], key=b"big-key")
+    assert partition == after_partition
+    settle(s, timeout_s=60)
+    profiles = live(view(s, pipeline_env.topics.profiles))
+    assert [identity_set(p) for p in profiles.values()] == [{"crm_id:AFTER-1"}]
+    (dead,) = records(s, pipeline_env.topics.deadletter, decoded=False)
+    assert dead.key == "big-key"
+    assert dead.headers["cdp-reason"] == b"oversized"
+    assert dead.headers["cdp-detail"] == f"{len(big)} bytes, at most 1048576".encode()
+    assert dead.headers["cdp-source-topic"] == topic.encode()
+    assert dead.headers["cdp-source-partition"] == str(partition).encode()
+    assert dead.headers["cdp-source-offset"] == str(offset).encode()
+    return big, dead
+
+
+def test_an_oversized_event_goes_whole_to_dead_letter_and_the_worker_goes_on(
+    pipeline_env, start_worker
+):
+    asyncio.run(ensure_channel_topics(pipeline_env.settings, ["web"]))  # no wait for discovery
+    start_worker()
+    big, dead = _oversized_then_valid(pipeline_env)
+    assert dead.raw == big and "cdp-truncated" not in dead.headers
+
+
+def test_a_dead_letter_larger_than_its_topic_takes_carries_the_first_bytes(
+    pipeline_env, start_worker
+):
+    """A dead-letter topic created earlier, or by an operator, with a smaller
+    max.message.bytes than the worker creates it with."""
+    s = pipeline_env.settings
+    limit = 1024 * 1024
+
+    async def create() -> None:
+        admin = admin_client(s)
+        await admin.start()
+        try:
+            config = {"max.message.bytes": str(limit)}
+            topic = NewTopic(pipeline_env.topics.deadletter, 4, 1, topic_configs=config)
+            await admin.create_topics([topic])
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    asyncio.run(ensure_channel_topics(s, ["web"]))
+    worker = start_worker()
+    big, dead = _oversized_then_valid(pipeline_env)
+    assert dead.raw is not None and limit - 1000 < len(dead.raw) < limit
+    assert big.startswith(dead.raw)
+    assert dead.headers["cdp-truncated"] == f"key=7 value={len(big)}".encode()
+    assert f"takes records up to {limit} bytes" in worker.log_path.read_text()
 
 
 def test_stop_and_restart_mid_stream_counts_each_event_once(pipeline_env, start_worker):

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from pipeline.records import BROKER_MAX_RECORD_BYTES
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 # The broker version the local stack (`cdp stack up`) and the tests run; cdp_tools/stack
@@ -67,6 +69,7 @@ def test_kafka_is_kraft_at_the_tested_version_and_creates_channel_topics() -> No
     env = kafka["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "true"
+    assert env["KAFKA_MESSAGE_MAX_BYTES"] == str(BROKER_MAX_RECORD_BYTES)
     assert "INTERNAL://kafka:" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert any(v.endswith(":/var/lib/kafka/data") for v in kafka["volumes"])
 

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from pipeline.records import BROKER_MAX_RECORD_BYTES
 from pipeline.settings import Topics
+from pipeline.topics import owned_topics
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -117,6 +119,7 @@ def test_strimzi_example_shape() -> None:
     (kafka,) = [d for d in docs if d["kind"] == "Kafka"]
     cluster = kafka["metadata"]["name"]
     assert kafka["spec"]["kafka"]["config"]["auto.create.topics.enable"] is False
+    assert kafka["spec"]["kafka"]["config"]["message.max.bytes"] == BROKER_MAX_RECORD_BYTES
     for doc in docs:
         assert doc["apiVersion"] == "kafka.strimzi.io/v1beta2", doc["metadata"]["name"]
         assert _DNS1123.match(doc["metadata"]["name"]), doc["metadata"]["name"]
@@ -141,6 +144,11 @@ def test_strimzi_topics_cover_the_owned_topics() -> None:
     ]
     assert set(owned) <= set(topics), set(owned) - set(topics)
     assert topics[names.profiles]["config"]["cleanup.policy"] == "compact"
+    # The sizes the worker creates them with (pipeline/topics.py).
+    for spec in owned_topics(names):
+        if "max.message.bytes" in spec.config:
+            declared = topics[spec.name]["config"]["max.message.bytes"]
+            assert str(declared) == spec.config["max.message.bytes"], spec.name
     for name, spec in topics.items():
         if name != names.profiles:
             assert spec["config"].get("cleanup.policy", "delete") == "delete", name

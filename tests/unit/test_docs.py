@@ -10,6 +10,7 @@ import yaml
 
 from pipeline import metrics
 from pipeline.ingest.reasons import REJECT_REASONS
+from pipeline.records import BROKER_MAX_RECORD_BYTES, OUTPUT_MAX_RECORD_BYTES
 from pipeline.settings import VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,3 +106,9 @@ def test_every_route_of_the_openapi_document_is_in_the_readme() -> None:
     doc = yaml.safe_load((ROOT / "schemas" / "openapi.yaml").read_text())
     for route in doc["paths"]:
         assert route in README, route
+
+
+def test_the_documented_record_sizes_are_the_ones_configured() -> None:
+    for text in (README, CONTRACT):
+        assert f"message.max.bytes={BROKER_MAX_RECORD_BYTES}" in text
+        assert f"max.message.bytes={OUTPUT_MAX_RECORD_BYTES}" in text

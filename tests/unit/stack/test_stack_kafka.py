@@ -17,6 +17,7 @@ from cdp_tools.stack.kafka import (
     maven_failure,
     render_properties,
 )
+from pipeline.records import BROKER_MAX_RECORD_BYTES
 
 
 def _free_port() -> int:
@@ -60,6 +61,7 @@ def test_properties() -> None:
     assert props["log.dirs"] == "/s/kafka/data"
     assert props["auto.create.topics.enable"] == "true"
     assert props["num.partitions"] == "4"
+    assert props["message.max.bytes"] == str(BROKER_MAX_RECORD_BYTES)
     assert props["group.initial.rebalance.delay.ms"] == "0"
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["transaction.state.log.min.isr"] == "1"

@@ -16,8 +16,8 @@ from pipeline.identity.commands import StitchEvent, StitchResult
 from pipeline.identity.config import load
 from pipeline.model import Event
 from pipeline.publish.profiles import Publisher, PublishSettings
-from pipeline.publish.sender import Sender
-from pipeline.records import DeadLetter, Outputs, Record, UpdateNote
+from pipeline.publish.sender import TRUNCATED, Sender, deadletter_record
+from pipeline.records import OUTPUT_MAX_RECORD_BYTES, DeadLetter, Outputs, Record, UpdateNote
 from pipeline.resources import schema_text
 from pipeline.retry import until_redis_answers
 from pipeline.settings import Topics
@@ -192,12 +192,50 @@ async def test_sender_routes_each_output_to_its_topic() -> None:
     out.deadletters.append(DeadLetter(record(b"x", 5), "not_an_object", "why"))
     out.changes.append({"type": "graphs_merged", "profile_id": "p_1"})
     out.note("p_1", UpdateNote(1, 2))
-    await Sender(producer, TOPICS, "json").send_outputs(out)
+    await Sender(producer, TOPICS, "json", OUTPUT_MAX_RECORD_BYTES).send_outputs(out)
     topics = [s[0] for s in producer.sent]
     assert topics == ["cdp.deadletter", "cdp.graph-changes", "cdp.internal.profile-updates"]
     assert producer.sent[0][1:3] == (b"k", b"x")
     assert json.loads(producer.sent[1][2]) == {"type": "graphs_merged", "profile_id": "p_1"}
     assert producer.sent[2][1] == b"p_1"
+
+
+def _record_size(key: bytes | None, value: bytes | None, headers: list[Any]) -> int:
+    """What aiokafka's producer checks (and the broker's batch holds at most)."""
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+
+
+def test_a_dead_letter_carries_the_original_key_and_bytes_when_they_fit() -> None:
+    letter = DeadLetter(Record("cdp.events.web", 3, 7, b"key", b"x" * 5000), "oversized", "why")
+    key, value, headers = deadletter_record(letter, 6000)
+    assert (key, value) == (b"key", b"x" * 5000)
+    assert TRUNCATED not in dict(headers)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "limit"),
+    [
+        (b"key", b"x" * 5000, 4000),  # the value is cut
+        (b"key", b"x" * 100_000, 65_536),  # across a varint width of its length
+        (b"k" * 5000, b"x" * 100, 1000),  # the value goes, then the key is cut
+        (None, b"x" * 5000, 1000),
+        (b"k" * 5000, None, 1000),
+    ],
+)
+def test_a_dead_letter_too_large_for_its_topic_carries_the_first_bytes_and_says_so(
+    key: bytes | None, value: bytes | None, limit: int
+) -> None:
+    letter = DeadLetter(Record("cdp.events.web", 3, 7, key, value), "oversized", "why")
+    sent_key, sent_value, headers = deadletter_record(letter, limit)
+    assert limit - 8 <= _record_size(sent_key, sent_value, headers) <= limit
+    assert (key or b"").startswith(sent_key or b"")
+    assert (value or b"").startswith(sent_value or b"")
+    assert (sent_key is None, sent_value is None) == (key is None, value is None)
+    by_name = dict(headers)
+    assert by_name[TRUNCATED] == f"key={len(key or b'')} value={len(value or b'')}".encode()
+    assert by_name["cdp-reason"] == b"oversized" and by_name["cdp-source-offset"] == b"7"
 
 
 def test_publish_settings_defaults_match_the_documented_ones() -> None:
