@@ -144,14 +144,12 @@ def test_strimzi_topics_cover_the_owned_topics() -> None:
     ]
     assert set(owned) <= set(topics), set(owned) - set(topics)
     assert topics[names.profiles]["config"]["cleanup.policy"] == "compact"
-    # The sizes the worker creates them with (pipeline/topics.py).
+    # The cleanup policies and sizes the worker creates them with (pipeline/topics.py).
     for spec in owned_topics(names):
+        declared = topics[spec.name]["config"]
+        assert declared.get("cleanup.policy", "delete") == spec.config["cleanup.policy"], spec
         if "max.message.bytes" in spec.config:
-            declared = topics[spec.name]["config"]["max.message.bytes"]
-            assert str(declared) == spec.config["max.message.bytes"], spec.name
-    for name, spec in topics.items():
-        if name != names.profiles:
-            assert spec["config"].get("cleanup.policy", "delete") == "delete", name
+            assert str(declared["max.message.bytes"]) == spec.config["max.message.bytes"], spec
     # Bootstrap in the worker ConfigMap points at this cluster's bootstrap service.
     config = next(d for _, d in _resources() if d["kind"] == "ConfigMap")["data"]
     (kafka,) = [d for d in _strimzi() if d["kind"] == "Kafka"]
