@@ -6,7 +6,6 @@ in between replays the input (idempotent) instead of losing an output.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
@@ -64,6 +63,20 @@ class Producer(Protocol):
     ) -> Awaitable[Any]: ...
 
 
+async def _all_of(pending: Sequence[Awaitable[Any]]) -> None:
+    """Every delivery, awaited in turn: the producer settles a batch's records at once, so
+    this suspends about once per produce request, where ``asyncio.gather`` ran a
+    callback per record (2-3 us each). A failure is raised once all have settled."""
+    failure: BaseException | None = None
+    for delivery in pending:
+        try:
+            await delivery
+        except Exception as exc:  # each one retrieved, so none is left unobserved
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
 class Sender:
     def __init__(
         self, producer: Producer, topics: Topics, encoding: str, deadletter_bytes: int
@@ -94,7 +107,7 @@ class Sender:
             await self.producer.send(topic, key, value, None, None, headers)
             for topic, key, value, headers in records
         ]
-        return asyncio.gather(*pending)
+        return _all_of(pending)
 
     async def _all(
         self, records: Iterable[tuple[str, bytes | None, bytes | None, Headers | None]]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import jsonschema
 import pytest
+from aiokafka.errors import KafkaError
 from redis.exceptions import ConnectionError, ResponseError
 
 from pipeline import metrics
@@ -236,6 +238,30 @@ def test_a_dead_letter_too_large_for_its_topic_carries_the_first_bytes_and_says_
     by_name = dict(headers)
     assert by_name[TRUNCATED] == f"key={len(key or b'')} value={len(value or b'')}".encode()
     assert by_name["cdp-reason"] == b"oversized" and by_name["cdp-source-offset"] == b"7"
+
+
+async def test_queued_outputs_are_delivered_once_every_record_is_and_fail_if_one_does() -> None:
+    loop = asyncio.get_running_loop()
+    first, second, third = futures = [loop.create_future() for _ in range(3)]
+    deliveries = list(futures)
+
+    class Producer:
+        async def send(self, *_: Any) -> Awaitable[Any]:
+            return deliveries.pop(0)
+
+    out = Outputs()
+    for pid in ("p_1", "p_2", "p_3"):
+        out.note(pid, UpdateNote(1, 2))
+    delivered = asyncio.ensure_future(
+        await Sender(Producer(), TOPICS, "json", OUTPUT_MAX_RECORD_BYTES).queue_outputs(out)
+    )
+    first.set_exception(KafkaError("first"))
+    third.set_result(None)
+    await asyncio.sleep(0)
+    assert not delivered.done()  # the second is still on its way
+    second.set_exception(KafkaError("second"))
+    with pytest.raises(KafkaError, match="first"):
+        await delivered
 
 
 def test_publish_settings_defaults_match_the_documented_ones() -> None:
