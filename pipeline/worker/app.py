@@ -167,7 +167,7 @@ def create_app(
 
     @app.agent(events_topic, name="stitch")
     async def stitch(stream: StreamT) -> None:
-        acks = InOrderAcks(stream, health.processed)
+        acks = InOrderAcks(health.processed)
         try:
             async for batch in batches(stream, settings.batch_size):
                 monitor.received(batch)
@@ -177,7 +177,7 @@ def create_app(
 
     @app.agent(updates_topic, name="publish")
     async def publish(stream: StreamT) -> None:
-        acks = InOrderAcks(stream, health.processed)
+        acks = InOrderAcks(health.processed)
         try:
             async for batch in batches(stream, PUBLISH_BATCH_FACTOR * settings.batch_size):
                 monitor.received(batch)
