@@ -49,32 +49,13 @@ def deadletter_record(d: DeadLetter, limit: int) -> tuple[bytes | None, bytes | 
     return key, value, headers
 
 
+OutRecord = tuple[str, bytes | None, bytes | None, Headers | None]  # topic, key, value
+
+
 class Producer(Protocol):
-    """The shape of Faust's producer ``send``: returns once queued, the awaitable on delivery."""
-
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-    ) -> Awaitable[Any]: ...
-
-
-async def _all_of(pending: Sequence[Awaitable[Any]]) -> None:
-    """Every delivery, awaited in turn: the producer settles a batch's records at once, so
-    this suspends about once per produce request, where ``asyncio.gather`` ran a
-    callback per record (2-3 us each). A failure is raised once all have settled."""
-    failure: BaseException | None = None
-    for delivery in pending:
-        try:
-            await delivery
-        except Exception as exc:  # each one retrieved, so none is left unobserved
-            failure = failure or exc
-    if failure is not None:
-        raise failure
+    async def send_all(self, records: Sequence[OutRecord]) -> Awaitable[Any]:
+        """Queue ``records`` in order; the result resolves once the broker has them all."""
+        ...
 
 
 class Sender:
@@ -98,20 +79,12 @@ class Sender:
         }
         return tuple(topic for send in sends for topic in where[send])
 
-    async def _queue(
-        self, records: Iterable[tuple[str, bytes | None, bytes | None, Headers | None]]
-    ) -> Awaitable[Any]:
+    async def _queue(self, records: Iterable[OutRecord]) -> Awaitable[Any]:
         """Hand the records to the producer in order; the result resolves once the
         broker has them all (a caller may start its next batch meanwhile)."""
-        pending = [
-            await self.producer.send(topic, key, value, None, None, headers)
-            for topic, key, value, headers in records
-        ]
-        return _all_of(pending)
+        return await self.producer.send_all(list(records))
 
-    async def _all(
-        self, records: Iterable[tuple[str, bytes | None, bytes | None, Headers | None]]
-    ) -> None:
+    async def _all(self, records: Iterable[OutRecord]) -> None:
         await (await self._queue(records))
 
     async def send_outputs(self, out: Outputs) -> None:
@@ -119,7 +92,7 @@ class Sender:
 
     async def queue_outputs(self, out: Outputs) -> Awaitable[Any]:
         t = self.topics
-        records: list[tuple[str, bytes | None, bytes | None, Headers | None]] = [
+        records: list[OutRecord] = [
             (t.deadletter, *deadletter_record(d, self.deadletter_bytes)) for d in out.deadletters
         ]
         records += [

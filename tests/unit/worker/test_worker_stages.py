@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jsonschema
 import pytest
-from aiokafka.errors import KafkaError
 from redis.exceptions import ConnectionError, ResponseError
 
 from pipeline import metrics
@@ -171,16 +169,8 @@ class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None, Any]] = []
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-    ) -> Any:
-        self.sent.append((topic, key, value, headers))
+    async def send_all(self, records: Sequence[tuple[str, bytes | None, bytes | None, Any]]) -> Any:
+        self.sent += records
 
         async def delivered() -> None:
             return None
@@ -238,30 +228,6 @@ def test_a_dead_letter_too_large_for_its_topic_carries_the_first_bytes_and_says_
     by_name = dict(headers)
     assert by_name[TRUNCATED] == f"key={len(key or b'')} value={len(value or b'')}".encode()
     assert by_name["cdp-reason"] == b"oversized" and by_name["cdp-source-offset"] == b"7"
-
-
-async def test_queued_outputs_are_delivered_once_every_record_is_and_fail_if_one_does() -> None:
-    loop = asyncio.get_running_loop()
-    first, second, third = futures = [loop.create_future() for _ in range(3)]
-    deliveries = list(futures)
-
-    class Producer:
-        async def send(self, *_: Any) -> Awaitable[Any]:
-            return deliveries.pop(0)
-
-    out = Outputs()
-    for pid in ("p_1", "p_2", "p_3"):
-        out.note(pid, UpdateNote(1, 2))
-    delivered = asyncio.ensure_future(
-        await Sender(Producer(), TOPICS, "json", OUTPUT_MAX_RECORD_BYTES).queue_outputs(out)
-    )
-    first.set_exception(KafkaError("first"))
-    third.set_result(None)
-    await asyncio.sleep(0)
-    assert not delivered.done()  # the second is still on its way
-    second.set_exception(KafkaError("second"))
-    with pytest.raises(KafkaError, match="first"):
-        await delivered
 
 
 def test_publish_settings_defaults_match_the_documented_ones() -> None:
