@@ -54,7 +54,7 @@ def decode_value(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
         value, numbers_checked = _load_json(raw)
         if numbers_checked:
             # json.loads makes only JSON types with string keys and _load_json bounds the
-            # depth, so the walk (a third of ingest's time) would find nothing.
+            # depth, so the walk (a fifth of ingesting an event) would find nothing.
             return value
     else:
         first = f"byte 0x{raw[0]:02x}" if raw else "nothing (empty value)"
