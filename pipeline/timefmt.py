@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 
+# Each publication of a profile formats its members' times again: the same few values.
+@lru_cache(maxsize=16384)
 def iso_ms(epoch_ms: int) -> str:
     seconds, ms = divmod(epoch_ms, 1000)
     return f"{_iso_s(seconds)}.{ms:03d}Z"

@@ -194,13 +194,15 @@ def _pairs(flat: list[Any]) -> Iterator[tuple[Any, Any]]:
     return zip(items, items, strict=True)
 
 
+def _members(flat: list[Any]) -> list[Member]:
+    items = iter(flat)
+    return [Member(k.decode(), f, last) for k, f, last in zip(items, items, items, strict=True)]
+
+
 def _graph(pid: str, raw: list[Any]) -> RawGraph:
     version, updated, flat_members, flat_links = raw[:4]
-    keys = [k.decode() for k in flat_members[0::3]]
-    members = [
-        Member(k, f, last)
-        for k, f, last in zip(keys, *[flat_members[i::3] for i in (1, 2)], strict=True)
-    ]
+    members = _members(flat_members)
+    keys = [m.key for m in members]
     links = [
         Link(keys[a - 1], keys[b - 1], f, last, seq, eid.decode(), topic.decode(), part, off)
         for a, b, f, last, seq, eid, topic, part, off in zip(
@@ -212,36 +214,39 @@ def _graph(pid: str, raw: list[Any]) -> RawGraph:
 
 
 def _profile(pid: str, raw: list[Any], recent_limit: int) -> RawProfile:
-    graph = _graph(pid, raw)
+    # Runs for every publication: one pass over each fragment's fields, no graph links
+    # (a document shows none; the script sends none with fragments).
     attributes: list[AttributeValue] = []
     recent: list[tuple[int, bytes]] = []
-    counts: dict[str, int] = {}
+    by_type: dict[str, int] = {}
+    by_channel: dict[str, int] = {}
+    tallies = {b"#t:": by_type, b"#c:": by_channel}
+    count = 0
+    unpack = msgpack.unpackb
     for key, fields, flat_recent in raw[4]:
         identity = key.decode()
         for name, stored in _pairs(fields):
-            if name.startswith(b"#"):  # a count (includes/base.lua: cdp:a:<key>)
-                field = name[1:].decode()
+            if name[:1] != b"#":
+                channel, _, path = name.decode().partition("|")
+                value, ts, seq = unpack(stored, raw=True)
+                attributes.append(AttributeValue(path, channel, value, ts, seq, identity))
+            elif name == b"#n":  # counts (includes/base.lua: cdp:a:<key>): all, by type, by channel
+                count += int(stored)
+            elif (counts := tallies.get(name[:3])) is not None:
+                field = name[3:].decode()
                 counts[field] = counts.get(field, 0) + int(stored)
-                continue
-            channel, _, path = name.decode().partition("|")
-            value, ts, seq = msgpack.unpackb(stored, raw=True)
-            attributes.append(AttributeValue(path, channel, value, ts, seq, identity))
         recent += [(int(ts), summary) for summary, ts in _pairs(flat_recent)]
     recent.sort(reverse=True)
-
-    def by_prefix(prefix: str) -> dict[str, int]:
-        return {k[2:]: n for k, n in sorted(counts.items()) if k.startswith(prefix)}
-
     return RawProfile(
         pid,
-        graph.version,
-        graph.updated_at_ms,
-        graph.members,
+        raw[0],
+        raw[1],
+        _members(raw[2]),
         attributes,
         recent[:recent_limit],
-        counts.get("n", 0),
-        by_prefix("t:"),
-        by_prefix("c:"),
+        count,
+        by_type,  # sorted where shown (assemble)
+        by_channel,
     )
 
 

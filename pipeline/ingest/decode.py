@@ -51,7 +51,11 @@ def decode_value(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
     if raw and raw[0] in _MSGPACK_MAP:
         value = _unpack_msgpack(raw, max_bytes)
     elif raw.removeprefix(_BOM).lstrip(_JSON_SPACE)[:1] == b"{":
-        value = _load_json(raw)
+        value, numbers_checked = _load_json(raw)
+        if numbers_checked:
+            # json.loads makes only JSON types with string keys and _load_json bounds the
+            # depth, so the walk (a fifth of ingesting an event) would find nothing.
+            return value
     else:
         first = f"byte 0x{raw[0]:02x}" if raw else "nothing (empty value)"
         raise Rejected(
@@ -94,7 +98,33 @@ def _check_json_depth(raw: bytes) -> None:
             depth -= 1
 
 
-def _load_json(raw: bytes) -> dict[str, Any]:
+class _Refused(Exception):
+    """A number _check_tree refuses, met while parsing: the walk then says where."""
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise _Refused
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)  # a literal too large for a double (1e400) is an infinity
+    if not math.isfinite(value):
+        raise _Refused
+    return value
+
+
+def _refuse(text: str) -> float:
+    raise _Refused  # NaN, Infinity, -Infinity
+
+
+_CHECKED_NUMBERS = json.JSONDecoder(parse_int=_int64, parse_float=_finite, parse_constant=_refuse)
+
+
+def _load_json(raw: bytes) -> tuple[dict[str, Any], bool]:
+    """The object and whether its numbers were checked while parsing (else by the walk)."""
     # Depth is checked before parsing so json never recurses deeper than MAX_DEPTH.
     # No more brackets in all (strings' included) than MAX_DEPTH cannot nest deeper:
     # counting them is far cheaper than tokenizing, and holds for nearly every event.
@@ -102,7 +132,10 @@ def _load_json(raw: bytes) -> dict[str, Any]:
         _check_json_depth(raw)
     try:
         text = raw.decode("utf-8").removeprefix("\ufeff")
-        value = json.loads(text)
+        try:
+            value, checked = _CHECKED_NUMBERS.decode(text), True
+        except _Refused:
+            value, checked = json.loads(text), False
     except UnicodeDecodeError as exc:
         raise Rejected("undecodable", f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, too many int digits
@@ -114,7 +147,7 @@ def _load_json(raw: bytes) -> dict[str, Any]:
             raise Rejected(
                 "undecodable", f"a string holds an unpaired UTF-16 surrogate escape: {exc}"
             ) from exc
-    return value  # an object: it starts with "{"
+    return value, checked  # an object: it starts with "{"
 
 
 def _check_tree(root: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ made at read time: changing it needs no reprocessing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Protocol, TypeVar
 
 from pipeline.model import POLICIES
@@ -33,6 +34,14 @@ def _latest_key(c: Candidate) -> tuple[int, int]:
 
 def _order(policy: str, precedence: Sequence[str]) -> Callable[[Candidate], tuple[int, int, int]]:
     """The policy's strength of a candidate: the larger, the stronger."""
+    return _order_of(policy, tuple(precedence))
+
+
+# Every document asks for the same one or two orders: made once, not per document.
+@lru_cache(maxsize=64)
+def _order_of(
+    policy: str, precedence: tuple[str, ...]
+) -> Callable[[Candidate], tuple[int, int, int]]:
     if policy not in POLICIES:
         raise ValueError(f"unknown merge policy {policy!r}; use one of {POLICIES}")
     rank = {channel: i for i, channel in enumerate(precedence)}

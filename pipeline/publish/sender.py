@@ -6,7 +6,6 @@ in between replays the input (idempotent) instead of losing an output.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
@@ -50,18 +49,13 @@ def deadletter_record(d: DeadLetter, limit: int) -> tuple[bytes | None, bytes | 
     return key, value, headers
 
 
-class Producer(Protocol):
-    """The shape of Faust's producer ``send``: returns once queued, the awaitable on delivery."""
+OutRecord = tuple[str, bytes | None, bytes | None, Headers | None]  # topic, key, value
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-    ) -> Awaitable[Any]: ...
+
+class Producer(Protocol):
+    async def send_all(self, records: Sequence[OutRecord]) -> Awaitable[Any]:
+        """Queue ``records`` in order; the result resolves once the broker has them all."""
+        ...
 
 
 class Sender:
@@ -85,20 +79,12 @@ class Sender:
         }
         return tuple(topic for send in sends for topic in where[send])
 
-    async def _queue(
-        self, records: Iterable[tuple[str, bytes | None, bytes | None, Headers | None]]
-    ) -> Awaitable[Any]:
+    async def _queue(self, records: Iterable[OutRecord]) -> Awaitable[Any]:
         """Hand the records to the producer in order; the result resolves once the
         broker has them all (a caller may start its next batch meanwhile)."""
-        pending = [
-            await self.producer.send(topic, key, value, None, None, headers)
-            for topic, key, value, headers in records
-        ]
-        return asyncio.gather(*pending)
+        return await self.producer.send_all(list(records))
 
-    async def _all(
-        self, records: Iterable[tuple[str, bytes | None, bytes | None, Headers | None]]
-    ) -> None:
+    async def _all(self, records: Iterable[OutRecord]) -> None:
         await (await self._queue(records))
 
     async def send_outputs(self, out: Outputs) -> None:
@@ -106,7 +92,7 @@ class Sender:
 
     async def queue_outputs(self, out: Outputs) -> Awaitable[Any]:
         t = self.topics
-        records: list[tuple[str, bytes | None, bytes | None, Headers | None]] = [
+        records: list[OutRecord] = [
             (t.deadletter, *deadletter_record(d, self.deadletter_bytes)) for d in out.deadletters
         ]
         records += [

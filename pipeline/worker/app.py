@@ -31,6 +31,7 @@ from pipeline.stages.privacy import Receipt, handle_request
 from pipeline.stages.stitch import Stitcher
 from pipeline.worker.acks import InOrderAcks
 from pipeline.worker.batches import batches
+from pipeline.worker.batchsend import BatchProducer
 from pipeline.worker.discovery import ChannelDiscovery
 from pipeline.worker.drain import use_lean_consumer
 from pipeline.worker.health import Health
@@ -120,7 +121,7 @@ def create_app(
         recent_limit=settings.recent_events,
     )
     publisher = Publisher(store, config, publish_settings)
-    sender = Sender(app.producer, topics, settings.output_encoding, deadletter_bytes)
+    sender = Sender(BatchProducer(app.producer), topics, settings.output_encoding, deadletter_bytes)
     health = Health(app, store, settings)
 
     def raw_topic(*names: str, **options: Any) -> TopicT:
@@ -167,7 +168,7 @@ def create_app(
 
     @app.agent(events_topic, name="stitch")
     async def stitch(stream: StreamT) -> None:
-        acks = InOrderAcks(stream, health.processed)
+        acks = InOrderAcks(health.processed)
         try:
             async for batch in batches(stream, settings.batch_size):
                 monitor.received(batch)
@@ -177,7 +178,7 @@ def create_app(
 
     @app.agent(updates_topic, name="publish")
     async def publish(stream: StreamT) -> None:
-        acks = InOrderAcks(stream, health.processed)
+        acks = InOrderAcks(health.processed)
         try:
             async for batch in batches(stream, PUBLISH_BATCH_FACTOR * settings.batch_size):
                 monitor.received(batch)

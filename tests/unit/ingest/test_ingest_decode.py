@@ -97,10 +97,19 @@ def test_undecodable(raw: bytes) -> None:
         b'{"a": {"b": -Infinity}}',
         b'{"a": 18446744073709551616}',  # 2**64: JSON can, msgpack and the output cannot
         b'{"a": [-9223372036854775809]}',
+        b'{"a": {"b": [1e400]}}',  # a float literal too large for a double
+        b'{"a": -1E+309}',
     ],
 )
 def test_values_json_cannot_hold(raw: bytes) -> None:
     assert reason_of(raw) == "unsupported_type"
+
+
+def test_json_numbers_checked_while_parsing_say_where_as_the_walk_does() -> None:
+    with pytest.raises(Rejected) as caught:
+        decode_value(b'{"ok": [1, 2.5, -0, 1e308, 18446744073709551615], "x": {"y": NaN}}', 999)
+    assert caught.value.detail == "x.y is nan"
+    assert decode_value(b'{"a": 1e308, "b": -9223372036854775808}', 999)["a"] == 1e308
 
 
 @pytest.mark.parametrize("raw", [b'{"a": "x\\ud800"}', b'{"a": ["\\udc00y"]}', b'{"\\uDBFF": 1}'])

@@ -11,11 +11,12 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import DROP_REASONS, REJECT_REASONS, normalise_identity
+from pipeline.ingest.decode import _check_tree, decode_value
 from pipeline.ingest.timestamps import EARLIEST_MS, MAX_AHEAD_MS
 from pipeline.model import Event, Rejected
 
@@ -200,6 +201,32 @@ def test_arbitrary_structures(
     parse: Parse, config: IdentityConfig, now_ms: int, doc: Any, encoding: str
 ) -> None:
     check(parse, config, now_ms, encode(doc, encoding))
+
+
+@FUZZ
+@given(
+    doc=st.dictionaries(st.text(max_size=8), JSON_LIKE, max_size=4),
+    big=st.integers(min_value=2**63, max_value=2**80) | st.just(0),
+)
+def test_json_numbers_checked_while_parsing_agree_with_the_walk(
+    doc: dict[str, Any], big: int
+) -> None:
+    """decode_value skips the walk for JSON whose numbers it checked while parsing."""
+    raw = json.dumps({**doc, "big": [big, -big]}).encode()
+    try:
+        _check_tree(json.loads(raw))
+        walked: Rejected | None = None
+    except Rejected as exc:
+        walked = exc
+    assume(walked is None or walked.reason != "too_deep")  # _load_json words that its own way
+    try:
+        decode_value(raw, 10**6)
+        parsed: Rejected | None = None
+    except Rejected as exc:
+        parsed = exc
+    assert (parsed and (parsed.reason, parsed.detail)) == (
+        walked and (walked.reason, walked.detail)
+    )
 
 
 @FUZZ

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import pytest
@@ -11,19 +11,30 @@ import pytest
 from pipeline.worker.acks import InOrderAcks
 
 
+class FakeEvent:
+    def __init__(self, stream: FakeStream, name: str) -> None:
+        self.stream, self.name = stream, name
+
+    def ack(self) -> bool:
+        self.stream.acked.append(self.name)
+        return True
+
+
 class FakeStream:
     def __init__(self) -> None:
-        self.acked: list[Any] = []
-        self.batches: list[Any] = []  # as told to the callback, after their acks
+        self.acked: list[str] = []
+        self.batches: list[list[str]] = []  # as told to the callback, after their acks
 
-    async def ack(self, event: Any) -> bool:
-        self.acked.append(event)
-        return True
+    def events(self, *names: str) -> Any:
+        return [FakeEvent(self, name) for name in names]
+
+    def told(self, batch: Sequence[Any]) -> None:
+        self.batches.append([event.name for event in batch])
 
 
 def acks() -> tuple[InOrderAcks, FakeStream]:
     stream = FakeStream()
-    return InOrderAcks(stream, stream.batches.append), stream  # type: ignore[arg-type]
+    return InOrderAcks(stream.told), stream
 
 
 async def work(log: list[str], name: str, delivered: asyncio.Event) -> Awaitable[None]:
@@ -35,9 +46,9 @@ async def test_the_next_batch_works_while_the_previous_is_delivered_and_acks_kee
     in_order, stream = acks()
     log: list[str] = []
     first, second = asyncio.Event(), asyncio.Event()
-    await in_order.run(["a1", "a2"], work(log, "a", first))
+    await in_order.run(stream.events("a1", "a2"), work(log, "a", first))
     assert stream.acked == []  # not delivered yet
-    second_run = asyncio.ensure_future(in_order.run(["b1"], work(log, "b", second)))
+    second_run = asyncio.ensure_future(in_order.run(stream.events("b1"), work(log, "b", second)))
     while len(log) < 2:  # b's effects are applied while a's outputs are in flight
         await asyncio.sleep(0)
     second.set()  # b delivered before a: still acknowledged after a
@@ -60,9 +71,9 @@ async def test_a_batch_whose_outputs_fail_is_never_acknowledged() -> None:
 
         return broker_refused()
 
-    await in_order.run(["a"], failing())
+    await in_order.run(stream.events("a"), failing())
     with pytest.raises(RuntimeError):
-        await in_order.run(["b"], failing())  # the previous failure surfaces here
+        await in_order.run(stream.events("b"), failing())  # the previous failure surfaces here
     await in_order.finish()
     assert stream.acked == []
 
@@ -76,7 +87,7 @@ async def test_shutdown_finishes_the_batch_in_hand_and_acknowledges_it() -> None
         await go_on.wait()
         return asyncio.sleep(0)
 
-    agent = asyncio.ensure_future(in_order.run(["a"], slow()))
+    agent = asyncio.ensure_future(in_order.run(stream.events("a"), slow()))
     await started.wait()
     agent.cancel()  # the worker stops while the batch's effects are being applied
     await asyncio.sleep(0)

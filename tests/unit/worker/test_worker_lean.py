@@ -60,6 +60,9 @@ async def test_raw_topics_hand_over_kafka_bytes_without_a_codec() -> None:
     message = Message("t", 0, 7, 0.0, 0, [("h", b"1")], b"\xffkey", b"\x00value", None)
     event = await RawSchema().compile(a)(message)
     assert (event.key, event.value, event.message.offset) == (b"\xffkey", b"\x00value", 7)
+    # What App.create_event makes, its event class looked up once instead of per message.
+    upstream = a.create_event(message.key, message.value, message.headers, message)
+    assert type(event) is type(upstream) and vars(event) == vars(upstream)
 
 
 def test_the_cached_partitioner_agrees_with_kafkas_default() -> None:

@@ -169,16 +169,8 @@ class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None, Any]] = []
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-    ) -> Any:
-        self.sent.append((topic, key, value, headers))
+    async def send_all(self, records: Sequence[tuple[str, bytes | None, bytes | None, Any]]) -> Any:
+        self.sent += records
 
         async def delivered() -> None:
             return None
