@@ -53,6 +53,12 @@ REDIS_DURATION = Histogram(
 REDIS_ERRORS = Counter(
     "cdp_redis_errors_total", "Failed Redis operations.", ["operation"], registry=REGISTRY
 )
+BATCH_RETRIES = Counter(
+    "cdp_batch_retries_total",
+    "Batches whose work failed unexpectedly and was run again (see the log).",
+    ["agent"],
+    registry=REGISTRY,
+)
 GRAPH_CHANGES = Counter(
     "cdp_graph_changes_total",
     "Identity graph changes by type (link_added, link_removed, "

@@ -5,43 +5,74 @@ offsets are acknowledged only once the broker has those outputs and the batch be
 it is acknowledged. Waiting for the broker no longer holds up the next batch's work:
 one batch's delivery at most is in flight behind it. A crash before the acknowledgement
 replays the batch, whose effects are idempotent.
+
+A batch whose work fails unexpectedly (a bug, an error no stage waits out) is run again
+after a pause, logged and counted, instead of crashing the agent: Faust would restart a
+crashed agent past the batch, which then stays unacknowledged and holds every later
+commit of its partitions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.types import EventT
 
+from pipeline import metrics
+
+log = logging.getLogger(__name__)
+
 # How long a stopping worker may spend finishing the batches it has already taken.
 SHUTDOWN_GRACE_S = 10.0
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0  # pauses before a failed batch runs again
 Work = Awaitable[Awaitable[Any]]  # effects applied, outputs queued -> outputs delivered
 
 
 class InOrderAcks:
-    def __init__(self, acked: Callable[[Sequence[EventT]], None] | None = None) -> None:
+    def __init__(self, agent: str, acked: Callable[[Sequence[EventT]], None] | None = None) -> None:
+        self.agent = agent
         self.acked = acked  # told of each batch once acknowledged
         self.pending: asyncio.Future[None] | None = None
 
-    async def run(self, batch: Sequence[EventT], work: Work) -> None:
-        """Run a batch's work, then let it be acknowledged once delivered. On shutdown
-        (cancellation) the work is finished first, within a bounded time, so its offsets
-        can be committed on the way out (``finish``)."""
+    async def run(self, batch: Sequence[EventT], work: Callable[[], Work]) -> None:
+        """Run a batch's work (again, after a pause, while it fails), then let the batch
+        be acknowledged once delivered."""
+        pause = RETRY_FIRST_S
+        while True:
+            try:
+                delivered = await self._attempt(batch, work())
+                break
+            except Exception:
+                metrics.BATCH_RETRIES.labels(self.agent).inc()
+                log.exception(
+                    "%s: a batch of %d events failed; nothing of it is acknowledged, it runs "
+                    "again in %.1f s",
+                    self.agent,
+                    len(batch),
+                    pause,
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX_S)
+        previous = self._chain(batch, delivered)
+        if previous is not None:
+            await asyncio.shield(previous)
+
+    async def _attempt(self, batch: Sequence[EventT], work: Work) -> Awaitable[Any]:
+        """One run of the work. On shutdown (cancellation) it is finished first, within
+        a bounded time, so its offsets can be committed on the way out (``finish``)."""
         task = asyncio.ensure_future(work)
         try:
-            delivered = await asyncio.shield(task)
+            return await asyncio.shield(task)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, SHUTDOWN_GRACE_S)
             if task.done() and not task.cancelled() and task.exception() is None:
                 self._chain(batch, task.result())
             raise
-        previous = self._chain(batch, delivered)
-        if previous is not None:
-            await asyncio.shield(previous)
 
     def _chain(self, batch: Sequence[EventT], delivered: Awaitable[Any]) -> Awaitable[None] | None:
         previous = self.pending

@@ -168,21 +168,21 @@ def create_app(
 
     @app.agent(events_topic, name="stitch")
     async def stitch(stream: StreamT) -> None:
-        acks = InOrderAcks(health.processed)
+        acks = InOrderAcks("stitch", health.processed)
         try:
             async for batch in batches(stream, settings.batch_size):
                 monitor.received(batch)
-                await acks.run(batch, stitch_batch(batch))
+                await acks.run(batch, partial(stitch_batch, batch))
         finally:
             await acks.finish()
 
     @app.agent(updates_topic, name="publish")
     async def publish(stream: StreamT) -> None:
-        acks = InOrderAcks(health.processed)
+        acks = InOrderAcks("publish", health.processed)
         try:
             async for batch in batches(stream, PUBLISH_BATCH_FACTOR * settings.batch_size):
                 monitor.received(batch)
-                await acks.run(batch, publish_batch(batch))
+                await acks.run(batch, partial(publish_batch, batch))
         finally:
             await acks.finish()
 

@@ -145,6 +145,7 @@ def _tick_troubles(n: int) -> None:
     ):
         metrics.GRAPH_CHANGES.labels(kind).inc()
     metrics.REDIS_ERRORS.labels("stitch").inc()
+    metrics.BATCH_RETRIES.labels("publish").inc()
     metrics.PROFILES_PUBLISHED.labels("tombstone").inc()
     metrics.HTTP_DURATION.labels("/v1/profiles", "GET", "200").observe(0.003)
     metrics.HTTP_DURATION.labels("/v1/profiles", "GET", "404").observe(0.002)

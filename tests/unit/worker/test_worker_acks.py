@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pipeline import metrics
 from pipeline.worker.acks import InOrderAcks
 
 
@@ -34,7 +35,7 @@ class FakeStream:
 
 def acks() -> tuple[InOrderAcks, FakeStream]:
     stream = FakeStream()
-    return InOrderAcks(stream.told), stream
+    return InOrderAcks("test", stream.told), stream
 
 
 async def work(log: list[str], name: str, delivered: asyncio.Event) -> Awaitable[None]:
@@ -46,9 +47,11 @@ async def test_the_next_batch_works_while_the_previous_is_delivered_and_acks_kee
     in_order, stream = acks()
     log: list[str] = []
     first, second = asyncio.Event(), asyncio.Event()
-    await in_order.run(stream.events("a1", "a2"), work(log, "a", first))
+    await in_order.run(stream.events("a1", "a2"), lambda: work(log, "a", first))
     assert stream.acked == []  # not delivered yet
-    second_run = asyncio.ensure_future(in_order.run(stream.events("b1"), work(log, "b", second)))
+    second_run = asyncio.ensure_future(
+        in_order.run(stream.events("b1"), lambda: work(log, "b", second))
+    )
     while len(log) < 2:  # b's effects are applied while a's outputs are in flight
         await asyncio.sleep(0)
     second.set()  # b delivered before a: still acknowledged after a
@@ -71,9 +74,9 @@ async def test_a_batch_whose_outputs_fail_is_never_acknowledged() -> None:
 
         return broker_refused()
 
-    await in_order.run(stream.events("a"), failing())
+    await in_order.run(stream.events("a"), failing)
     with pytest.raises(RuntimeError):
-        await in_order.run(stream.events("b"), failing())  # the previous failure surfaces here
+        await in_order.run(stream.events("b"), failing)  # the previous failure surfaces here
     await in_order.finish()
     assert stream.acked == []
 
@@ -87,7 +90,7 @@ async def test_shutdown_finishes_the_batch_in_hand_and_acknowledges_it() -> None
         await go_on.wait()
         return asyncio.sleep(0)
 
-    agent = asyncio.ensure_future(in_order.run(stream.events("a"), slow()))
+    agent = asyncio.ensure_future(in_order.run(stream.events("a"), slow))
     await started.wait()
     agent.cancel()  # the worker stops while the batch's effects are being applied
     await asyncio.sleep(0)
@@ -96,3 +99,27 @@ async def test_shutdown_finishes_the_batch_in_hand_and_acknowledges_it() -> None
         await agent
     await in_order.finish()
     assert stream.acked == ["a"]
+
+
+async def test_a_batch_whose_work_fails_runs_again_and_is_acknowledged_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unexpected error in a batch's work (seen: a Redis transport closed under a
+    write) must not crash the agent, which Faust would restart past the batch: the batch
+    runs again and is acknowledged once it went through."""
+    monkeypatch.setattr("pipeline.worker.acks.RETRY_FIRST_S", 0.001)
+    in_order, stream = acks()
+    attempts: list[int] = []
+    before = metrics.BATCH_RETRIES.labels("test")._value.get()
+
+    async def flaky() -> Awaitable[None]:
+        attempts.append(len(attempts))
+        if len(attempts) < 3:
+            raise RuntimeError("the handler is closed")
+        return asyncio.sleep(0)
+
+    await in_order.run(stream.events("a"), flaky)
+    await in_order.finish()
+    assert attempts == [0, 1, 2]
+    assert stream.acked == ["a"]
+    assert metrics.BATCH_RETRIES.labels("test")._value.get() == before + 2
