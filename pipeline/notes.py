@@ -24,9 +24,9 @@ from typing import Any
 import msgpack
 
 GROUPED = 2  # the first item of a record of several notes; a one-note record has two
-# A record carries at most this many notes (about 45 bytes each: some 45 KB, far below
-# any broker's record limit); a batch that touches more profiles of one partition sends
-# several records to it. An ordinary 500-event batch fits in one record per partition.
+# A record carries at most this many notes (31 bytes each: some 31 KB, far below any
+# broker's record limit); a batch that touches more profiles of one partition (a large
+# CDP_BATCH_SIZE, splits) sends several records to it. A 500-event batch fits in one.
 MAX_NOTES_PER_RECORD = 1000
 
 
