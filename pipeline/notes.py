@@ -26,7 +26,7 @@ import msgpack
 GROUPED = 2  # the first item of a record of several notes; a one-note record has two
 # A record carries at most this many notes (31 bytes each: some 31 KB, far below any
 # broker's record limit); a batch that touches more profiles of one partition (a large
-# CDP_BATCH_SIZE, splits) sends several records to it. A 500-event batch fits in one.
+# CDP_BATCH_SIZE, splits) sends several records to it; a 500-event batch needs one.
 MAX_NOTES_PER_RECORD = 1000
 
 
