@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
+from pipeline.notes import UpdateNote
 
 # Record sizes in bytes. The brokers this project configures (`cdp stack`,
 # docker-compose.yml, the Strimzi example) take records up to BROKER_MAX_RECORD_BYTES
@@ -46,31 +45,6 @@ class DeadLetter:
             ("cdp-source-partition", str(self.record.partition).encode()),
             ("cdp-source-offset", str(self.record.offset).encode()),
         ]
-
-
-@dataclass
-class UpdateNote:
-    """Why a profile must be republished: carried to its owner on the updates topic."""
-
-    event_ms: int  # earliest event time behind the update (latency from event time)
-    ingest_ms: int  # when the worker consumed it (latency from ingestion)
-
-    @classmethod
-    def now(cls) -> UpdateNote:
-        now_ms = int(time.time() * 1000)
-        return cls(now_ms, now_ms)
-
-    def fold(self, other: UpdateNote) -> None:
-        self.event_ms = min(self.event_ms, other.event_ms)
-        self.ingest_ms = min(self.ingest_ms, other.ingest_ms)
-
-    def pack(self) -> bytes:
-        return msgpack.packb([self.event_ms, self.ingest_ms])
-
-    @classmethod
-    def unpack(cls, raw: bytes) -> UpdateNote:
-        event_ms, ingest_ms = msgpack.unpackb(raw)
-        return cls(int(event_ms), int(ingest_ms))
 
 
 @dataclass

@@ -15,9 +15,9 @@ from typing import Any
 from pipeline import metrics
 from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import IdentityConfig
+from pipeline.notes import Note, UpdateNote
 from pipeline.profile.assemble import assemble
 from pipeline.publish.encode import encode
-from pipeline.records import UpdateNote
 from pipeline.retry import until_redis_answers
 
 _CLOCKS = ("event_time", "ingest")
@@ -45,7 +45,7 @@ class Publisher:
         self.settings = settings
 
     @staticmethod
-    def coalesce(notes: Sequence[tuple[str, UpdateNote]]) -> dict[str, UpdateNote]:
+    def coalesce(notes: Sequence[Note]) -> dict[str, UpdateNote]:
         """One publication per profile id however many notes a burst brought."""
         merged: dict[str, UpdateNote] = {}
         for profile_id, note in notes:
@@ -79,7 +79,7 @@ class Publisher:
         return publications
 
     async def publish_batch(
-        self, notes: Sequence[tuple[str, UpdateNote]]
+        self, notes: Sequence[Note]
     ) -> tuple[list[Publication], dict[str, UpdateNote]]:
         merged = self.coalesce(notes)
         return await self.render(list(merged)), merged

@@ -7,12 +7,13 @@ in between replays the input (idempotent) instead of losing an output.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from pipeline import metrics
+from pipeline.notes import note_records
 from pipeline.publish.encode import CONTENT_TYPE, OPAQUE, content_type, encode
 from pipeline.publish.profiles import Publication
 from pipeline.records import DeadLetter, Outputs
@@ -55,6 +56,10 @@ OutRecord = tuple[str, bytes | None, bytes | None, Headers | None]  # topic, key
 class Producer(Protocol):
     async def send_all(self, records: Sequence[OutRecord]) -> Awaitable[Any]:
         """Queue ``records`` in order; the result resolves once the broker has them all."""
+        ...
+
+    async def partitioner(self, topic: str) -> Callable[[bytes], int]:
+        """The partition ``send_all`` sends a record of ``topic`` with a given key to."""
         ...
 
 
@@ -104,10 +109,13 @@ class Sender:
             )
             for c in out.changes
         ]
-        records += [
-            (t.profile_updates, pid.encode(), n.pack(), self._internal)
-            for pid, n in out.updates.items()
-        ]
+        if out.updates:
+            # One record per partition: the one its notes' profile ids hash to.
+            partition_of = await self.producer.partitioner(t.profile_updates)
+            records += [
+                (t.profile_updates, key, value, self._internal)
+                for key, value in note_records(out.updates, partition_of)
+            ]
         delivered = await self._queue(records)
         # Counted here, where every graph change (stitch, privacy, release) leaves; per
         # batch and type, not per change.

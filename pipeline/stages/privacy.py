@@ -13,7 +13,8 @@ from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import normalise_identity, parse_privacy_request
 from pipeline.ingest.privacy import PrivacyRequest, given_fields
 from pipeline.model import Identity, Rejected
-from pipeline.records import DeadLetter, Outputs, Record, UpdateNote
+from pipeline.notes import UpdateNote
+from pipeline.records import DeadLetter, Outputs, Record
 from pipeline.retry import until_redis_answers
 from pipeline.timefmt import iso_ms
 

@@ -17,7 +17,8 @@ from pipeline.identity.config import NAMESPACE_NAME, IdentityConfig
 from pipeline.ingest import flatten_attributes, parse_event
 from pipeline.ingest.reasons import REJECT_REASONS
 from pipeline.model import Event, Rejected
-from pipeline.records import DeadLetter, Outputs, Record, UpdateNote
+from pipeline.notes import UpdateNote
+from pipeline.records import DeadLetter, Outputs, Record
 from pipeline.retry import until_redis_answers
 from pipeline.settings import Topics
 from pipeline.timefmt import iso_ms

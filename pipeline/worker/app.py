@@ -21,10 +21,11 @@ from pipeline.api.routes import mount
 from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import IdentityConfig
 from pipeline.kafka import faust_broker, faust_credentials
+from pipeline.notes import Note, read_notes
 from pipeline.partition import cached_partitioner
 from pipeline.publish.profiles import Publisher, PublishSettings
 from pipeline.publish.sender import Sender
-from pipeline.records import OUTPUT_MAX_RECORD_BYTES, Outputs, Record, UpdateNote
+from pipeline.records import OUTPUT_MAX_RECORD_BYTES, Outputs, Record
 from pipeline.retry import until_redis_answers
 from pipeline.settings import Settings, Topics
 from pipeline.stages.privacy import Receipt, handle_request
@@ -46,21 +47,27 @@ def _record(event: EventT) -> Record:
     return Record(m.topic, m.partition, m.offset, m.key, m.value)
 
 
-# A publication batch may fold several stitch batches' updates into one document each.
+def _records(event: EventT) -> tuple[Record]:
+    return (_record(event),)
+
+
+# A publication batch may fold several stitch batches' updates into one document each:
+# it holds at most this many times CDP_BATCH_SIZE notes (or one record, if more).
 PUBLISH_BATCH_FACTOR = 4
 # Room for a full batch's outputs in one producer batch per partition: with the default
 # 16 KB the producer waits for a batch in flight before it takes the next record.
 PRODUCER_BATCH_BYTES = 512 * 1024
 
 
-def _update_note(event: EventT) -> tuple[str, UpdateNote] | None:
-    """An entry of the internal updates topic; anything else there is logged and skipped."""
+def _update_notes(event: EventT) -> list[Note]:
+    """The notes of a record of the internal updates topic; anything else there is logged
+    and skipped."""
     m = event.message
     try:
-        return m.key.decode(), UpdateNote.unpack(m.value)  # type: ignore[union-attr,arg-type]
+        return read_notes(m.key, m.value)
     except Exception:
         log.warning("skipping a malformed record on %s@%d:%d", m.topic, m.partition, m.offset)
-        return None
+        return []
 
 
 class Wiring(NamedTuple):
@@ -152,11 +159,10 @@ def create_app(
     async def emit(out: Outputs, receipt: Receipt | None = None) -> None:
         await (await queue_emit(out, receipt))
 
-    async def stitch_batch(batch: Sequence[EventT]) -> Awaitable[None]:
-        return await queue_emit(await stitcher.process([_record(e) for e in batch]))
+    async def stitch_batch(records: Sequence[Record]) -> Awaitable[None]:
+        return await queue_emit(await stitcher.process(records))
 
-    async def publish_batch(batch: Sequence[EventT]) -> Awaitable[None]:
-        notes = [note for e in batch if (note := _update_note(e)) is not None]
+    async def publish_batch(notes: Sequence[Note]) -> Awaitable[None]:
         publications, merged = await publisher.publish_batch(notes)
         delivered = await sender.queue_publications(publications)
 
@@ -170,9 +176,9 @@ def create_app(
     async def stitch(stream: StreamT) -> None:
         acks = InOrderAcks("stitch", health.processed)
         try:
-            async for batch in batches(stream, settings.batch_size):
+            async for batch, records in batches(stream, settings.batch_size, _records):
                 monitor.received(batch)
-                await acks.run(batch, partial(stitch_batch, batch))
+                await acks.run(batch, partial(stitch_batch, records))
         finally:
             await acks.finish()
 
@@ -180,9 +186,10 @@ def create_app(
     async def publish(stream: StreamT) -> None:
         acks = InOrderAcks("publish", health.processed)
         try:
-            async for batch in batches(stream, PUBLISH_BATCH_FACTOR * settings.batch_size):
+            limit = PUBLISH_BATCH_FACTOR * settings.batch_size
+            async for batch, notes in batches(stream, limit, _update_notes):
                 monitor.received(batch)
-                await acks.run(batch, partial(publish_batch, batch))
+                await acks.run(batch, partial(publish_batch, notes))
         finally:
             await acks.finish()
 

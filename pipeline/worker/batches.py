@@ -11,21 +11,34 @@ empty, and a batch that waited for an empty buffer stayed open for its whole win
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TypeVar
 
 from faust.types import EventT, StreamT
 
+T = TypeVar("T")
 
-async def batches(stream: StreamT, max_: int) -> AsyncIterator[list[EventT]]:
-    """Unacknowledged events of ``stream`` in batches: an event and those buffered
-    behind it when it arrived, at most ``max_``."""
+
+async def batches(
+    stream: StreamT, max_: int, parse: Callable[[EventT], Sequence[T]]
+) -> AsyncIterator[tuple[list[EventT], list[T]]]:
+    """Unacknowledged events of ``stream`` in batches, with what ``parse`` makes of them
+    (an event may bring several items, or none): an event and those buffered behind it
+    when it arrived, at most ``max_`` items. An event whose items would pass ``max_``
+    opens the next batch instead (alone, it may bring more)."""
     queue = stream.channel.queue  # type: ignore[attr-defined]  # a Topic's delivery queue
-    batch: list[EventT] = []
+    events: list[EventT] = []
+    items: list[T] = []
     size = 0
     async for event in stream.noack().events():  # type: ignore[attr-defined]
-        if not batch:
-            size = min(max_, 1 + queue.qsize())
-        batch.append(event)
-        if len(batch) >= size:
-            yield batch
-            batch = []
+        parsed = parse(event)
+        if events and len(items) + len(parsed) > max_:
+            yield events, items
+            events, items = [], []
+        if not events:
+            size = 1 + queue.qsize()
+        events.append(event)
+        items += parsed
+        if len(events) >= size or len(items) >= max_:
+            yield events, items
+            events, items = [], []

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust.sensors.prometheus import FaustMetrics
-from faust.types import TP, Message
+from faust.types import TP, EventT, Message
 from prometheus_client import CollectorRegistry
 
 from pipeline.partition import cached_partitioner
@@ -23,15 +24,30 @@ def app() -> faust.App:
     return a
 
 
+def values(event: EventT) -> tuple[Any]:
+    return (event.value,)
+
+
 async def test_a_batch_is_the_backlog_behind_its_first_event_up_to_its_size() -> None:
     stream = app().channel().stream()
     for i in range(3):
         await stream.channel.send(value=i)
-    it = aiter(batches(stream, 2))
-    assert [e.value for e in await anext(it)] == [0, 1]  # full
-    assert [e.value for e in await anext(it)] == [2]  # nothing buffered behind it
+    it = aiter(batches(stream, 2, values))
+    assert (await anext(it))[1] == [0, 1]  # full
+    events, items = await anext(it)
+    assert [e.value for e in events] == items == [2]  # nothing buffered behind it
     await stream.channel.send(value=3)
-    assert [e.value for e in await anext(it)] == [3]  # idle: at once, alone
+    assert (await anext(it))[1] == [3]  # idle: at once, alone
+
+
+async def test_a_batch_holds_at_most_its_size_in_items_and_never_splits_an_event() -> None:
+    stream = app().channel().stream()
+    for n in (2, 2, 3, 0, 9, 1):  # an event of n items (a record of n notes)
+        await stream.channel.send(value=n)
+    it = aiter(batches(stream, 5, lambda e: [e.value] * e.value))
+    sizes = [[e.value for e in (await anext(it))[0]] for _ in range(4)]
+    # 2+2, as 3 more would pass 5; 3 and the empty one; 9 alone; the rest.
+    assert sizes == [[2, 2], [3, 0], [9], [1]]
 
 
 async def test_a_batch_does_not_wait_for_events_that_arrive_while_it_is_taken() -> None:
@@ -48,7 +64,7 @@ async def test_a_batch_does_not_wait_for_events_that_arrive_while_it_is_taken() 
 
     feeder = asyncio.ensure_future(steady())
     try:
-        first = [e.value for e in await anext(aiter(batches(stream, 100)))]
+        first = (await anext(aiter(batches(stream, 100, values))))[1]
     finally:
         feeder.cancel()
     assert first == list(range(len(first)))
