@@ -136,8 +136,8 @@ def main(
             sent = asyncio.run(produce_steady(s, rate, seconds, 3.0, f"{rate:.0f}{tag}"))
             # While producing only: reading the profiles back afterwards is the
             # benchmark's own load (it cost the broker more than the pipeline did).
-            spent = cpu.spent()
-            latency[rate] = asyncio.run(latencies(s, sent)), len(sent), spent
+            spent, machine = cpu.spent(), cpu.machine()
+            latency[rate] = asyncio.run(latencies(s, sent)), len(sent), spent, machine
         if not steady_only:
             print(f"two workers: a burst of {n} events...")
             workers.append(_start_worker(s, env, f"bench-{tag}-2", python))
@@ -156,7 +156,7 @@ def main(
             f"{d.events_per_s / committing:.3f} of committing)"
         )
         print(f"  CPU over {d.elapsed_s:.1f} s: {cpu_describe(d.cpu, d.elapsed_s, n)}")
-    for rate, (hops, visitors, spent) in latency.items():
+    for rate, (hops, visitors, spent, machine) in latency.items():
         print(
             f"event-to-profile at {rate:5.0f}/s   : {_quantiles(hops)} "
             f"({len(hops)} of {visitors} new visitors, one worker)"
@@ -164,4 +164,4 @@ def main(
         print(f"  {describe(hops)}")
         # Over the warm-up and the steady seconds.
         events = int(rate * (seconds + 3.0))
-        print(f"  CPU: {cpu_describe(spent, seconds + 3.0, events)}")
+        print(f"  CPU: {cpu_describe(spent, seconds + 3.0, events)}; {machine}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cdp_tools.bench.cpu import CpuWindow, cpu_pressure_us
 from cdp_tools.bench.steady import Hops, describe, split
 from pipeline.records import UpdateNote
 
@@ -28,3 +29,10 @@ def test_the_description_names_each_hop_and_the_slowest_events_share() -> None:
     assert "to_stitch 2.0/" in text and text.endswith("publish 4.0/4.0/4.0")
     assert "/50.0, stitch" in text  # the slowest 1% (one event) waited 50 ms for its batch
     assert describe(hops[:1]) == "too few samples"
+
+
+def test_each_figure_comes_with_the_machine_s_load_and_contention() -> None:
+    line = CpuWindow({}).machine()
+    assert line.startswith("load average ")
+    if cpu_pressure_us() is not None:  # Linux with PSI: the share of time a task waited
+        assert line.endswith("% of the time")
