@@ -20,9 +20,9 @@ from aiokafka import AIOKafkaProducer
 
 from cdp_tools.quiesce import wait_caught_up
 from pipeline.kafka import client_kwargs
+from pipeline.notes import read_notes
 from pipeline.publish.encode import encode
 from pipeline.publish.reader import read_to_end
-from pipeline.records import UpdateNote
 from pipeline.settings import Settings, Topics
 
 # The benchmark's channel topics: their records carry the broker's append time.
@@ -77,12 +77,24 @@ class Hops:
         return self.append + self.to_stitch + self.stitch + self.publish
 
 
-async def _first_by_key(settings: Settings, topic: str) -> dict[str, tuple[int, bytes | None]]:
-    """Timestamp (ms) and value of the first record of each key."""
-    first: dict[str, tuple[int, bytes | None]] = {}
+async def _appended(settings: Settings, topic: str) -> dict[str, int]:
+    """Timestamp (ms) of the first record of each key."""
+    first: dict[str, int] = {}
     async for record in read_to_end(settings, topic, decoded=False):
-        if record.key is not None and record.key not in first:
-            first[record.key] = record.timestamp_ms, record.raw
+        if record.key is not None:
+            first.setdefault(record.key, record.timestamp_ms)
+    return first
+
+
+async def _noted(settings: Settings) -> dict[str, tuple[int, int]]:
+    """Of each profile's first update note: the timestamp (ms) of the record carrying it
+    and the start of the stitch batch it came from."""
+    first: dict[str, tuple[int, int]] = {}
+    topic = Topics(settings.topic_prefix).profile_updates
+    async for record in read_to_end(settings, topic, decoded=False):
+        key = record.key.encode() if record.key is not None else None
+        for profile_id, note in read_notes(key, record.raw):
+            first.setdefault(profile_id, (record.timestamp_ms, note.ingest_ms))
     return first
 
 
@@ -99,20 +111,19 @@ async def first_published(settings: Settings, wanted: set[str]) -> dict[str, tup
 
 def split(
     sent: dict[str, float],
-    appended: dict[str, tuple[int, bytes | None]],
-    notes: dict[str, tuple[int, bytes | None]],
+    appended: dict[str, int],
+    noted: dict[str, tuple[int, int]],
     published: dict[str, tuple[str, int]],
 ) -> list[Hops]:
-    """Each sent visitor's hops, from its channel record (by visitor), its profile's
-    first update note (by profile id) and its first profile record."""
+    """Each sent visitor's hops, from its channel record's append time (by visitor), its
+    profile's first update note (by profile id) and its first profile record."""
     hops = []
     for visitor, sent_s in sent.items():
         if visitor not in published or visitor not in appended:
             continue
         profile_id, published_ms = published[visitor]
-        noted_ms, raw = notes[profile_id]
-        ingest_ms = UpdateNote.unpack(raw or b"").ingest_ms
-        appended_ms = appended[visitor][0]
+        noted_ms, ingest_ms = noted[profile_id]
+        appended_ms = appended[visitor]
         hops.append(
             Hops(
                 appended_ms / 1000 - sent_s,
@@ -155,7 +166,7 @@ async def latencies(settings: Settings, sent: dict[str, float]) -> list[Hops]:
     topics = Topics(settings.topic_prefix)
     return split(
         sent,
-        await _first_by_key(settings, topics.events("web")),
-        await _first_by_key(settings, topics.profile_updates),
+        await _appended(settings, topics.events("web")),
+        await _noted(settings),
         await first_published(settings, set(sent)),
     )

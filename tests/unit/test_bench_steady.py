@@ -6,14 +6,12 @@ import pytest
 
 from cdp_tools.bench.cpu import CpuWindow, cpu_pressure_us
 from cdp_tools.bench.steady import Hops, describe, split
-from pipeline.records import UpdateNote
 
 
 def test_each_visitor_is_split_by_its_channel_record_note_and_profile() -> None:
     sent = {"v1": 100.0, "v2": 100.5, "lost": 101.0}
-    appended = {"v1": (100_001, b"{}"), "v2": (100_502, b"{}"), "lost": (101_001, b"{}")}
-    notes = {"p1": (100_010, UpdateNote(100_000, 100_004).pack())}
-    notes["p2"] = (100_530, UpdateNote(100_500, 100_520).pack())
+    appended = {"v1": 100_001, "v2": 100_502, "lost": 101_001}
+    notes = {"p1": (100_010, 100_004), "p2": (100_530, 100_520)}  # record time, ingest
     published = {"v1": ("p1", 100_020), "v2": ("p2", 100_560)}  # "lost": never published
     hops = split(sent, appended, notes, published)
     assert [(h.append, h.to_stitch, h.stitch, h.publish) for h in hops] == [
