@@ -59,7 +59,8 @@ class CpuWindow:
         return {n: cpu_seconds(pid) - self.at_start[n] for n, pid in self.pids.items()}
 
     def machine(self) -> str:
-        """``load average 2.1, cores contended 31% of the time`` (where Linux says)."""
+        """``load average 2.1, a task waited for a core 31% of the time`` (the second
+        part where Linux reports CPU pressure)."""
         load = os.getloadavg()[0]
         now, start = cpu_pressure_us(), self.pressure_at_start
         if now is None or start is None:

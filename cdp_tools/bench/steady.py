@@ -5,8 +5,8 @@ that lists its identity. Every event is a new visitor (a new profile).
 Each event's time is split into hops by the timestamps the records carry: the channel
 record's (the broker's append time: the benchmark creates its channel topics with
 ``message.timestamp.type=LogAppendTime``), the update note's (when its stitch batch
-started, and when the worker handed the note to its producer) and the profile record's
-(when the worker handed it to its producer)."""
+started) and its record's (when the worker handed it to its producer), and the profile
+record's (when the worker handed it to its producer)."""
 
 from __future__ import annotations
 
