@@ -18,20 +18,27 @@ from pipeline.settings import Settings, Topics
 from pipeline.topics import admin_client
 
 
-async def ensure_channel_topics(settings: Settings, channels: Iterable[str]) -> None:
+async def ensure_channel_topics(
+    settings: Settings, channels: Iterable[str], configs: dict[str, str] | None = None
+) -> None:
     """Channel topics are the producers' (CONTRACT 2); this creates them for convenience."""
     topics = Topics(settings.topic_prefix)
-    await ensure_plain_topics(settings, [topics.events(c) for c in channels])
+    await ensure_plain_topics(settings, [topics.events(c) for c in channels], configs)
 
 
-async def ensure_plain_topics(settings: Settings, names: Iterable[str]) -> None:
-    """Create the missing ones with the default (delete) policy, and wait for leaders."""
+async def ensure_plain_topics(
+    settings: Settings, names: Iterable[str], configs: dict[str, str] | None = None
+) -> None:
+    """Create the missing ones with the default (delete) policy and ``configs``, and wait
+    for leaders."""
     admin = admin_client(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            NewTopic(
+                name, settings.topic_partitions, settings.topic_replication, topic_configs=configs
+            )
             for name in sorted(set(names))
             if name not in existing
         ]

@@ -325,11 +325,23 @@ def bench() -> None:
     "--rates", default="100,1000", show_default=True, help="Steady rates for latency (events/s)."
 )
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="Per steady rate.")
-def bench_e2e(events: int, rates: str, seconds: float) -> None:
+@click.option(
+    "--steady-only", is_flag=True, help="Only the steady rates: no passthroughs, no drains."
+)
+@click.option(
+    "--worker-python",
+    default=sys.executable,
+    show_default="this environment's",
+    help="Python that runs the workers (another checkout's venv, for paired runs).",
+)
+def bench_e2e(
+    events: int, rates: str, seconds: float, steady_only: bool, worker_python: str
+) -> None:
     """Workers end to end (one, two, steady rates), next to raw aiokafka passthroughs."""
     from cdp_tools.bench.e2e import main as run
 
-    run(_settings(), events, tuple(float(r) for r in rates.split(",") if r), seconds)
+    rate_list = tuple(float(r) for r in rates.split(",") if r)
+    run(_settings(), events, rate_list, seconds, steady_only, worker_python)
 
 
 @bench.command("identity")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,18 +33,40 @@ def stack_pids(settings: Settings) -> dict[str, int]:
     return pids
 
 
+def cpu_pressure_us() -> int | None:
+    """Microseconds in which some task waited for a core, since boot (Linux PSI)."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return int(some.rsplit("total=", 1)[1])
+
+
 @dataclass
 class CpuWindow:
-    """CPU each named process spent since the window was opened."""
+    """CPU each named process spent since the window was opened, and how contended the
+    machine's cores were meanwhile (latency figures mean little without it)."""
 
     pids: dict[str, int]
     at_start: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.at_start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.opened = time.monotonic()
+        self.pressure_at_start = cpu_pressure_us()
 
     def spent(self) -> dict[str, float]:
         return {n: cpu_seconds(pid) - self.at_start[n] for n, pid in self.pids.items()}
+
+    def machine(self) -> str:
+        """``load average 2.1, a task waited for a core 31% of the time`` (the second
+        part where Linux reports CPU pressure)."""
+        load = os.getloadavg()[0]
+        now, start = cpu_pressure_us(), self.pressure_at_start
+        if now is None or start is None:
+            return f"load average {load:.1f}"
+        waited = (now - start) / 1e6 / (time.monotonic() - self.opened)
+        return f"load average {load:.1f}, a task waited for a core {100 * waited:.0f}% of the time"
 
 
 def describe(cpu: dict[str, float], wall: float, events: int) -> str:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import sys
 import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cdp_tools.bench.cpu import CpuWindow, describe, stack_pids
+from cdp_tools.bench.cpu import CpuWindow, stack_pids
+from cdp_tools.bench.cpu import describe as cpu_describe
 from cdp_tools.bench.passthrough import passthroughs
-from cdp_tools.bench.steady import latencies, produce_steady
+from cdp_tools.bench.steady import BROKER_TIME, Hops, describe, latencies, produce_steady
 from cdp_tools.produce import ensure_channel_topics, produce
 from cdp_tools.quiesce import wait_caught_up
 from cdp_tools.workerproc import WorkerProcess, free_port
@@ -81,36 +83,52 @@ def _cpu_window(settings: Settings, workers: list[WorkerProcess]) -> CpuWindow:
     return CpuWindow({**pids, **stack_pids(settings)})
 
 
-def _start_worker(settings: Settings, env: dict[str, str], name: str) -> WorkerProcess:
-    worker = WorkerProcess(free_port(), Path(settings.state_dir) / "logs" / f"{name}.log", env)
+def _start_worker(settings: Settings, env: dict[str, str], name: str, python: str) -> WorkerProcess:
+    log = Path(settings.state_dir) / "logs" / f"{name}.log"
+    worker = WorkerProcess(
+        free_port(), log, env, command=(python, "-P", "-m", "pipeline", "worker")
+    )
     worker.start()
     worker.wait_ready()
     return worker
 
 
-def _quantiles(seconds: list[float]) -> str:
-    if len(seconds) < 2:
+def _quantiles(hops: list[Hops]) -> str:
+    if len(hops) < 2:
         return "too few samples"
+    seconds = [h.total for h in hops]
     q = statistics.quantiles(seconds, n=100)
     return (
         f"p50 {q[49] * 1000:6.1f} ms, p99 {q[98] * 1000:6.1f} ms, max {max(seconds) * 1000:.0f} ms"
     )
 
 
-def main(settings: Settings, n: int, rates: tuple[float, ...], seconds: float) -> None:
+def main(
+    settings: Settings,
+    n: int,
+    rates: tuple[float, ...],
+    seconds: float,
+    steady_only: bool = False,
+    python: str = sys.executable,
+) -> None:
+    """``steady_only`` skips the passthroughs and the drains (the steady rates need none);
+    ``python`` runs the workers from another checkout's environment, for paired runs."""
     tag = uuid.uuid4().hex[:6]
     s = replace(settings, topic_prefix=f"bench{tag}.", app_id=f"cdp-bench-{tag}")
     env = {"CDP_TOPIC_PREFIX": s.topic_prefix, "CDP_APP_ID": s.app_id}
-    print(f"passthroughs: raw aiokafka consume-and-forward of {n} records...")
-    plain, committing = asyncio.run(
-        passthroughs(s, [e for _, e in _events(n, max(1, n // 10), 0, f"pt{tag}")])
-    )
-    asyncio.run(ensure_channel_topics(s, CHANNELS))
-    workers = [_start_worker(s, env, f"bench-{tag}-1")]
+    if not steady_only:
+        print(f"passthroughs: raw aiokafka consume-and-forward of {n} records...")
+        plain, committing = asyncio.run(
+            passthroughs(s, [e for _, e in _events(n, max(1, n // 10), 0, f"pt{tag}")])
+        )
+    asyncio.run(ensure_channel_topics(s, CHANNELS, BROKER_TIME))
+    workers = [_start_worker(s, env, f"bench-{tag}-1", python)]
+    drains: list[tuple[str, Drain]] = []
     try:
-        print(f"one worker: warm-up, then a burst of {n} events ({n // 10} people)...")
-        drain(s, workers, min(n, 2000), f"w{tag}")
-        one = drain(s, workers, n, f"a{tag}")
+        if not steady_only:
+            print(f"one worker: warm-up, then a burst of {n} events ({n // 10} people)...")
+            drain(s, workers, min(n, 2000), f"w{tag}")
+            drains.append(("one worker", drain(s, workers, n, f"a{tag}")))
         latency = {}
         for rate in rates:
             print(f"one worker: {rate:.0f} new visitors/s for {seconds:.0f} s after a warm-up...")
@@ -118,29 +136,32 @@ def main(settings: Settings, n: int, rates: tuple[float, ...], seconds: float) -
             sent = asyncio.run(produce_steady(s, rate, seconds, 3.0, f"{rate:.0f}{tag}"))
             # While producing only: reading the profiles back afterwards is the
             # benchmark's own load (it cost the broker more than the pipeline did).
-            spent = cpu.spent()
-            latency[rate] = asyncio.run(latencies(s, sent)), len(sent), spent
-        print(f"two workers: a burst of {n} events...")
-        workers.append(_start_worker(s, env, f"bench-{tag}-2"))
-        time.sleep(3)  # the group settles after the second member joins
-        two = drain(s, workers, n, f"b{tag}")
+            spent, machine = cpu.spent(), cpu.machine()
+            latency[rate] = asyncio.run(latencies(s, sent)), len(sent), spent, machine
+        if not steady_only:
+            print(f"two workers: a burst of {n} events...")
+            workers.append(_start_worker(s, env, f"bench-{tag}-2", python))
+            time.sleep(3)  # the group settles after the second member joins
+            drains.append(("two workers", drain(s, workers, n, f"b{tag}")))
     finally:
         for worker in workers:
             worker.stop()
-    print(f"\npassthrough, no commit        : {plain:8.0f} events/s")
-    print(f"passthrough, commit per fetch : {committing:8.0f} events/s")
-    for name, d in (("one worker", one), ("two workers", two)):
+    if drains:
+        print(f"\npassthrough, no commit        : {plain:8.0f} events/s")
+        print(f"passthrough, commit per fetch : {committing:8.0f} events/s")
+    for name, d in drains:
         print(
             f"pipeline, {name:<11}         : {d.events_per_s:8.0f} events/s  "
             f"(ratio {d.events_per_s / plain:.3f} of no-commit, "
             f"{d.events_per_s / committing:.3f} of committing)"
         )
-        print(f"  CPU over {d.elapsed_s:.1f} s: {describe(d.cpu, d.elapsed_s, n)}")
-    for rate, (lat, visitors, spent) in latency.items():
+        print(f"  CPU over {d.elapsed_s:.1f} s: {cpu_describe(d.cpu, d.elapsed_s, n)}")
+    for rate, (hops, visitors, spent, machine) in latency.items():
         print(
-            f"event-to-profile at {rate:5.0f}/s   : {_quantiles(lat)} "
-            f"({len(lat)} of {visitors} new visitors, one worker)"
+            f"event-to-profile at {rate:5.0f}/s   : {_quantiles(hops)} "
+            f"({len(hops)} of {visitors} new visitors, one worker)"
         )
+        print(f"  {describe(hops)}")
         # Over the warm-up and the steady seconds.
         events = int(rate * (seconds + 3.0))
-        print(f"  CPU: {describe(spent, seconds + 3.0, events)}")
+        print(f"  CPU: {cpu_describe(spent, seconds + 3.0, events)}; {machine}")

@@ -1,20 +1,32 @@
 """Event-to-profile latency at a steady input rate, seen from outside the worker: from
 the time an event is produced to the timestamp of the first ``cdp.profiles`` record
-that lists its identity. Every event is a new visitor (a new profile)."""
+that lists its identity. Every event is a new visitor (a new profile).
+
+Each event's time is split into hops by the timestamps the records carry: the channel
+record's (the broker's append time: the benchmark creates its channel topics with
+``message.timestamp.type=LogAppendTime``), the update note's (when its stitch batch
+started) and its record's (when the worker handed it to its producer), and the profile
+record's (when the worker handed it to its producer)."""
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from cdp_tools.quiesce import wait_caught_up
 from pipeline.kafka import client_kwargs
+from pipeline.notes import read_notes
 from pipeline.publish.encode import encode
 from pipeline.publish.reader import read_to_end
 from pipeline.settings import Settings, Topics
+
+# The benchmark's channel topics: their records carry the broker's append time.
+BROKER_TIME = {"message.timestamp.type": "LogAppendTime"}
 
 
 def new_visitor(visitor: str, now_ms: int) -> dict[str, Any]:
@@ -51,14 +63,90 @@ async def _produce_paced(
     return sent
 
 
-async def first_published(settings: Settings, wanted: set[str]) -> dict[str, float]:
-    """Broker timestamp (seconds) of the first profile record naming each wanted identity."""
-    seen: dict[str, float] = {}
+@dataclass(frozen=True)
+class Hops:
+    """Where one event's time went (seconds)."""
+
+    append: float  # produce call -> the broker appended it (the producer's hop)
+    to_stitch: float  # appended -> its stitch batch started (fetch, hand-over, queue)
+    stitch: float  # stitch batch started -> update note handed over (ingest, Redis call)
+    publish: float  # update note -> profile record (note delivery, fetch, read, assemble)
+
+    @property
+    def total(self) -> float:
+        return self.append + self.to_stitch + self.stitch + self.publish
+
+
+async def _appended(settings: Settings, topic: str) -> dict[str, int]:
+    """Timestamp (ms) of the first record of each key."""
+    first: dict[str, int] = {}
+    async for record in read_to_end(settings, topic, decoded=False):
+        if record.key is not None:
+            first.setdefault(record.key, record.timestamp_ms)
+    return first
+
+
+async def _noted(settings: Settings) -> dict[str, tuple[int, int]]:
+    """Of each profile's first update note: the timestamp (ms) of the record carrying it
+    and the start of the stitch batch it came from."""
+    first: dict[str, tuple[int, int]] = {}
+    topic = Topics(settings.topic_prefix).profile_updates
+    async for record in read_to_end(settings, topic, decoded=False):
+        key = record.key.encode() if record.key is not None else None
+        for profile_id, note in read_notes(key, record.raw):
+            first.setdefault(profile_id, (record.timestamp_ms, note.ingest_ms))
+    return first
+
+
+async def first_published(settings: Settings, wanted: set[str]) -> dict[str, tuple[str, int]]:
+    """Profile id and timestamp (ms) of the first profile record naming each wanted
+    identity."""
+    seen: dict[str, tuple[str, int]] = {}
     async for record in read_to_end(settings, Topics(settings.topic_prefix).profiles):
         for ident in record.value["identities"] if record.value else ():
             if ident["id"] in wanted and ident["id"] not in seen:
-                seen[ident["id"]] = record.timestamp_ms / 1000
+                seen[ident["id"]] = str(record.key), record.timestamp_ms
     return seen
+
+
+def split(
+    sent: dict[str, float],
+    appended: dict[str, int],
+    noted: dict[str, tuple[int, int]],
+    published: dict[str, tuple[str, int]],
+) -> list[Hops]:
+    """Each sent visitor's hops, from its channel record's append time (by visitor), its
+    profile's first update note (by profile id) and its first profile record."""
+    hops = []
+    for visitor, sent_s in sent.items():
+        if visitor not in published or visitor not in appended:
+            continue
+        profile_id, published_ms = published[visitor]
+        noted_ms, ingest_ms = noted[profile_id]
+        appended_ms = appended[visitor]
+        hops.append(
+            Hops(
+                appended_ms / 1000 - sent_s,
+                (ingest_ms - appended_ms) / 1000,
+                (noted_ms - ingest_ms) / 1000,
+                (published_ms - noted_ms) / 1000,
+            )
+        )
+    return hops
+
+
+def describe(hops: list[Hops]) -> str:
+    """Median and p99 of each hop, and each hop's mean over the slowest 1% of events."""
+    if len(hops) < 2:
+        return "too few samples"
+    slowest = sorted(hops, key=lambda h: h.total)[-max(1, len(hops) // 100) :]
+    parts = []
+    for name in ("append", "to_stitch", "stitch", "publish"):
+        values = [getattr(h, name) * 1000 for h in hops]
+        q = statistics.quantiles(values, n=100)
+        tail = statistics.mean(getattr(h, name) * 1000 for h in slowest)
+        parts.append(f"{name} {q[49]:.1f}/{q[98]:.1f}/{tail:.1f}")
+    return "hops p50/p99/mean of the slowest 1%, ms: " + ", ".join(parts)
 
 
 async def produce_steady(
@@ -71,9 +159,14 @@ async def produce_steady(
     )
 
 
-async def latencies(settings: Settings, sent: dict[str, float]) -> list[float]:
-    """Seconds from produce to profile for each sent visitor, once the pipeline has
-    caught up (a profile never published is missing from the list)."""
+async def latencies(settings: Settings, sent: dict[str, float]) -> list[Hops]:
+    """The hops of each sent visitor, once the pipeline has caught up (a profile never
+    published is missing from the list)."""
     await wait_caught_up(settings, timeout_s=600, settle=1)
-    seen = await first_published(settings, set(sent))
-    return [seen[v] - sent[v] for v in seen]
+    topics = Topics(settings.topic_prefix)
+    return split(
+        sent,
+        await _appended(settings, topics.events("web")),
+        await _noted(settings),
+        await first_published(settings, set(sent)),
+    )

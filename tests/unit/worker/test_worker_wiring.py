@@ -11,6 +11,11 @@ import sys
 import faust
 from faust.transport.conductor import Conductor
 
+from pipeline.identity import config as identity_config
+from pipeline.identity.commands import GraphStore
+from pipeline.identity.connect import connect
+from pipeline.settings import Settings
+from pipeline.worker.app import COMMIT_EVERY_MESSAGES, create_app
 from pipeline.worker.discovery import RESUBSCRIBE_ATTRIBUTE
 from pipeline.worker.run import LowPauseWorker
 
@@ -56,3 +61,14 @@ async def test_the_heap_is_frozen_once_the_worker_has_started() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_offsets_are_committed_by_the_timer_only() -> None:
+    """Faust's count-based commit runs inside the loop that delivers fetched messages
+    (pipeline/worker/drain.py, as upstream), which waits for its round trip; the timer
+    commits the same acknowledged offsets every second from a task of its own."""
+    settings = Settings.from_env()
+    config = identity_config.load(None)
+    app = create_app(settings, config, GraphStore(connect(settings.redis_url), config), []).app
+    assert app.conf.broker_commit_interval == 1.0
+    assert app.conf.broker_commit_every == COMMIT_EVERY_MESSAGES >= sys.maxsize
