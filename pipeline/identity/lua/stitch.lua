@@ -9,19 +9,21 @@
            its lists found by event_lists)
   Returns: msgpack {call_seq, outcomes, dirty, ceased, changes, graph_sizes}; an outcome
            is "ok", "duplicate" or "rejected:<reason>".
-  Effects: per event: dedupe entry, identity index, graphs (links, merges, rebuilds for
-           a unique namespace or a shared device, size limit), fragment of the primary
-           identity (attributes, recent, counts), reassignment counts and quarantine.
-           Graphs, index entries and fragments are cached for the whole batch and written
-           once at its end; dedupe entries are read for the whole batch with MGET.
+  Effects: per event: dedupe entry (includes/dedupe.lua), identity index, graphs (links,
+           merges, rebuilds for a unique namespace or a shared device, size limit),
+           fragment of the primary identity (attributes, recent, counts), reassignment
+           counts and quarantine. Graphs, index entries, fragments and dedupe entries are
+           cached for the whole batch and written once at its end; dedupe entries are read
+           for the whole batch, one HMGET per live window. Opens, closes and drops dedupe
+           windows as time passes.
 ]]
 --@include rebuild
+--@include dedupe
 --@include event
 
 local BATCH = cmsgpack.unpack(ARGV[2])
-local TTL, KEEP = num(CFG.dedupe_ttl_s), num(-(CFG.recent_limit + 1))
+local KEEP = num(-(CFG.recent_limit + 1))
 local CHUNK = 1000  -- arguments per command built with unpack (Lua's C stack is limited)
-local DEDUPE = P .. 'e:'  -- dedupe entries: DEDUPE .. <event id>
 
 -- a .. b, made once per call for each pair: concatenating costs more than two lookups,
 -- and field names and dedupe keys recur.
@@ -41,7 +43,8 @@ local function join(a, b)
 end
 
 -- Batch-wide lookups, one command per CHUNK keys: dedupe entries (SEEN: event id -> stored
--- changes or false), suppression (SUPP) and quarantine (QUAR) of every identity.
+-- changes or false; includes/dedupe.lua), suppression (SUPP) and quarantine (QUAR) of
+-- every identity.
 local SEEN, SUPP, QUAR = {}, {}, {}
 local ANY_SUP = redis.call('EXISTS', P .. 'sup') == 1
 local ANY_QUAR = redis.call('EXISTS', P .. 'q') == 1
@@ -49,8 +52,9 @@ local function lookup_all(cmd, key, items, encode, decode, into)
   for i = 1, #items, CHUNK do
     local args = {}
     for j = i, math.min(i + CHUNK - 1, #items) do args[#args + 1] = encode(items[j]) end
-    local got = key and redis.call(cmd, key, unpack(args)) or redis.call(cmd, unpack(args))
-    for j, v in ipairs(got) do into[items[i + j - 1]] = decode(v) end
+    for j, v in ipairs(redis.call(cmd, key, unpack(args))) do
+      into[items[i + j - 1]] = decode(v)
+    end
   end
 end
 
@@ -70,8 +74,7 @@ do
     end
     o = after
   end
-  lookup_all('MGET', nil, eids, function(eid) return join(DEDUPE, eid) end,
-    function(v) return v end, SEEN)
+  dedupe_lookup(eids, SEEN, CHUNK)
   if ANY_SUP then
     lookup_all('SMISMEMBER', P .. 'sup', idents, redis.sha1hex,
       function(v) return v == 1 end, SUPP)
@@ -435,7 +438,7 @@ local function recorded(eid, first, cause)
     for _, c in ipairs(changes) do c.event, c.at = cause, NOW end
   end
   SEEN[eid] = stored
-  redis.call('SET', join(DEDUPE, eid), stored, 'EX', TTL)
+  dedupe_record(eid, stored)
   return 'ok'
 end
 
@@ -527,6 +530,7 @@ local call_seq = redis.call('INCR', P .. 'calls')
 local outcomes = {}
 for i, o in ipairs(STARTS) do outcomes[i] = stitch_event(o) end
 flush_fragments()
+dedupe_flush(CHUNK)
 flush()
 local dirty, ceased = result_lists()
 local sizes = {}
