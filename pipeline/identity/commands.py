@@ -250,6 +250,13 @@ def _profile(pid: str, raw: list[Any], recent_limit: int) -> RawProfile:
     )
 
 
+def stored_head(value: bytes, timestamp_ms: int) -> bytes:
+    """An attribute value as a fragment stores it (msgpack [value, ts, seq], includes/
+    base.lua) up to its seq, which only Redis knows: the script appends it, and packs
+    nothing per attribute."""
+    return b"\x93" + msgpack.packb(value, use_bin_type=False) + msgpack.packb(timestamp_ms)
+
+
 def stitch_batch(events: Sequence[StitchEvent]) -> list[Any]:
     """The events as the stitch script reads them (its ARGV[2], before msgpack): one flat
     list, each event laid out by ``event_fields.flatten``."""
@@ -259,7 +266,11 @@ def stitch_batch(events: Sequence[StitchEvent]) -> list[Any]:
         for value in event_fields.flatten(
             {
                 **vars(e),
-                "attributes": [x for item in e.attributes.items() for x in item],
+                "attributes": [
+                    x
+                    for path, value in e.attributes.items()
+                    for x in (path, stored_head(value, e.timestamp_ms))
+                ],
                 "timestamp_text": str(e.timestamp_ms),
             }
         )

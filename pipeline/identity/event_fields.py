@@ -28,7 +28,7 @@ FIELDS = (
 )
 LISTS = (
     "identities",  # identity keys, primary included
-    "attributes",  # flat {path, msgpack value, ...}
+    "attributes",  # flat {path, stored value less its seq (commands.stored_head), ...}
 )
 
 

@@ -129,8 +129,9 @@ end
 
 -- Fragments of the batch, written by flush_fragments: per identity the fields it writes
 -- in the order first met (the array part, so HMGET takes them as they are), the newest
--- candidate value per attribute field (a), the count increments (n, '#n' at position
--- ni) and the timeline entries in order (r).
+-- candidate value per attribute field (a: {stored value less its seq, ts, seq, packed
+-- seq}), the count increments (n, '#n' at position ni), the timeline entries in order
+-- (r) and, when known, a time no stored attribute is newer than (seen).
 local FRAG, FRAG_ORDER = {}, {}
 
 local function count(f, field)
@@ -142,20 +143,22 @@ local function count(f, field)
   f.n[field] = (n or 0) + 1
 end
 
--- The fragment writes of the event at offset o of BATCH.
-local function store_fragment(key, o, seq)
+-- The fragment writes of the event at offset o of BATCH; seen as in FRAG, or nil.
+local function store_fragment(key, o, seq, seen)
   local f, ts, channel = FRAG[key], BATCH[o + EVENT.timestamp_ms], BATCH[o + EVENT.channel]
   if not f then
-    f = {a = {}, n = {}, r = {}}
+    f = {a = {}, n = {}, r = {}, seen = seen}
     FRAG[key], FRAG_ORDER[#FRAG_ORDER + 1] = f, key
   end
   local _, attrs = event_lists(BATCH, o)
+  local packed_seq
   for i = attrs + 1, attrs + BATCH[attrs], 2 do
     local field = join(join(channel, '|'), BATCH[i])
     local cur = f.a[field]
     if not cur then f[#f + 1] = field end
     if not cur or ts > cur[2] or (ts == cur[2] and seq > cur[3]) then
-      f.a[field] = {BATCH[i + 1], ts, seq}
+      packed_seq = packed_seq or cmsgpack.pack(seq)
+      f.a[field] = {BATCH[i + 1], ts, seq, packed_seq}
     end
   end
   f.r[#f.r + 1], f.r[#f.r + 2] = BATCH[o + EVENT.timestamp_text], BATCH[o + EVENT.summary]
@@ -169,7 +172,9 @@ local NONE = {}  -- what a fresh identity's fragment holds; never written to
 -- Same effect as applying each event's writes in turn: an attribute keeps the newest
 -- (ts, seq) of stored and batch values, counts add up, and the timeline keeps the newest
 -- recent_limit entries (one ZADD when no entry is trimmed or for a fresh identity with
--- distinct entries, else per event).
+-- distinct entries, else per event). A batch value is newer than any stored one when its
+-- ts is at least the fragment's seen (seq grows with every event): the stored value is
+-- then not decoded.
 -- Attributes and counts share one hash: one read and one write per identity.
 local function flush_fragments()
   for _, key in ipairs(FRAG_ORDER) do
@@ -181,9 +186,10 @@ local function flush_fragments()
         updates[#updates + 1], updates[#updates + 2] =
           field, num(f.n[field] + (tonumber(current[i]) or 0))
       else
-        local old = current[i] and cmsgpack.unpack(current[i])
+        local old = current[i] and not (f.seen and new[2] >= f.seen)
+          and cmsgpack.unpack(current[i])
         if not old or new[2] > old[2] or (new[2] == old[2] and new[3] > old[3]) then
-          updates[#updates + 1], updates[#updates + 2] = field, cmsgpack.pack(new)
+          updates[#updates + 1], updates[#updates + 2] = field, new[1] .. new[4]
         end
       end
     end
@@ -339,16 +345,20 @@ end
 -- Only the first identity is read from the index: the members of a stored graph are
 -- indexed to it (every script writes both together; load_pool relies on it too), so
 -- finding the others among its members places them.
-local function touch_common(linkable, ts, seq)
+-- Returns the last_seen of primary (one of linkable) before the event: no attribute of
+-- its fragment is newer, as every event that writes a fragment first touches its
+-- identity (rule 4.1), and a member's times go wherever it goes (rebuilds, eviction).
+local function touch_common(linkable, ts, seq, primary)
   local pid = pid_of(linkable[1])
   local raw = pid and load_raw(pid)
   if not raw or not raw_ok(pid, raw) then return false end
-  local ms, ls, n, at, found, linked = raw[3], raw[4], #linkable, {}, 0, 0
+  local ms, ls, n, at, found, linked, seen = raw[3], raw[4], #linkable, {}, 0, 0, nil
   for i = 1, #ms, 3 do
     local k = ms[i]
     for j = 1, n do
       if linkable[j] == k then
         at[(i + 2) / 3], found = i, found + 1
+        if k == primary then seen = ms[i + 2] end
         break
       end
     end
@@ -369,7 +379,7 @@ local function touch_common(linkable, ts, seq)
     if IDX[linkable[j]] == nil then IDX[linkable[j]] = pid end
   end
   raw[1], raw[2], GR_DIRTY[pid], RES.dirty[pid] = raw[1] + 1, NOW, true, true
-  return true
+  return seen
 end
 
 -- Rule 4.2 shared devices: true when the event would join two parts that each hold a
@@ -464,8 +474,9 @@ local function stitch_event(o)
   end
   if not keys[primary] or quarantined(primary) then primary = best(linkable) end
   local seq, first = next_id('seq'), #RES.changes + 1
-  if touch_common(linkable, ts, seq) then  -- no graph change to report: no cause needed
-    store_fragment(primary, o, seq)
+  local seen = touch_common(linkable, ts, seq, primary)
+  if seen then  -- no graph change to report: no cause needed
+    store_fragment(primary, o, seq, seen)
     return recorded(eid, first)
   end
   local pids, old_of, changes = {}, {}, {}

@@ -6,7 +6,13 @@ import re
 
 import msgpack
 
-from pipeline.identity.commands import SCRIPTS, StitchEvent, script_source, stitch_batch
+from pipeline.identity.commands import (
+    SCRIPTS,
+    StitchEvent,
+    script_source,
+    stitch_batch,
+    stored_head,
+)
 from pipeline.identity.event_fields import FIELDS, LISTS, lua_table
 from pipeline.resources import lua_text
 
@@ -98,7 +104,17 @@ def test_the_stitch_event_is_sent_in_the_defined_order() -> None:
         "timestamp_text": "1700000000123",
     }
     assert LISTS == ("identities", "attributes")
-    assert lists == [2, "email:a@b.c", "ecid:1", 2, "tier", msgpack.packb("gold")]
+    head = stored_head(msgpack.packb("gold"), 1_700_000_000_123)
+    assert lists == [2, "email:a@b.c", "ecid:1", 2, "tier", head]
+
+
+def test_an_attribute_is_stored_as_its_head_and_packed_seq() -> None:
+    """The script stores an attribute as the head the batch carries followed by its seq
+    packed: the fragment value {value, ts, seq} that read and publish decode."""
+    for value in (b"\xa4gold", b"x" * 40, b"y" * 70_000):
+        for ts in (0, 5, 1_700_000_000_123):
+            stored = stored_head(value, ts) + msgpack.packb(123_456)
+            assert msgpack.unpackb(stored, raw=True) == [value, ts, 123_456]
 
 
 def test_the_lua_table_names_each_position() -> None:
