@@ -25,6 +25,7 @@ FIELDS = (
     "partition",
     "offset",
     "timestamp_text",  # timestamp_ms in decimal: converting numbers costs Lua microseconds
+    "bucket",  # the index bucket of the first identity, in decimal (the common event's read)
 )
 LISTS = (
     "identities",  # identity keys, primary included

@@ -68,6 +68,7 @@ do
     if SEEN[eid] == nil then
       SEEN[eid], eids[#eids + 1] = false, eid
     end
+    if BATCH[ids] > 0 then known_bucket(BATCH[ids + 1], BATCH[o + EVENT.bucket]) end
     for j = ids + 1, ids + BATCH[ids] do
       local k = BATCH[j]
       if not seen[k] then seen[k], idents[#idents + 1] = true, k end

@@ -9,6 +9,7 @@ import msgpack
 from pipeline.identity.commands import (
     SCRIPTS,
     StitchEvent,
+    bucket,
     script_source,
     stitch_batch,
     stored_head,
@@ -102,6 +103,7 @@ def test_the_stitch_event_is_sent_in_the_defined_order() -> None:
         "partition": 3,
         "offset": 42,
         "timestamp_text": "1700000000123",
+        "bucket": bucket("email:a@b.c"),
     }
     assert LISTS == ("identities", "attributes")
     head = stored_head(msgpack.packb("gold"), 1_700_000_000_123)
