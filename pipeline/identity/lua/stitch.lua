@@ -26,7 +26,7 @@ local KEEP = num(-(CFG.recent_limit + 1))
 local CHUNK = 1000  -- arguments per command built with unpack (Lua's C stack is limited)
 
 -- a .. b, made once per call for each pair: concatenating costs more than two lookups,
--- and field names and dedupe keys recur.
+-- and field names recur.
 local JOINED = {}
 local function join(a, b)
   local t = JOINED[a]
