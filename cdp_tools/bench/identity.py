@@ -214,7 +214,7 @@ async def run(
         index, _ = await _memory(client, f"{KEYSPACE}:i:*")
         graphs, graph_count = await _memory(client, f"{KEYSPACE}:g:*")
         fragments = sum([(await _memory(client, f"{KEYSPACE}:{p}:*"))[0] for p in "ar"])
-        dedupe, _ = await _memory(client, f"{KEYSPACE}:e:*")
+        dedupe, _ = await _memory(client, f"{KEYSPACE}:d:*")
         n = len(batches) * batch
         return {
             "events": n,

@@ -25,10 +25,11 @@ FIELDS = (
     "partition",
     "offset",
     "timestamp_text",  # timestamp_ms in decimal: converting numbers costs Lua microseconds
+    "bucket",  # the index bucket of the first identity, in decimal (the common event's read)
 )
 LISTS = (
     "identities",  # identity keys, primary included
-    "attributes",  # flat {path, msgpack value, ...}
+    "attributes",  # flat {path, stored value less its seq (commands.stored_head), ...}
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import pytest
@@ -356,4 +357,24 @@ async def test_kiosk_used_by_many_people_joins_none(client: redis.asyncio.Redis)
         for m in range(n):
             assert await both.members(f"crm_id:P{m}") == [f"crm_id:P{m}"]
     assert await both.store.quarantined() == []
+    await both.check()
+
+
+async def test_a_namespace_made_unique_rebuilds_a_graph_on_its_next_event(
+    client: redis.asyncio.Redis,
+) -> None:
+    """A configuration change can leave a stored graph against the rules: two phones, once
+    phone is unique. Its next event, common as it looks (known identities, linked), takes
+    the full step and rebuilds the graph."""
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "crm_id:A", "phone:+15550100"))
+    await both.stitch(make_event("e2", 2000, "crm_id:A", "phone:+15550101"))
+    assert await both.members("crm_id:A") == ["crm_id:A", "phone:+15550100", "phone:+15550101"]
+    phone = dataclasses.replace(DEFAULTS.namespaces["phone"], unique=True)
+    unique = config(namespaces={**DEFAULTS.namespaces, "phone": phone})
+    both.store = GraphStore(client, unique)
+    both.model.ns = unique.for_redis()["namespaces"]
+    result = await both.stitch(make_event("e3", 3000, "crm_id:A", "phone:+15550100"))
+    assert "link_removed" in types(result)
+    assert await both.members("crm_id:A") == ["crm_id:A", "phone:+15550100"]
     await both.check()

@@ -9,22 +9,24 @@
            its lists found by event_lists)
   Returns: msgpack {call_seq, outcomes, dirty, ceased, changes, graph_sizes}; an outcome
            is "ok", "duplicate" or "rejected:<reason>".
-  Effects: per event: dedupe entry, identity index, graphs (links, merges, rebuilds for
-           a unique namespace or a shared device, size limit), fragment of the primary
-           identity (attributes, recent, counts), reassignment counts and quarantine.
-           Graphs, index entries and fragments are cached for the whole batch and written
-           once at its end; dedupe entries are read for the whole batch with MGET.
+  Effects: per event: dedupe entry (includes/dedupe.lua), identity index, graphs (links,
+           merges, rebuilds for a unique namespace or a shared device, size limit),
+           fragment of the primary identity (attributes, recent, counts), reassignment
+           counts and quarantine. Graphs, index entries, fragments and dedupe entries are
+           cached for the whole batch and written once at its end; dedupe entries are read
+           for the whole batch, one HMGET per live window. Opens, closes and drops dedupe
+           windows as time passes.
 ]]
 --@include rebuild
+--@include dedupe
 --@include event
 
 local BATCH = cmsgpack.unpack(ARGV[2])
-local TTL, KEEP = num(CFG.dedupe_ttl_s), num(-(CFG.recent_limit + 1))
+local KEEP = num(-(CFG.recent_limit + 1))
 local CHUNK = 1000  -- arguments per command built with unpack (Lua's C stack is limited)
-local DEDUPE = P .. 'e:'  -- dedupe entries: DEDUPE .. <event id>
 
 -- a .. b, made once per call for each pair: concatenating costs more than two lookups,
--- and field names and dedupe keys recur.
+-- and field names recur.
 local JOINED = {}
 local function join(a, b)
   local t = JOINED[a]
@@ -41,7 +43,8 @@ local function join(a, b)
 end
 
 -- Batch-wide lookups, one command per CHUNK keys: dedupe entries (SEEN: event id -> stored
--- changes or false), suppression (SUPP) and quarantine (QUAR) of every identity.
+-- changes or false; includes/dedupe.lua), suppression (SUPP) and quarantine (QUAR) of
+-- every identity.
 local SEEN, SUPP, QUAR = {}, {}, {}
 local ANY_SUP = redis.call('EXISTS', P .. 'sup') == 1
 local ANY_QUAR = redis.call('EXISTS', P .. 'q') == 1
@@ -49,8 +52,9 @@ local function lookup_all(cmd, key, items, encode, decode, into)
   for i = 1, #items, CHUNK do
     local args = {}
     for j = i, math.min(i + CHUNK - 1, #items) do args[#args + 1] = encode(items[j]) end
-    local got = key and redis.call(cmd, key, unpack(args)) or redis.call(cmd, unpack(args))
-    for j, v in ipairs(got) do into[items[i + j - 1]] = decode(v) end
+    for j, v in ipairs(redis.call(cmd, key, unpack(args))) do
+      into[items[i + j - 1]] = decode(v)
+    end
   end
 end
 
@@ -64,14 +68,14 @@ do
     if SEEN[eid] == nil then
       SEEN[eid], eids[#eids + 1] = false, eid
     end
+    if BATCH[ids] > 0 then known_bucket(BATCH[ids + 1], BATCH[o + EVENT.bucket]) end
     for j = ids + 1, ids + BATCH[ids] do
       local k = BATCH[j]
       if not seen[k] then seen[k], idents[#idents + 1] = true, k end
     end
     o = after
   end
-  lookup_all('MGET', nil, eids, function(eid) return join(DEDUPE, eid) end,
-    function(v) return v end, SEEN)
+  dedupe_lookup(eids, SEEN, CHUNK)
   if ANY_SUP then
     lookup_all('SMISMEMBER', P .. 'sup', idents, redis.sha1hex,
       function(v) return v == 1 end, SUPP)
@@ -126,8 +130,9 @@ end
 
 -- Fragments of the batch, written by flush_fragments: per identity the fields it writes
 -- in the order first met (the array part, so HMGET takes them as they are), the newest
--- candidate value per attribute field (a), the count increments (n, '#n' at position
--- ni) and the timeline entries in order (r).
+-- candidate value per attribute field (a: {stored value less its seq, ts, seq, packed
+-- seq}), the count increments (n, '#n' at position ni), the timeline entries in order
+-- (r) and, when known, a time no stored attribute is newer than (seen).
 local FRAG, FRAG_ORDER = {}, {}
 
 local function count(f, field)
@@ -139,20 +144,22 @@ local function count(f, field)
   f.n[field] = (n or 0) + 1
 end
 
--- The fragment writes of the event at offset o of BATCH.
-local function store_fragment(key, o, seq)
+-- The fragment writes of the event at offset o of BATCH; seen as in FRAG, or nil.
+local function store_fragment(key, o, seq, seen)
   local f, ts, channel = FRAG[key], BATCH[o + EVENT.timestamp_ms], BATCH[o + EVENT.channel]
   if not f then
-    f = {a = {}, n = {}, r = {}}
+    f = {a = {}, n = {}, r = {}, seen = seen}
     FRAG[key], FRAG_ORDER[#FRAG_ORDER + 1] = f, key
   end
   local _, attrs = event_lists(BATCH, o)
+  local packed_seq
   for i = attrs + 1, attrs + BATCH[attrs], 2 do
     local field = join(join(channel, '|'), BATCH[i])
     local cur = f.a[field]
     if not cur then f[#f + 1] = field end
     if not cur or ts > cur[2] or (ts == cur[2] and seq > cur[3]) then
-      f.a[field] = {BATCH[i + 1], ts, seq}
+      packed_seq = packed_seq or cmsgpack.pack(seq)
+      f.a[field] = {BATCH[i + 1], ts, seq, packed_seq}
     end
   end
   f.r[#f.r + 1], f.r[#f.r + 2] = BATCH[o + EVENT.timestamp_text], BATCH[o + EVENT.summary]
@@ -166,7 +173,9 @@ local NONE = {}  -- what a fresh identity's fragment holds; never written to
 -- Same effect as applying each event's writes in turn: an attribute keeps the newest
 -- (ts, seq) of stored and batch values, counts add up, and the timeline keeps the newest
 -- recent_limit entries (one ZADD when no entry is trimmed or for a fresh identity with
--- distinct entries, else per event).
+-- distinct entries, else per event). A batch value is newer than any stored one when its
+-- ts is at least the fragment's seen (seq grows with every event): the stored value is
+-- then not decoded.
 -- Attributes and counts share one hash: one read and one write per identity.
 local function flush_fragments()
   for _, key in ipairs(FRAG_ORDER) do
@@ -178,9 +187,10 @@ local function flush_fragments()
         updates[#updates + 1], updates[#updates + 2] =
           field, num(f.n[field] + (tonumber(current[i]) or 0))
       else
-        local old = current[i] and cmsgpack.unpack(current[i])
+        local old = current[i] and not (f.seen and new[2] >= f.seen)
+          and cmsgpack.unpack(current[i])
         if not old or new[2] > old[2] or (new[2] == old[2] and new[3] > old[3]) then
-          updates[#updates + 1], updates[#updates + 2] = field, cmsgpack.pack(new)
+          updates[#updates + 1], updates[#updates + 2] = field, new[1] .. new[4]
         end
       end
     end
@@ -315,13 +325,20 @@ end
 
 -- Whether a stored graph is within the rules as they stand: its size, and one value per
 -- unique namespace (a configuration change can break either).
+-- Members are sorted by key, so two of one namespace are next to each other, and two
+-- whose first bytes differ are of different namespaces: most pairs need no namespace.
 local RAW_OK = {}
 local function raw_ok(pid, raw)
   local ok = RAW_OK[pid]
   if ok == nil then
-    local ms, seen = raw[3], {}
+    local ms = raw[3]
     ok = #ms <= 3 * CFG.max_graph_size
-    for i = 1, #ms, 3 do ok = ok and claim_unique(seen, ms[i]) end
+    for i = 4, #ms, 3 do
+      local a, b = ms[i - 3], ms[i]
+      if ok and string.byte(a) == string.byte(b) and info(a).unique then
+        ok = ns_of(a) ~= ns_of(b)
+      end
+    end
     RAW_OK[pid] = ok
   end
   return ok
@@ -336,16 +353,20 @@ end
 -- Only the first identity is read from the index: the members of a stored graph are
 -- indexed to it (every script writes both together; load_pool relies on it too), so
 -- finding the others among its members places them.
-local function touch_common(linkable, ts, seq)
+-- Returns the last_seen of primary (one of linkable) before the event: no attribute of
+-- its fragment is newer, as every event that writes a fragment first touches its
+-- identity (rule 4.1), and a member's times go wherever it goes (rebuilds, eviction).
+local function touch_common(linkable, ts, seq, primary)
   local pid = pid_of(linkable[1])
   local raw = pid and load_raw(pid)
   if not raw or not raw_ok(pid, raw) then return false end
-  local ms, ls, n, at, found, linked = raw[3], raw[4], #linkable, {}, 0, 0
+  local ms, ls, n, at, found, linked, seen = raw[3], raw[4], #linkable, {}, 0, 0, nil
   for i = 1, #ms, 3 do
     local k = ms[i]
     for j = 1, n do
       if linkable[j] == k then
         at[(i + 2) / 3], found = i, found + 1
+        if k == primary then seen = ms[i + 2] end
         break
       end
     end
@@ -366,7 +387,7 @@ local function touch_common(linkable, ts, seq)
     if IDX[linkable[j]] == nil then IDX[linkable[j]] = pid end
   end
   raw[1], raw[2], GR_DIRTY[pid], RES.dirty[pid] = raw[1] + 1, NOW, true, true
-  return true
+  return seen
 end
 
 -- Rule 4.2 shared devices: true when the event would join two parts that each hold a
@@ -435,7 +456,7 @@ local function recorded(eid, first, cause)
     for _, c in ipairs(changes) do c.event, c.at = cause, NOW end
   end
   SEEN[eid] = stored
-  redis.call('SET', join(DEDUPE, eid), stored, 'EX', TTL)
+  dedupe_record(eid, stored)
   return 'ok'
 end
 
@@ -461,8 +482,9 @@ local function stitch_event(o)
   end
   if not keys[primary] or quarantined(primary) then primary = best(linkable) end
   local seq, first = next_id('seq'), #RES.changes + 1
-  if touch_common(linkable, ts, seq) then  -- no graph change to report: no cause needed
-    store_fragment(primary, o, seq)
+  local seen = touch_common(linkable, ts, seq, primary)
+  if seen then  -- no graph change to report: no cause needed
+    store_fragment(primary, o, seq, seen)
     return recorded(eid, first)
   end
   local pids, old_of, changes = {}, {}, {}
@@ -527,6 +549,7 @@ local call_seq = redis.call('INCR', P .. 'calls')
 local outcomes = {}
 for i, o in ipairs(STARTS) do outcomes[i] = stitch_event(o) end
 flush_fragments()
+dedupe_flush(CHUNK)
 flush()
 local dirty, ceased = result_lists()
 local sizes = {}

@@ -6,7 +6,14 @@ import re
 
 import msgpack
 
-from pipeline.identity.commands import SCRIPTS, StitchEvent, script_source, stitch_batch
+from pipeline.identity.commands import (
+    SCRIPTS,
+    StitchEvent,
+    bucket,
+    script_source,
+    stitch_batch,
+    stored_head,
+)
 from pipeline.identity.event_fields import FIELDS, LISTS, lua_table
 from pipeline.resources import lua_text
 
@@ -18,7 +25,16 @@ def _includes_in(source: str) -> list[str]:
 
 def test_each_include_is_loaded_once_dependencies_first() -> None:
     stitch = _includes_in(script_source("stitch"))
-    assert stitch == ["keyspace", "base", "config", "index", "results", "graph", "rebuild"]
+    assert stitch == [
+        "keyspace",
+        "base",
+        "config",
+        "index",
+        "results",
+        "graph",
+        "rebuild",
+        "dedupe",
+    ]
     assert script_source("stitch").count("local EVENT = {") == 1
 
 
@@ -44,12 +60,19 @@ def test_every_key_is_named_in_the_declared_slot() -> None:
         source = script_source(name)
         assert source.index("local P = KEYS[1] .. ':'") < source.index("redis.call"), name
         assert not re.search(r"""['"]cdp:""", source), name
-        # Key variables (hash, done_key, bucket_key, DEDUPE) are built from P where set.
+        # Key variables (hash, done_key, bucket_key, DEDUPE_*, window, legacy_keys) are
+        # built from P where set.
+        allowed = (
+            "P ..",
+            "hash",
+            "done_key",
+            "bucket_key",
+            "DEDUPE_",
+            "window",
+            "unpack(legacy_keys",
+        )
         for key in re.findall(r"redis\.call\('\w+', ([^,)]+)", source):
-            assert key.startswith(("P ..", "hash", "done_key", "bucket_key", "join(DEDUPE")), (
-                name,
-                key,
-            )
+            assert key.startswith(allowed), (name, key)
 
 
 def test_the_stitch_event_is_sent_in_the_defined_order() -> None:
@@ -80,9 +103,20 @@ def test_the_stitch_event_is_sent_in_the_defined_order() -> None:
         "partition": 3,
         "offset": 42,
         "timestamp_text": "1700000000123",
+        "bucket": bucket("email:a@b.c"),
     }
     assert LISTS == ("identities", "attributes")
-    assert lists == [2, "email:a@b.c", "ecid:1", 2, "tier", msgpack.packb("gold")]
+    head = stored_head(msgpack.packb("gold"), 1_700_000_000_123)
+    assert lists == [2, "email:a@b.c", "ecid:1", 2, "tier", head]
+
+
+def test_an_attribute_is_stored_as_its_head_and_packed_seq() -> None:
+    """The script stores an attribute as the head the batch carries followed by its seq
+    packed: the fragment value {value, ts, seq} that read and publish decode."""
+    for value in (b"\xa4gold", b"x" * 40, b"y" * 70_000):
+        for ts in (0, 5, 1_700_000_000_123):
+            stored = stored_head(value, ts) + msgpack.packb(123_456)
+            assert msgpack.unpackb(stored, raw=True) == [value, ts, 123_456]
 
 
 def test_the_lua_table_names_each_position() -> None:

@@ -18,7 +18,11 @@
                      counts "#n" (total), "#t:<type>", "#c:<channel>" ('#' cannot start a
                      channel, so the two never collide; one key saves a write per event)
     {cdp}:r:<key>    zset of event summaries scored by event ts, newest recent_limit kept
-    {cdp}:e:<eid>    string with TTL: msgpack {event, at, changes} the event produced (dedupe)
+    {cdp}:d          hash of the dedupe windows (includes/dedupe.lua): start -> closed at
+    {cdp}:d:<start>  hash event id -> msgpack {event, at, changes} the event produced (dedupe),
+                     for the events applied while the window was open; dropped a TTL after
+    {cdp}:e:<eid>    string with TTL: a dedupe entry of a version before the windows, read
+                     for one TTL after the upgrade
     {cdp}:pr:<rid>   string with TTL: the packed result of privacy request rid (dedupe)
     {cdp}:sup        set of sha1(identity key) of privacy-deleted identities
     {cdp}:q          hash identity key -> quarantined at (ms)
