@@ -343,3 +343,21 @@ def test_fast_and_full_schema_validators_agree(doc: dict[str, Any], change: Any)
     mutated = mutate(doc, change)
     fast, full = EVENT_SCHEMA.accepts(mutated)
     assert fast == full, mutated
+
+
+@FUZZ
+@given(doc=PLAUSIBLE, change=CHANGES)
+def test_a_plain_envelope_is_one_the_schema_accepts(doc: dict[str, Any], change: Any) -> None:
+    """The shape check that spares the compiled schema vouches only for valid envelopes
+    (its patterns are re-checked either way), and for the plausible ones."""
+    from pipeline.ingest.envelope import EVENT_SCHEMA, plain_envelope
+
+    mutated = mutate(doc, change)
+    patterns_hold = all(
+        not isinstance(mutated.get(name), str) or pattern.fullmatch(mutated[name])
+        for name, pattern in EVENT_SCHEMA.patterns.items()
+    )
+    if plain_envelope(mutated) and patterns_hold:
+        assert EVENT_SCHEMA.accepts(mutated) == (True, True), mutated
+    if change is None and len(doc["identities"]) <= 20:
+        assert plain_envelope(mutated), mutated
