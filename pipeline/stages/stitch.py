@@ -29,17 +29,18 @@ Staged = tuple[Record, Event, StitchEvent]  # a consumed record, its event, as R
 
 
 def to_stitch_event(event: Event, record: Record) -> StitchEvent:
+    kind = event.type
     summary = {
         "event_id": event.event_id,
         "timestamp": iso_ms(event.timestamp_ms),
         "channel": event.channel,
-        "type": event.type,
+        "type": kind,
     }
     return StitchEvent(
         event_id=event.event_id,
         timestamp_ms=event.timestamp_ms,
         channel=event.channel,
-        type=event.type,
+        type=kind,
         identities=[i.key for i in event.identities],
         primary=event.primary.key,
         attributes={

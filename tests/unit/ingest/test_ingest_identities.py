@@ -276,3 +276,13 @@ def test_kept_normal_forms_belong_to_the_namespace_they_were_made_under(
     assert normalise_identity(config, "email", " Kept@Example.com ") == plain
     for _ in range(2):
         assert drop_reason(config, "email", "not an address") == "bad_format"
+
+
+def test_an_identity_whose_key_was_read_compares_as_a_fresh_one() -> None:
+    """Identity.key is cached in the instance, outside its compared and hashed fields."""
+    used = Identity("email", "a@x.com")
+    assert used.key == "email:a@x.com" == used.key
+    fresh = Identity("email", "a@x.com")
+    assert used == fresh and hash(used) == hash(fresh) and not used < fresh
+    assert dataclasses.asdict(used) == {"namespace": "email", "id": "a@x.com"}
+    assert dataclasses.replace(used, id="b@x.com").key == "email:b@x.com"
