@@ -242,14 +242,23 @@ def outcome(load: Callable[[bytes], tuple[dict[str, Any], bool]], raw: bytes) ->
 @given(
     doc=st.dictionaries(st.text(max_size=8), JSON_LIKE, max_size=4),
     extra=st.sampled_from([[], [2**63], [-(2**63) - 1], [2**64], [10**30], [12345678901234567890]]),
+    number=st.from_regex(
+        r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][-+]?[0-9]{1,3})?", fullmatch=True
+    ),
     ascii_only=st.booleans(),
     cut=st.none() | st.tuples(st.integers(min_value=0, max_value=300), st.binary(max_size=3)),
 )
 def test_orjson_and_json_paths_agree(
-    doc: dict[str, Any], extra: list[int], ascii_only: bool, cut: tuple[int, bytes] | None
+    doc: dict[str, Any],
+    extra: list[int],
+    number: str,
+    ascii_only: bool,
+    cut: tuple[int, bytes] | None,
 ) -> None:
-    """_load_json takes orjson where it can: the same values, else the json path's words."""
-    raw = json.dumps({**doc, "n": extra}, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    """_load_json takes orjson where it can: the same values (floats rounded alike), else
+    the json path's words."""
+    text = json.dumps({**doc, "n": extra, "x": "NUMBER"}, ensure_ascii=ascii_only)
+    raw = text.replace('"NUMBER"', number).encode("utf-8", "surrogatepass")
     if cut is not None:  # bytes replaced somewhere: bad UTF-8, bad syntax, odd numbers
         at, junk = cut
         raw = raw[: at % len(raw)] + junk + raw[at % len(raw) + len(junk) :]
