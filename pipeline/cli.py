@@ -344,6 +344,16 @@ def bench_e2e(
     run(_settings(), events, rate_list, seconds, steady_only, worker_python)
 
 
+@bench.command("stages")
+@click.option("--events", type=int, default=20_000, show_default=True)
+@click.option("--rounds", type=int, default=7, show_default=True)
+def bench_stages(events: int, rounds: int) -> None:
+    """CPU of ingest and profile documents in-process (no Kafka or Redis)."""
+    from cdp_tools.bench.stages import main as run
+
+    run(events, rounds)
+
+
 @bench.command("identity")
 @click.option("--events", type=int, default=200_000, show_default=True)
 @click.option("--batch", type=int, default=500, show_default=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 # Separates namespace and value in an identity key; cannot occur in a namespace name.
@@ -18,7 +19,9 @@ class Identity:
     namespace: str
     id: str
 
-    @property
+    # Cached (in the instance's __dict__, outside the fields that compare and hash): ingest
+    # hands out the same Identity for a raw value it has normalised before.
+    @cached_property
     def key(self) -> str:
         """The identity's key in Redis and on the wire: ``namespace:value``."""
         return f"{self.namespace}{KEY_SEP}{self.id}"

@@ -19,6 +19,8 @@ def escape_key(key: str) -> str:
 
 def split_path(path: str) -> list[str]:
     """A flat path's keys, unescaped: ``split_path("a\\\\.b.c") == ["a.b", "c"]``."""
+    if "\\" not in path:  # nothing escaped, as in nearly every path: each "." splits
+        return path.split(".")
     keys: list[str] = []
     current: list[str] = []
     chars = iter(path)

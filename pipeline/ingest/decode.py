@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgpack
+import orjson
 
 from pipeline.model import Rejected
 
@@ -32,6 +33,12 @@ _JSON_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
 # Only a \uD800-\uDFFF escape can put a lone surrogate (not text: UTF-8 cannot hold it)
 # into a string json.loads returns; the few values with such an escape are checked whole.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# orjson reads an integer beyond 64 bits as a float, and 64 bits need at most 20 digits
+# (19 below 2**63): a value with a run of 19 digits anywhere (a string's too) takes the
+# json path, which refuses such integers by name. translate + find is ~0.5 us an event;
+# a regex search for the run was 3.
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_NUMBER = b"0" * 19
 _OPEN = frozenset((b"{", b"["))
 _CLOSE = frozenset((b"}", b"]"))
 _MSGPACK_ERRORS = (
@@ -130,6 +137,19 @@ def _load_json(raw: bytes) -> tuple[dict[str, Any], bool]:
     # counting them is far cheaper than tokenizing, and holds for nearly every event.
     if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
         _check_json_depth(raw)
+    if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZERO):
+        # orjson (a third of json's time with number hooks) accepts a subset of what the
+        # json path does, with the same values: strict UTF-8 and JSON, no lone surrogate,
+        # no NaN or infinity, integers within 64 bits (the check above). Whatever it
+        # refuses (a BOM too) goes the json path, whose messages say why.
+        try:
+            return orjson.loads(raw), True
+        except orjson.JSONDecodeError:
+            pass
+    return _load_json_checked(raw)
+
+
+def _load_json_checked(raw: bytes) -> tuple[dict[str, Any], bool]:
     try:
         text = raw.decode("utf-8").removeprefix("\ufeff")
         try:

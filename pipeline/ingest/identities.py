@@ -17,6 +17,12 @@ from pipeline.model import DroppedIdentity, Identity, Rejected
 MAX_ID_CHARS = 1024
 
 _NON_DIGITS = re.compile(r"[^0-9]")  # not \D: that keeps Unicode digits such as '٣'
+# A person's identities come back event after event: their normalised forms are kept,
+# (namespace, raw string) -> (the Namespace it was made under, the identity). A hit is
+# ~0.2 us where normalising took 1-2 (a phone number's parse far more). Emptied when full
+# (32,768 bench cookies took ~10 MB with their strings).
+_NORMALISED: dict[tuple[str, str], tuple[Namespace, Identity]] = {}
+_NORMALISED_MAX = 32_768
 
 
 class InvalidIdentity(Rejected):
@@ -86,7 +92,18 @@ def normalise_identity(config: IdentityConfig, namespace: str, value: object) ->
         raise InvalidIdentity(
             "unknown_namespace", f"namespace {_short(namespace)} is not configured"
         )
-    return Identity(namespace, normalise_value(spec, value))
+    if type(value) is not str:  # an int's key could equal a bool's or a float's
+        return Identity(namespace, normalise_value(spec, value))
+    # Normalising is a pure function of the Namespace: a reloaded configuration's
+    # objects are others, so what an earlier one made is never taken for theirs.
+    cached = _NORMALISED.get((namespace, value))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    identity = Identity(namespace, normalise_value(spec, value))
+    if len(_NORMALISED) >= _NORMALISED_MAX:
+        _NORMALISED.clear()
+    _NORMALISED[namespace, value] = spec, identity
+    return identity
 
 
 def resolve_identities(

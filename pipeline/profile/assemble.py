@@ -15,6 +15,26 @@ from pipeline.model import KEY_SEP
 from pipeline.profile.merge import winners
 from pipeline.timefmt import iso_ms
 
+# Each publication of a profile decodes its timeline again, and only the newest summary
+# is new: decoded summaries are kept by their bytes (~0.3 us a hit against ~0.8 to
+# decode; 32,768 at most, ~18 MB of bench summaries, emptied when full). Only maps of
+# strings are kept, so the shallow copy each document gets is a whole one.
+_SUMMARIES: dict[bytes, dict[str, Any]] = {}
+_SUMMARIES_MAX = 32_768
+
+
+def _summary(blob: bytes) -> Any:
+    kept = _SUMMARIES.get(blob)
+    if kept is not None:
+        return dict(kept)
+    value = msgpack.unpackb(blob, raw=False)
+    if isinstance(value, dict) and all(type(item) is str for item in value.values()):
+        if len(_SUMMARIES) >= _SUMMARIES_MAX:
+            _SUMMARIES.clear()
+        _SUMMARIES[blob] = value
+        return dict(value)
+    return value
+
 
 def _identities(raw: RawProfile, config: IdentityConfig) -> list[dict[str, Any]]:
     """Members by namespace priority, then key (one key split per member: this runs
@@ -80,7 +100,7 @@ def assemble(
             "count": raw.count,
             "by_type": dict(sorted(raw.counts_by_type.items())),
             "by_channel": dict(sorted(raw.counts_by_channel.items())),
-            "recent": [msgpack.unpackb(blob, raw=False) for _, blob in recent[:recent_limit]],
+            "recent": [_summary(blob) for _, blob in recent[:recent_limit]],
         },
         "updated_at": iso_ms(raw.updated_at_ms),
         "version": raw.version,

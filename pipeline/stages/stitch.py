@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import msgpack
 from redis.exceptions import ResponseError
 
 from pipeline import metrics
@@ -18,6 +17,7 @@ from pipeline.ingest import flatten_attributes, parse_event
 from pipeline.ingest.reasons import REJECT_REASONS
 from pipeline.model import Event, Rejected
 from pipeline.notes import UpdateNote
+from pipeline.publish.encode import pack
 from pipeline.records import DeadLetter, Outputs, Record
 from pipeline.retry import until_redis_answers
 from pipeline.settings import Topics
@@ -29,24 +29,24 @@ Staged = tuple[Record, Event, StitchEvent]  # a consumed record, its event, as R
 
 
 def to_stitch_event(event: Event, record: Record) -> StitchEvent:
+    kind = event.type
     summary = {
         "event_id": event.event_id,
         "timestamp": iso_ms(event.timestamp_ms),
         "channel": event.channel,
-        "type": event.type,
+        "type": kind,
     }
     return StitchEvent(
         event_id=event.event_id,
         timestamp_ms=event.timestamp_ms,
         channel=event.channel,
-        type=event.type,
+        type=kind,
         identities=[i.key for i in event.identities],
         primary=event.primary.key,
         attributes={
-            path: msgpack.packb(value, use_bin_type=True)
-            for path, value in flatten_attributes(event.attributes).items()
+            path: pack(value) for path, value in flatten_attributes(event.attributes).items()
         },
-        summary=msgpack.packb(summary, use_bin_type=True),
+        summary=pack(summary),
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,

@@ -107,3 +107,17 @@ def test_counts_version_and_times(config: IdentityConfig) -> None:
 
 def test_the_document_fits_the_published_schema(config: IdentityConfig) -> None:
     jsonschema.Draft202012Validator(SCHEMA).validate(assemble(profile(), config))
+
+
+def test_kept_summaries_give_each_document_its_own(config: IdentityConfig) -> None:
+    """Timeline summaries are decoded once and kept: a document that changes its own
+    leaves the next one as it was; a summary that is not a map of strings is not kept."""
+    odd = (T + 1, msgpack.packb({"event_id": "e9", "timestamp": iso_ms(T + 1), "n": [1]}))
+    first = assemble(profile(recent=[summary(1, T), odd]), config)
+    first["events"]["recent"][0]["n"].append(2)
+    first["events"]["recent"][1]["type"] = "changed"
+    again = assemble(profile(recent=[summary(1, T), odd]), config)
+    assert again["events"]["recent"] == [
+        {"event_id": "e9", "timestamp": iso_ms(T + 1), "n": [1]},
+        {"event_id": "e1", "timestamp": iso_ms(T), "channel": "web", "type": "x"},
+    ]

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.ingest import flatten_attributes, unflatten_attributes
-from pipeline.ingest.attributes import split_path
+from pipeline.ingest.attributes import escape_key, split_path
 
 
 def test_nested_objects_become_dotted_paths() -> None:
@@ -60,3 +60,10 @@ def test_round_trip(attrs: dict[str, Any]) -> None:
     flat = flatten_attributes(attrs)
     assert unflatten_attributes(flat) == attrs
     assert all(not isinstance(v, dict) or not v for v in flat.values())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(keys, min_size=1, max_size=4))
+def test_split_path_inverts_escaping(parts: list[str]) -> None:
+    """Paths with and without escapes (split without walking their characters)."""
+    assert split_path(".".join(escape_key(part) for part in parts)) == parts

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import DROP_REASONS, REJECT_REASONS, normalise_identity
-from pipeline.ingest.decode import _check_tree, decode_value
+from pipeline.ingest.decode import _check_tree, _load_json, _load_json_checked, decode_value
 from pipeline.ingest.timestamps import EARLIEST_MS, MAX_AHEAD_MS
 from pipeline.model import Event, Rejected
 
@@ -229,6 +229,42 @@ def test_json_numbers_checked_while_parsing_agree_with_the_walk(
     )
 
 
+def outcome(load: Callable[[bytes], tuple[dict[str, Any], bool]], raw: bytes) -> Any:
+    """What a JSON loader made of ``raw``; repr tells 1 from 1.0 and shows NaN and order."""
+    try:
+        value, checked = load(raw)
+    except Rejected as exc:
+        return exc.reason, exc.detail
+    return repr(value), checked
+
+
+@FUZZ
+@given(
+    doc=st.dictionaries(st.text(max_size=8), JSON_LIKE, max_size=4),
+    extra=st.sampled_from([[], [2**63], [-(2**63) - 1], [2**64], [10**30], [12345678901234567890]]),
+    number=st.from_regex(
+        r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][-+]?[0-9]{1,3})?", fullmatch=True
+    ),
+    ascii_only=st.booleans(),
+    cut=st.none() | st.tuples(st.integers(min_value=0, max_value=300), st.binary(max_size=3)),
+)
+def test_orjson_and_json_paths_agree(
+    doc: dict[str, Any],
+    extra: list[int],
+    number: str,
+    ascii_only: bool,
+    cut: tuple[int, bytes] | None,
+) -> None:
+    """_load_json takes orjson where it can: the same values (floats rounded alike), else
+    the json path's words."""
+    text = json.dumps({**doc, "n": extra, "x": "NUMBER"}, ensure_ascii=ascii_only)
+    raw = text.replace('"NUMBER"', number).encode("utf-8", "surrogatepass")
+    if cut is not None:  # bytes replaced somewhere: bad UTF-8, bad syntax, odd numbers
+        at, junk = cut
+        raw = raw[: at % len(raw)] + junk + raw[at % len(raw) + len(junk) :]
+    assert outcome(_load_json, raw) == outcome(_load_json_checked, raw)
+
+
 @FUZZ
 @given(doc=PLAUSIBLE, change=CHANGES, encoding=st.sampled_from(["json", "msgpack"]))
 def test_mutated_envelopes(
@@ -316,3 +352,21 @@ def test_fast_and_full_schema_validators_agree(doc: dict[str, Any], change: Any)
     mutated = mutate(doc, change)
     fast, full = EVENT_SCHEMA.accepts(mutated)
     assert fast == full, mutated
+
+
+@FUZZ
+@given(doc=PLAUSIBLE, change=CHANGES)
+def test_a_plain_envelope_is_one_the_schema_accepts(doc: dict[str, Any], change: Any) -> None:
+    """The shape check that spares the compiled schema vouches only for valid envelopes
+    (its patterns are re-checked either way), and for the plausible ones."""
+    from pipeline.ingest.envelope import EVENT_SCHEMA, plain_envelope
+
+    mutated = mutate(doc, change)
+    patterns_hold = all(
+        not isinstance(mutated.get(name), str) or pattern.fullmatch(mutated[name])
+        for name, pattern in EVENT_SCHEMA.patterns.items()
+    )
+    if plain_envelope(mutated) and patterns_hold:
+        assert EVENT_SCHEMA.accepts(mutated) == (True, True), mutated
+    if change is None and len(doc["identities"]) <= 20:
+        assert plain_envelope(mutated), mutated

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Callable
@@ -259,3 +260,29 @@ def test_shipped_config_blocks_common_junk(config: IdentityConfig) -> None:
         "schemas/identity.default.toml: the top-level `blocked` list must come before the "
         "first [table]; below [quarantine] TOML makes it quarantine.blocked"
     )
+
+
+def test_kept_normal_forms_belong_to_the_namespace_they_were_made_under(
+    config: IdentityConfig,
+) -> None:
+    """normalise_identity keeps what it made per raw value: a configuration whose
+    namespace differs (reloaded, changed) gets its own, and a refusal is never kept."""
+    plain = normalise_identity(config, "email", " Kept@Example.com ")
+    assert normalise_identity(config, "email", " Kept@Example.com ") is plain
+    hashed_spec = dataclasses.replace(config.namespaces["email"], hash=True)
+    hashed = IdentityConfig({**config.namespaces, "email": hashed_spec})
+    digest = hashlib.sha256(b"kept@example.com").hexdigest()
+    assert normalise_identity(hashed, "email", " Kept@Example.com ") == Identity("email", digest)
+    assert normalise_identity(config, "email", " Kept@Example.com ") == plain
+    for _ in range(2):
+        assert drop_reason(config, "email", "not an address") == "bad_format"
+
+
+def test_an_identity_whose_key_was_read_compares_as_a_fresh_one() -> None:
+    """Identity.key is cached in the instance, outside its compared and hashed fields."""
+    used = Identity("email", "a@x.com")
+    assert used.key == "email:a@x.com" == used.key
+    fresh = Identity("email", "a@x.com")
+    assert used == fresh and hash(used) == hash(fresh) and not used < fresh
+    assert dataclasses.asdict(used) == {"namespace": "email", "id": "a@x.com"}
+    assert dataclasses.replace(used, id="b@x.com").key == "email:b@x.com"
