@@ -10,6 +10,7 @@ from typing import Any
 import phonenumbers
 
 from pipeline.identity.config import IdentityConfig, Namespace
+from pipeline.kept import Kept
 from pipeline.model import DroppedIdentity, Identity, Rejected
 
 # Longer raw values are never identities; the bound keeps format regexes and phone
@@ -21,8 +22,7 @@ _NON_DIGITS = re.compile(r"[^0-9]")  # not \D: that keeps Unicode digits such as
 # (namespace, raw string) -> (the Namespace it was made under, the identity). A hit is
 # ~0.2 us where normalising took 1-2 (a phone number's parse far more). Emptied when full
 # (32,768 bench cookies took ~10 MB with their strings).
-_NORMALISED: dict[tuple[str, str], tuple[Namespace, Identity]] = {}
-_NORMALISED_MAX = 32_768
+_NORMALISED: Kept[tuple[str, str], tuple[Namespace, Identity]] = Kept(32_768)
 
 
 class InvalidIdentity(Rejected):
@@ -100,9 +100,7 @@ def normalise_identity(config: IdentityConfig, namespace: str, value: object) ->
     if cached is not None and cached[0] is spec:
         return cached[1]
     identity = Identity(namespace, normalise_value(spec, value))
-    if len(_NORMALISED) >= _NORMALISED_MAX:
-        _NORMALISED.clear()
-    _NORMALISED[namespace, value] = spec, identity
+    _NORMALISED.keep((namespace, value), (spec, identity))
     return identity
 
 

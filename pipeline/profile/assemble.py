@@ -11,6 +11,7 @@ import msgpack
 from pipeline.identity.commands import RawProfile
 from pipeline.identity.config import UNKNOWN_PRIORITY, IdentityConfig
 from pipeline.ingest import unflatten_attributes
+from pipeline.kept import Kept
 from pipeline.model import KEY_SEP
 from pipeline.profile.merge import winners
 from pipeline.timefmt import iso_ms
@@ -19,8 +20,7 @@ from pipeline.timefmt import iso_ms
 # is new: decoded summaries are kept by their bytes (~0.3 us a hit against ~0.8 to
 # decode; 32,768 at most, ~18 MB of bench summaries, emptied when full). Only maps of
 # strings are kept, so the shallow copy each document gets is a whole one.
-_SUMMARIES: dict[bytes, dict[str, Any]] = {}
-_SUMMARIES_MAX = 32_768
+_SUMMARIES: Kept[bytes, dict[str, Any]] = Kept(32_768)
 
 
 def _summary(blob: bytes) -> Any:
@@ -29,10 +29,7 @@ def _summary(blob: bytes) -> Any:
         return dict(kept)
     value = msgpack.unpackb(blob, raw=False)
     if isinstance(value, dict) and all(type(item) is str for item in value.values()):
-        if len(_SUMMARIES) >= _SUMMARIES_MAX:
-            _SUMMARIES.clear()
-        _SUMMARIES[blob] = value
-        return dict(value)
+        return dict(_SUMMARIES.keep(blob, value))
     return value
 
 
