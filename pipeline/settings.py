@@ -68,8 +68,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "CDP_API_TOKEN",
         "",
-        "If set, every HTTP route but /healthz, /readyz and "
-        "/metrics needs 'Authorization: Bearer <token>'.",
+        "If set, every HTTP route but /healthz, /readyz, /metrics and the viewer's static "
+        "files under /ui/ needs 'Authorization: Bearer <token>'.",
     ),
     Variable("CDP_OUTPUT_ENCODING", "msgpack", f"Encoding of output records: {listed(ENCODINGS)}."),
     Variable("CDP_MERGE_POLICY", POLICIES[0], f"Default merge policy: {listed(POLICIES)}."),
