@@ -44,6 +44,19 @@ class _Main(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """An operator command whose Kafka or Redis is not there says so in a line,
+        not a traceback."""
+        from aiokafka.errors import KafkaConnectionError
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        try:
+            return super().invoke(ctx)
+        except RedisConnectionError as exc:
+            raise click.ClickException(f"cannot reach Redis (CDP_REDIS_URL): {exc}") from None
+        except KafkaConnectionError as exc:
+            raise click.ClickException(f"cannot reach Kafka (CDP_KAFKA_BOOTSTRAP): {exc}") from None
+
 
 @click.group(cls=_Main)
 def main() -> None:

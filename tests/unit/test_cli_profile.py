@@ -51,6 +51,20 @@ def test_produce_file_names_a_line_that_is_no_envelope(
     assert says in output
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["profile", "get", "--namespace", "email", "--id", "a@b.co"], "cannot reach Redis"),
+        (["quarantine", "list"], "cannot reach Redis"),
+    ],
+)
+def test_a_command_without_its_services_says_so_in_a_line(args: list[str], says: str) -> None:
+    """Found from outside: with the stack down these ended in a traceback."""
+    code, output = run(*args)
+    assert code == 1
+    assert says in output and "Traceback" not in output
+
+
 def test_profile_get_rejects_an_unknown_merge_policy() -> None:
     code, output = run("profile", "get", "--profile-id", "p_01", "--merge-policy", "newest")
     assert code == 2
