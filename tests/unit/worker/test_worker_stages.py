@@ -224,9 +224,8 @@ async def test_a_profile_document_too_large_for_its_topic_is_left_out_not_a_cras
         Publication("p_2", huge, None),
         Publication("p_3", None, None),
     ]
-    await Sender(producer, TOPICS, "msgpack", OUTPUT_MAX_RECORD_BYTES).queue_publications(
-        publications
-    )
+    sender = Sender(producer, TOPICS, "msgpack", OUTPUT_MAX_RECORD_BYTES)
+    await (await sender.queue_publications(publications))
     assert [(topic, key, value) for topic, key, value, _ in producer.sent] == [
         ("cdp.profiles", b"p_1", b"small"),
         ("cdp.profiles", b"p_3", None),
