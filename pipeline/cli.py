@@ -44,6 +44,19 @@ class _Main(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """An operator command whose Kafka or Redis is not there says so in a line,
+        not a traceback."""
+        from aiokafka.errors import KafkaConnectionError
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        try:
+            return super().invoke(ctx)
+        except RedisConnectionError as exc:
+            raise click.ClickException(f"cannot reach Redis (CDP_REDIS_URL): {exc}") from None
+        except KafkaConnectionError as exc:
+            raise click.ClickException(f"cannot reach Kafka (CDP_KAFKA_BOOTSTRAP): {exc}") from None
+
 
 @click.group(cls=_Main)
 def main() -> None:
@@ -144,15 +157,26 @@ def produce(
     else:
         events = []
         with open(str(path), encoding="utf-8") as lines:
-            for line in lines:
+            for number, line in enumerate(lines, 1):
                 if line.strip():
-                    envelope = json.loads(line)
+                    envelope = _json_object(line, f"{path}, line {number}")
                     ch = envelope.get("channel") or channel
                     if not ch:
                         raise click.UsageError("an event has no channel; pass --channel")
                     events.append((ch, envelope))
     sent = asyncio.run(send(_settings(), events, encoding=encoding))
     click.echo(f"produced {sent} events")
+
+
+def _json_object(text: str, where: str) -> dict[str, Any]:
+    """One envelope of a JSON-lines file, or a usage error saying where it is not one."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.UsageError(f"{where} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise click.UsageError(f"{where} is not a JSON object")
+    return value
 
 
 @main.group()

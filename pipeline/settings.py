@@ -6,10 +6,23 @@ README's configuration table is generated from ``VARIABLES`` (``cdp config``).
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from pipeline.model import POLICIES
+
+ENCODINGS = ("msgpack", "json")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def listed(choices: tuple[str, ...]) -> str:
+    """'a, b or c'."""
+    return ", ".join(choices[:-1]) + f" or {choices[-1]}"
 
 
 class Variable(NamedTuple):
@@ -55,11 +68,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "CDP_API_TOKEN",
         "",
-        "If set, every HTTP route but /healthz, /readyz and "
-        "/metrics needs 'Authorization: Bearer <token>'.",
+        "If set, every HTTP route but /healthz, /readyz, /metrics and the viewer's static "
+        "files under /ui/ needs 'Authorization: Bearer <token>'.",
     ),
-    Variable("CDP_OUTPUT_ENCODING", "msgpack", "Encoding of output records: msgpack or json."),
-    Variable("CDP_MERGE_POLICY", POLICIES[0], f"Default merge policy: {' or '.join(POLICIES)}."),
+    Variable("CDP_OUTPUT_ENCODING", "msgpack", f"Encoding of output records: {listed(ENCODINGS)}."),
+    Variable("CDP_MERGE_POLICY", POLICIES[0], f"Default merge policy: {listed(POLICIES)}."),
     Variable(
         "CDP_SOURCE_PRECEDENCE",
         "crm,loyalty,pos,callcenter,mobile,web",
@@ -78,12 +91,10 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("CDP_MAX_EVENT_BYTES", "1048576", "Largest accepted event value (bytes)."),
     Variable("CDP_STATE_DIR", ".cdp", "Where `cdp stack` keeps jars, data, logs and pids."),
-    Variable("CDP_LOG_FORMAT", "text", "text or json."),
-    Variable("CDP_LOG_LEVEL", "info", "debug, info, warning or error."),
-    Variable(
-        "CDP_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
-    ),
-    Variable("CDP_KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."),
+    Variable("CDP_LOG_FORMAT", "text", f"{listed(LOG_FORMATS)}."),
+    Variable("CDP_LOG_LEVEL", "info", f"{listed(LOG_LEVELS)}."),
+    Variable("CDP_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", f"{listed(SECURITY_PROTOCOLS)}."),
+    Variable("CDP_KAFKA_SASL_MECHANISM", "PLAIN", f"{listed(SASL_MECHANISMS)}."),
     Variable("CDP_KAFKA_SASL_USERNAME", "", "SASL user name."),
     Variable("CDP_KAFKA_SASL_PASSWORD", "", "SASL password."),
     Variable("CDP_KAFKA_SSL_CAFILE", "", "CA bundle for SSL/SASL_SSL."),
@@ -96,6 +107,34 @@ _DEFAULTS = {v.name: v.default for v in VARIABLES}
 def env(name: str) -> str:
     """The variable's value, or its documented default."""
     return os.environ.get(name, _DEFAULTS[name])
+
+
+N = TypeVar("N", int, float)
+
+# Kafka's legal topic characters: a prefix of others names no topic a worker can create.
+_TOPIC_PREFIX = re.compile(r"[A-Za-z0-9._-]*")
+
+
+def _number(name: str, kind: Callable[[str], N], low: N, high: N | None = None) -> N:
+    """A numeric setting within its range, refused at start with the variable's name
+    rather than deep inside Faust, aiokafka or a Redis command."""
+    raw = env(name)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        bound = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be {bound}, not {raw!r}")
+    return value
+
+
+def _choice(name: str, choices: tuple[str, ...], fold: Callable[[str], str] = str) -> str:
+    """A setting that is one of ``choices`` (after ``fold``)."""
+    value = fold(env(name))
+    if value not in choices:
+        raise ValueError(f"{name} must be {listed(choices)}, not {env(name)!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -131,43 +170,45 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        encoding = env("CDP_OUTPUT_ENCODING")
-        if encoding not in ("msgpack", "json"):
-            raise ValueError(f"CDP_OUTPUT_ENCODING must be msgpack or json, not {encoding!r}")
-        policy = env("CDP_MERGE_POLICY")
-        if policy not in POLICIES:
-            raise ValueError(f"CDP_MERGE_POLICY must be {' or '.join(POLICIES)}, not {policy!r}")
+        """Every setting, checked: a value out of its range or choices is a ValueError
+        naming the variable."""
+        prefix = env("CDP_TOPIC_PREFIX")
+        if not _TOPIC_PREFIX.fullmatch(prefix):
+            raise ValueError(
+                f"CDP_TOPIC_PREFIX may hold only letters, digits, '.', '_' and '-', not {prefix!r}"
+            )
         return cls(
             kafka_bootstrap=env("CDP_KAFKA_BOOTSTRAP"),
             redis_url=env("CDP_REDIS_URL"),
-            redis_min_replicas=int(env("CDP_REDIS_MIN_REPLICAS")),
-            redis_replica_timeout_ms=int(env("CDP_REDIS_REPLICA_TIMEOUT_MS")),
+            redis_min_replicas=_number("CDP_REDIS_MIN_REPLICAS", int, 0),
+            # WAIT with a timeout of 0 blocks for ever.
+            redis_replica_timeout_ms=_number("CDP_REDIS_REPLICA_TIMEOUT_MS", int, 1),
             identity_config=env("CDP_IDENTITY_CONFIG"),
-            topic_prefix=env("CDP_TOPIC_PREFIX"),
-            topic_partitions=int(env("CDP_TOPIC_PARTITIONS")),
-            topic_replication=int(env("CDP_TOPIC_REPLICATION")),
+            topic_prefix=prefix,
+            topic_partitions=_number("CDP_TOPIC_PARTITIONS", int, 1),
+            topic_replication=_number("CDP_TOPIC_REPLICATION", int, 1),
             app_id=env("CDP_APP_ID"),
             http_host=env("CDP_HTTP_HOST"),
-            http_port=int(env("CDP_HTTP_PORT")),
+            http_port=_number("CDP_HTTP_PORT", int, 1, 65535),
             api_token=env("CDP_API_TOKEN"),
-            output_encoding=encoding,
-            merge_policy=policy,
+            output_encoding=_choice("CDP_OUTPUT_ENCODING", ENCODINGS),
+            merge_policy=_choice("CDP_MERGE_POLICY", POLICIES),
             source_precedence=tuple(
                 c.strip() for c in env("CDP_SOURCE_PRECEDENCE").split(",") if c.strip()
             ),
-            recent_events=int(env("CDP_RECENT_EVENTS")),
-            batch_size=int(env("CDP_BATCH_SIZE")),
-            dedupe_ttl_s=int(env("CDP_DEDUPE_TTL_S")),
-            max_event_bytes=int(env("CDP_MAX_EVENT_BYTES")),
+            recent_events=_number("CDP_RECENT_EVENTS", int, 0),
+            batch_size=_number("CDP_BATCH_SIZE", int, 1),
+            dedupe_ttl_s=_number("CDP_DEDUPE_TTL_S", int, 1),
+            max_event_bytes=_number("CDP_MAX_EVENT_BYTES", int, 1),
             state_dir=env("CDP_STATE_DIR"),
-            log_format=env("CDP_LOG_FORMAT"),
-            log_level=env("CDP_LOG_LEVEL"),
-            kafka_security_protocol=env("CDP_KAFKA_SECURITY_PROTOCOL"),
-            kafka_sasl_mechanism=env("CDP_KAFKA_SASL_MECHANISM"),
+            log_format=_choice("CDP_LOG_FORMAT", LOG_FORMATS),
+            log_level=_choice("CDP_LOG_LEVEL", LOG_LEVELS, str.lower),
+            kafka_security_protocol=_choice("CDP_KAFKA_SECURITY_PROTOCOL", SECURITY_PROTOCOLS),
+            kafka_sasl_mechanism=_choice("CDP_KAFKA_SASL_MECHANISM", SASL_MECHANISMS),
             kafka_sasl_username=env("CDP_KAFKA_SASL_USERNAME"),
             kafka_sasl_password=env("CDP_KAFKA_SASL_PASSWORD"),
             kafka_ssl_cafile=env("CDP_KAFKA_SSL_CAFILE"),
-            kafka_request_timeout_s=float(env("CDP_KAFKA_REQUEST_TIMEOUT_S")),
+            kafka_request_timeout_s=_number("CDP_KAFKA_REQUEST_TIMEOUT_S", float, 0.001),
         )
 
 

@@ -33,10 +33,28 @@ def parse_timestamp(value: object, now: int) -> int:
     else:
         raise Rejected("bad_timestamp", "timestamp must be an ISO-8601 string or epoch ms")
     if ms < EARLIEST_MS:
-        raise Rejected("bad_timestamp", f"timestamp {value!r} is before 2000")
+        raise Rejected("bad_timestamp", f"timestamp {value!r} is before 2000{_unit(value, now)}")
     if ms > now + MAX_AHEAD_MS:
-        raise Rejected("bad_timestamp", f"timestamp {value!r} is more than a day in the future")
+        raise Rejected(
+            "bad_timestamp",
+            f"timestamp {value!r} is more than a day in the future{_unit(value, now)}",
+        )
     return ms
+
+
+def _unit(value: object, now: int) -> str:
+    """What to fix when an out-of-range number is a plausible time in another unit."""
+    if not isinstance(value, int):
+        return ""
+    as_ms = (
+        ("seconds", value * 1000),
+        ("microseconds", value // 1000),
+        ("nanoseconds", value // 10**6),
+    )
+    for unit, ms in as_ms:
+        if EARLIEST_MS <= ms <= now + MAX_AHEAD_MS:
+            return f" (epoch {unit}? timestamp takes epoch milliseconds)"
+    return ""
 
 
 def _iso_to_ms(text: str) -> int:

@@ -6,6 +6,7 @@ in between replays the input (idempotent) instead of losing an output.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
@@ -16,11 +17,12 @@ from pipeline import metrics
 from pipeline.notes import note_records
 from pipeline.publish.encode import CONTENT_TYPE, OPAQUE, content_type, encode
 from pipeline.publish.profiles import Publication
-from pipeline.records import DeadLetter, Outputs
+from pipeline.records import OUTPUT_MAX_RECORD_BYTES, DeadLetter, Outputs
 from pipeline.settings import Topics
 
 Headers = list[tuple[str, bytes]]
 TRUNCATED = "cdp-truncated"
+log = logging.getLogger(__name__)
 
 
 def _size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
@@ -125,8 +127,30 @@ class Sender:
 
     async def queue_publications(self, publications: Sequence[Publication]) -> Awaitable[Any]:
         return await self._queue(
-            (self.topics.profiles, p.profile_id.encode(), p.value, self._ours) for p in publications
+            (self.topics.profiles, key, p.value, self._ours)
+            for p in publications
+            if self._fits(key := p.profile_id.encode(), p.value)
         )
+
+    def _fits(self, key: bytes, value: bytes | None) -> bool:
+        """Whether the producer takes a profile record. One it refused would crash the
+        publish agent on every retry of its batch and stall its partition's commits, so a
+        document past the limit is left out, loudly: the topic keeps the profile's
+        previous record, and the lookup API serves the whole profile."""
+        if value is None or len(key) + len(value) < OUTPUT_MAX_RECORD_BYTES // 2:
+            return True  # nearly every document: no size estimate (~0.5 us) per record
+        size = _size(key, value, self._ours)
+        if size <= OUTPUT_MAX_RECORD_BYTES:
+            return True
+        log.error(
+            "profile %s not published: its document takes %d bytes, more than the %d a "
+            "record of %s may; the topic keeps its previous record",
+            key.decode(),
+            size,
+            OUTPUT_MAX_RECORD_BYTES,
+            self.topics.profiles,
+        )
+        return False
 
     async def send_receipt(self, request_id: str, receipt: dict[str, Any]) -> None:
         await self._all(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -32,6 +33,36 @@ def test_profile_get_needs_an_identity_or_a_profile_id(args: list[str]) -> None:
     code, output = run("profile", "get", *args)
     assert code == 2
     assert "give --namespace and --id, or --profile-id" in output
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [("not json", "line 2 is not JSON"), ("[1, 2]", "line 2 is not a JSON object")],
+)
+def test_produce_file_names_a_line_that_is_no_envelope(
+    tmp_path: Path, line: str, says: str
+) -> None:
+    """Found from outside: a line that was not JSON ended `cdp produce --file` in a
+    traceback. Nothing is produced (the file is read whole first)."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(f'{{"channel": "web"}}\n{line}\n\n')
+    code, output = run("produce", "--file", str(events))
+    assert code == 2
+    assert says in output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["profile", "get", "--namespace", "email", "--id", "a@b.co"], "cannot reach Redis"),
+        (["quarantine", "list"], "cannot reach Redis"),
+    ],
+)
+def test_a_command_without_its_services_says_so_in_a_line(args: list[str], says: str) -> None:
+    """Found from outside: with the stack down these ended in a traceback."""
+    code, output = run(*args)
+    assert code == 1
+    assert says in output and "Traceback" not in output
 
 
 def test_profile_get_rejects_an_unknown_merge_policy() -> None:

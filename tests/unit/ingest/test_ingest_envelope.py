@@ -179,6 +179,21 @@ def test_bad_timestamps(value: Any, now_ms: int) -> None:
     assert caught.value.reason == "bad_timestamp"
 
 
+@pytest.mark.parametrize(
+    ("value", "unit"),
+    [
+        (1_795_877_121, "seconds"),
+        (1_795_877_121_123_456, "microseconds"),
+        (1_795_877_121 * 10**9, "nanoseconds"),
+    ],
+)
+def test_a_timestamp_in_another_unit_says_so(value: int, unit: str, now_ms: int) -> None:
+    """Found from outside: epoch seconds were only 'before 2000'."""
+    with pytest.raises(Rejected) as caught:
+        parse_timestamp(value, now_ms)
+    assert f"(epoch {unit}? timestamp takes epoch milliseconds)" in caught.value.detail
+
+
 def test_timestamp_bounds_are_inclusive(now_ms: int) -> None:
     assert parse_timestamp(EARLIEST_MS, now_ms) == EARLIEST_MS
     assert parse_timestamp(now_ms + MAX_AHEAD_MS, now_ms) == now_ms + MAX_AHEAD_MS

@@ -46,6 +46,9 @@ def drop_reason(config: IdentityConfig, namespace: str, value: Any) -> str:
         ("phone", "(555) 123-4567", "+15551234567"),
         ("phone", "+44 7700 900123", "+447700900123"),
         ("email", "  Evan@Example.COM ", "evan@example.com"),
+        # Internationalised top-level domains, as ASCII (punycode) or as Unicode.
+        ("email", "Ivan@Example.XN--P1AI", "ivan@example.xn--p1ai"),
+        ("email", "ivan@пример.рф", "ivan@пример.рф"),
         ("loyalty_id", " ab-12 ", "AB-12"),
         ("crm_id", " 31260XYZ\t", "31260XYZ"),
         ("crm_id", 31260, "31260"),  # integers become strings
@@ -87,6 +90,7 @@ def test_blocked_values(config: IdentityConfig, namespace: str, value: Any) -> N
     [
         ("email", "not-an-email"),
         ("email", "a@b@c.com"),
+        ("email", "a@b.c1"),
         ("phone", "12"),
         ("phone", "call me"),
         ("phone", "+1 415 555 267"),  # too short to be valid

@@ -17,7 +17,7 @@ from pipeline.identity.config import load
 from pipeline.model import Event
 from pipeline.notes import UpdateNote, read_notes
 from pipeline.partition import cached_partitioner
-from pipeline.publish.profiles import Publisher, PublishSettings
+from pipeline.publish.profiles import Publication, Publisher, PublishSettings
 from pipeline.publish.sender import TRUNCATED, Sender, deadletter_record
 from pipeline.records import OUTPUT_MAX_RECORD_BYTES, DeadLetter, Outputs, Record
 from pipeline.resources import schema_text
@@ -210,6 +210,27 @@ async def test_a_batch_sends_one_note_record_per_partition_not_one_per_profile()
     assert len(sent) == 4
     notes = [note for key, value in sent for note in read_notes(key, value)]
     assert dict(notes) == out.updates and len(notes) == 200
+
+
+async def test_a_profile_document_too_large_for_its_topic_is_left_out_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found from outside: eleven 1 MB attributes made a 12 MB document, which the
+    producer refused, crashing the publish agent on every retry of its batch."""
+    producer = FakeProducer()
+    huge = b"x" * OUTPUT_MAX_RECORD_BYTES
+    publications = [
+        Publication("p_1", b"small", None),
+        Publication("p_2", huge, None),
+        Publication("p_3", None, None),
+    ]
+    sender = Sender(producer, TOPICS, "msgpack", OUTPUT_MAX_RECORD_BYTES)
+    await (await sender.queue_publications(publications))
+    assert [(topic, key, value) for topic, key, value, _ in producer.sent] == [
+        ("cdp.profiles", b"p_1", b"small"),
+        ("cdp.profiles", b"p_3", None),
+    ]
+    assert "profile p_2 not published" in caplog.text
 
 
 def _record_size(key: bytes | None, value: bytes | None, headers: list[Any]) -> int:
