@@ -11,7 +11,7 @@ TEST_ENV := CDP_STATE_DIR=$(CURDIR)/.cdp/test CDP_KAFKA_BOOTSTRAP=127.0.0.1:1909
 	CDP_REDIS_URL=redis://127.0.0.1:16379/0 CDP_HTTP_PORT=16066
 DEMO_ENV := CDP_STATE_DIR=$(CURDIR)/.cdp/demo
 
-.PHONY: install lint test test-unit test-integration test-faults demo bench clean
+.PHONY: install lint test test-unit test-integration test-faults demo demo-viewer bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
@@ -60,6 +60,10 @@ test-faults: install
 
 demo: install
 	$(DEMO_ENV) $(BIN)/cdp demo
+
+# The demo, then the stack and the worker stay up for the profile viewer until Ctrl-C.
+demo-viewer: install
+	$(DEMO_ENV) $(BIN)/cdp demo --stay
 
 # Benchmarks print figures and assert nothing; they use their own Redis DB (wiped).
 BENCH_ENV := $(TEST_ENV) CDP_REDIS_URL=redis://127.0.0.1:16379/3

@@ -315,7 +315,8 @@ def privacy() -> None:
     help="Seconds to wait for the receipt (0: do not wait).",
 )
 def privacy_delete(namespace: str, value: str, whole_profile: bool, wait_s: float) -> None:
-    """Send a request to the privacy topic and print its receipt."""
+    """Send a request to the privacy topic and print its receipt; the exit status is 1
+    when the request was rejected."""
     from cdp_tools.ops import privacy_request
 
     request = {
@@ -328,14 +329,21 @@ def privacy_delete(namespace: str, value: str, whole_profile: bool, wait_s: floa
     _print(
         receipt if receipt is not None else {"request_id": request["request_id"], "status": "sent"}
     )
+    if receipt is not None and receipt.get("status") == "rejected":
+        sys.exit(1)
 
 
 @main.command()
-def demo() -> None:
+@click.option(
+    "--stay",
+    is_flag=True,
+    help="Keep the stack and the worker up for the profile viewer until Ctrl-C.",
+)
+def demo(stay: bool) -> None:
     """Start the stack and a worker, feed the sample, print profiles, stop everything."""
     from cdp_tools.demo import run_demo
 
-    sys.exit(run_demo(_settings()))
+    sys.exit(run_demo(_settings(), stay=stay))
 
 
 @main.group()

@@ -1,4 +1,4 @@
-"""Argument errors of `cdp profile get` and `cdp graph explain`: no Kafka or Redis needed
+"""Argument errors and exit statuses of `cdp` commands: no Kafka or Redis needed
 (the Redis URL below points nowhere; a usage error or a 400 never connects)."""
 
 from __future__ import annotations
@@ -102,3 +102,25 @@ def test_graph_explain_answers_an_unknown_namespace_with_the_api_error() -> None
     code, output = run("graph", "explain", "shoe:42", "email:a@b.c")
     assert code == 1
     assert "not configured" in json.loads(output)["error"]
+
+
+@pytest.mark.parametrize(("status", "code"), [("deleted", 0), ("not_found", 0), ("rejected", 1)])
+def test_privacy_delete_exits_1_when_the_request_was_rejected(
+    monkeypatch: pytest.MonkeyPatch, status: str, code: int
+) -> None:
+    async def answered(settings: object, request: dict[str, str], wait_s: float) -> dict:
+        return {"request_id": request["request_id"], "status": status}
+
+    monkeypatch.setattr("cdp_tools.ops.privacy_request", answered)
+    got, output = run("privacy", "delete", "--namespace", "email", "--id", "a@b.c")
+    assert (got, json.loads(output)["status"]) == (code, status)
+
+
+@pytest.mark.parametrize(("args", "stay"), [([], False), (["--stay"], True)])
+def test_demo_ends_by_itself_unless_asked_to_stay(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], stay: bool
+) -> None:
+    seen: list[bool] = []
+    monkeypatch.setattr("cdp_tools.demo.run_demo", lambda settings, stay: seen.append(stay) or 0)
+    assert run("demo", *args)[0] == 0
+    assert seen == [stay]
