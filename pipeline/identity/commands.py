@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any
 
@@ -153,6 +153,22 @@ class RawGraph:
     updated_at_ms: int = 0
 
 
+@dataclass(frozen=True)
+class Fragment:
+    """One member's share of a profile as read: what a publisher keeps between reads."""
+
+    count_text: bytes  # its '#n' as stored (b"" for none): read.lua's proof of no change
+    attributes: list[AttributeValue]
+    count: int
+    by_type: dict[str, int]
+    by_channel: dict[str, int]
+    recent: list[tuple[int, bytes]]  # its whole timeline, newest first
+
+    def timeline_min(self) -> str:
+        """ZRANGEBYSCORE's min just above its newest entry (read.lua's kept min)."""
+        return f"({self.recent[0][0]}" if self.recent else "-inf"
+
+
 @dataclass
 class RawProfile:
     profile_id: str
@@ -164,6 +180,7 @@ class RawProfile:
     count: int
     counts_by_type: dict[str, int]
     counts_by_channel: dict[str, int]
+    fragments: dict[str, Fragment] = field(default_factory=dict)  # by identity key
 
 
 @dataclass(frozen=True)
@@ -213,29 +230,73 @@ def _graph(pid: str, raw: list[Any]) -> RawGraph:
     return RawGraph(pid, members, links, version, updated)
 
 
-def _profile(pid: str, raw: list[Any], recent_limit: int) -> RawProfile:
-    # Runs for every publication: one pass over each fragment's fields, no graph links
-    # (a document shows none; the script sends none with fragments).
+def _fragment(identity: str, fields: list[bytes], recent: list[tuple[int, bytes]]) -> Fragment:
+    # Runs for every fragment read: one pass over its fields.
+    attributes: list[AttributeValue] = []
+    by_type: dict[str, int] = {}
+    by_channel: dict[str, int] = {}
+    tallies = {b"#t:": by_type, b"#c:": by_channel}
+    count_text = b""
+    unpack = msgpack.unpackb
+    for name, stored in _pairs(fields):
+        if name[:1] != b"#":
+            channel, _, path = name.decode().partition("|")
+            value, ts, seq = unpack(stored, raw=True)
+            attributes.append(AttributeValue(path, channel, value, ts, seq, identity))
+        elif name == b"#n":  # counts (includes/base.lua: cdp:a:<key>): all, by type, by channel
+            count_text = stored
+        elif (counts := tallies.get(name[:3])) is not None:
+            counts[name[3:].decode()] = int(stored)
+    return Fragment(count_text, attributes, int(count_text or 0), by_type, by_channel, recent)
+
+
+def _timeline(flat: list[bytes]) -> list[tuple[int, bytes]]:
+    return [(int(ts), summary) for summary, ts in _pairs(flat)]
+
+
+def _gained(newer: list[tuple[int, bytes]], held: Fragment, limit: int) -> list[tuple[int, bytes]]:
+    """A kept timeline plus the entries read.lua found above it: what the zset holds (an
+    entry added again moved up; a trim drops the oldest first, never one of ``newer``)."""
+    moved = {summary for _, summary in newer}
+    timeline = newer + [entry for entry in held.recent if entry[1] not in moved]
+    timeline.sort(reverse=True)
+    return timeline[:limit]
+
+
+def _fragments(
+    entries: list[list[Any]], kept: Mapping[str, Fragment], limit: int
+) -> dict[str, Fragment]:
+    fragments = {}
+    for key, *read in entries:
+        identity = key.decode()
+        if not read:  # unchanged since kept
+            fragments[identity] = kept[identity]
+            continue
+        recent = _timeline(read[1])
+        if len(read) == 3:  # only newer entries
+            recent = _gained(recent, kept[identity], limit)
+        fragments[identity] = _fragment(identity, read[0], recent)
+    return fragments
+
+
+def _profile(
+    pid: str, raw: list[Any], recent_limit: int, kept: Mapping[str, Fragment]
+) -> RawProfile:
+    # Runs for every publication, no graph links (a document shows none; the script sends
+    # none with fragments).
+    fragments = _fragments(raw[4], kept, recent_limit)
     attributes: list[AttributeValue] = []
     recent: list[tuple[int, bytes]] = []
     by_type: dict[str, int] = {}
     by_channel: dict[str, int] = {}
-    tallies = {b"#t:": by_type, b"#c:": by_channel}
     count = 0
-    unpack = msgpack.unpackb
-    for key, fields, flat_recent in raw[4]:
-        identity = key.decode()
-        for name, stored in _pairs(fields):
-            if name[:1] != b"#":
-                channel, _, path = name.decode().partition("|")
-                value, ts, seq = unpack(stored, raw=True)
-                attributes.append(AttributeValue(path, channel, value, ts, seq, identity))
-            elif name == b"#n":  # counts (includes/base.lua: cdp:a:<key>): all, by type, by channel
-                count += int(stored)
-            elif (counts := tallies.get(name[:3])) is not None:
-                field = name[3:].decode()
-                counts[field] = counts.get(field, 0) + int(stored)
-        recent += [(int(ts), summary) for summary, ts in _pairs(flat_recent)]
+    for f in fragments.values():
+        attributes += f.attributes
+        recent += f.recent
+        count += f.count
+        for total, part in ((by_type, f.by_type), (by_channel, f.by_channel)):
+            for name, n in part.items():
+                total[name] = total.get(name, 0) + n
     recent.sort(reverse=True)
     return RawProfile(
         pid,
@@ -247,6 +308,7 @@ def _profile(pid: str, raw: list[Any], recent_limit: int) -> RawProfile:
         count,
         by_type,  # sorted where shown (assemble)
         by_channel,
+        fragments,
     )
 
 
@@ -421,12 +483,17 @@ class GraphStore:
     async def read_profile_of(self, identity_key: str) -> RawProfile | None:
         """The profile holding an identity, in one round trip (lookup + read)."""
         (raw,) = await self._call("read", [[identity_key], True, True])
-        return _profile(raw[5].decode(), raw, self.recent_limit) if raw else None
+        return _profile(raw[5].decode(), raw, self.recent_limit, {}) if raw else None
 
-    async def read_profiles(self, profile_ids: Sequence[str]) -> dict[str, RawProfile | None]:
-        raws = await self._call("read", [list(profile_ids), True, False])
+    async def read_profiles(
+        self, profile_ids: Sequence[str], kept: Mapping[str, Fragment] | None = None
+    ) -> dict[str, RawProfile | None]:
+        """``kept``: fragments the caller holds (a profile's ``fragments`` of an earlier
+        read, any worker's), by identity key: Redis sends only what changed since."""
+        held = {k: [f.count_text, f.timeline_min()] for k, f in (kept or {}).items()}
+        raws = await self._call("read", [list(profile_ids), True, False, held])
         return {
-            pid: _profile(pid, raw, self.recent_limit) if raw else None
+            pid: _profile(pid, raw, self.recent_limit, kept or {}) if raw else None
             for pid, raw in zip(profile_ids, raws, strict=True)
         }
 

@@ -13,14 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import metrics
-from pipeline.identity.commands import GraphStore
+from pipeline.identity.commands import Fragment, GraphStore
 from pipeline.identity.config import IdentityConfig
+from pipeline.kept import Kept
 from pipeline.notes import Note, UpdateNote
 from pipeline.profile.assemble import assemble
 from pipeline.publish.encode import encode
 from pipeline.retry import until_redis_answers
 
 _CLOCKS = ("event_time", "ingest")
+# Fragments of profiles published lately, by profile id, named to read.lua with each read
+# of the same profile: Redis sends a fragment again only when it changed since, and of a
+# timeline only the entries it gained. 4,096 profiles at most, ~18-27 MB (measured: 4.4 KB
+# a bench profile of ten events, 6.6 KB with a full timeline of 20).
+KEPT_PROFILES = 4096
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class Publisher:
         self.store = store
         self.config = config
         self.settings = settings
+        self.kept: Kept[str, dict[str, Fragment]] = Kept(KEPT_PROFILES)
 
     @staticmethod
     def coalesce(notes: Sequence[Note]) -> dict[str, UpdateNote]:
@@ -58,16 +65,19 @@ class Publisher:
         return merged
 
     async def render(self, profile_ids: Sequence[str]) -> list[Publication]:
+        kept = {k: f for pid in profile_ids for k, f in self.kept.get(pid, {}).items()}
         raws = await until_redis_answers(
-            "read_profiles", lambda: self.store.read_profiles(profile_ids)
+            "read_profiles", lambda: self.store.read_profiles(profile_ids, kept)
         )
         s = self.settings
         publications = []
         for profile_id in profile_ids:
             raw = raws.get(profile_id)
             if raw is None:
+                self.kept.pop(profile_id, None)
                 publications.append(Publication(profile_id, None, None))
                 continue
+            self.kept.keep(profile_id, raw.fragments)
             document = assemble(
                 raw,
                 self.config,
