@@ -56,6 +56,7 @@ class Drain:
     events_per_s: float
     elapsed_s: float
     cpu: dict[str, float]
+    threads: str  # the workers' main threads: on a core, waiting for one, asleep
 
 
 async def _last_publication_s(settings: Settings) -> float:
@@ -73,9 +74,10 @@ def drain(settings: Settings, workers: list[WorkerProcess], n: int, tag: str) ->
     started = time.time()
     asyncio.run(produce(settings, events))
     asyncio.run(wait_caught_up(settings, timeout_s=600, settle=1))
-    spent = cpu.spent()
+    spent, names = cpu.spent(), [name for name in cpu.pids if name.startswith("worker")]
     elapsed = asyncio.run(_last_publication_s(settings)) - started
-    return Drain(n / elapsed, elapsed, spent)
+    # Over the drain alone: what the main threads did in the settling second is noise.
+    return Drain(n / elapsed, elapsed, spent, cpu.main_threads(names, elapsed))
 
 
 def _cpu_window(settings: Settings, workers: list[WorkerProcess]) -> CpuWindow:
@@ -156,6 +158,7 @@ def main(
             f"{d.events_per_s / committing:.3f} of committing)"
         )
         print(f"  CPU over {d.elapsed_s:.1f} s: {cpu_describe(d.cpu, d.elapsed_s, n)}")
+        print(f"  main threads: {d.threads}")
     for rate, (hops, visitors, spent, machine) in latency.items():
         print(
             f"event-to-profile at {rate:5.0f}/s   : {_quantiles(hops)} "
