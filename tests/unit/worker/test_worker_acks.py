@@ -215,3 +215,22 @@ async def test_shutdown_finishes_the_running_batch_and_drops_the_staged_one() ->
         await running
     assert log == ["start a", "applied a"]  # a finished, b never started
     assert stream.acked == ["a1"]  # b is consumed again after the restart
+
+
+async def test_a_refused_delivery_surfaces_before_the_next_batch_s_work_starts() -> None:
+    in_order, stream = acks()
+    overlap, log = Overlap(in_order), []
+    b = Applying(log, "b")
+
+    async def refused() -> Awaitable[None]:
+        async def broker_refused() -> None:
+            raise RuntimeError("delivery failed")
+
+        return broker_refused()
+
+    await overlap.submit(stream.events("a1"), refused)
+    await overlap.submit(stream.events("b1"), refused)  # a's delivery fails behind b's work
+    with pytest.raises(RuntimeError):
+        await overlap.submit(stream.events("c1"), b)  # the agent stops here, as Faust sees
+    await overlap.finish()
+    assert log == [] and stream.acked == []  # c never ran; nothing is acknowledged
