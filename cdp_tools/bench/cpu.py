@@ -22,6 +22,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14, 15)
 
 
+def main_thread_seconds(pid: int) -> tuple[float, float]:
+    """Seconds the main thread of ``pid`` (a worker's event loop) has run on a core and
+    waited for one so far (Linux schedstat; zeros if it is gone)."""
+    try:
+        on_core, waiting, _ = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    return int(on_core) / 1e9, int(waiting) / 1e9
+
+
 def stack_pids(settings: Settings) -> dict[str, int]:
     """The local stack's Redis and Kafka pids, from ``cdp stack``'s pidfiles."""
     run_dir = Path(settings.state_dir).absolute() / "run"
@@ -52,11 +62,30 @@ class CpuWindow:
 
     def __post_init__(self) -> None:
         self.at_start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.threads_at_start = {n: main_thread_seconds(pid) for n, pid in self.pids.items()}
         self.opened = time.monotonic()
         self.pressure_at_start = cpu_pressure_us()
 
     def spent(self) -> dict[str, float]:
         return {n: cpu_seconds(pid) - self.at_start[n] for n, pid in self.pids.items()}
+
+    def main_threads(self, names: list[str], wall: float) -> str:
+        """``worker1 on a core 60%, waiting for one 25%, asleep 15%``: the share of
+        ``wall`` seconds in which the main thread of each named process ran, was ready to
+        run but had no core, and waited for something else (a reply, input): the last is
+        what overlapping the round trips can take back, the second what load took."""
+        shares = []
+        for name in names:
+            (on0, wait0), (on1, wait1) = (
+                self.threads_at_start[name],
+                main_thread_seconds(self.pids[name]),
+            )
+            on, waiting = (on1 - on0) / wall, (wait1 - wait0) / wall
+            shares.append(
+                f"{name} on a core {100 * on:.0f}%, waiting for one {100 * waiting:.0f}%, "
+                f"asleep {100 * max(0.0, 1 - on - waiting):.0f}%"
+            )
+        return "; ".join(shares)
 
     def machine(self) -> str:
         """``load average 2.1, a task waited for a core 31% of the time`` (the second

@@ -12,6 +12,7 @@ import asyncio
 import statistics
 import sys
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,6 +57,7 @@ class Drain:
     events_per_s: float
     elapsed_s: float
     cpu: dict[str, float]
+    threads: str  # the workers' main threads: on a core, waiting for one, asleep
 
 
 async def _last_publication_s(settings: Settings) -> float:
@@ -73,9 +75,10 @@ def drain(settings: Settings, workers: list[WorkerProcess], n: int, tag: str) ->
     started = time.time()
     asyncio.run(produce(settings, events))
     asyncio.run(wait_caught_up(settings, timeout_s=600, settle=1))
-    spent = cpu.spent()
+    spent, names = cpu.spent(), [name for name in cpu.pids if name.startswith("worker")]
     elapsed = asyncio.run(_last_publication_s(settings)) - started
-    return Drain(n / elapsed, elapsed, spent)
+    # Over the drain alone: what the main threads did in the settling second is noise.
+    return Drain(n / elapsed, elapsed, spent, cpu.main_threads(names, elapsed))
 
 
 def _cpu_window(settings: Settings, workers: list[WorkerProcess]) -> CpuWindow:
@@ -91,6 +94,24 @@ def _start_worker(settings: Settings, env: dict[str, str], name: str, python: st
     worker.start()
     worker.wait_ready()
     return worker
+
+
+def _stitch_batches(worker: WorkerProcess) -> tuple[float, float]:
+    """Stitch batches (one Redis call each) and the events in them so far, from the
+    worker's /metrics."""
+    with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as answer:
+        lines = answer.read().decode().splitlines()
+    values = dict(line.rsplit(" ", 1) for line in lines if line.startswith("cdp_stitch_batch"))
+    return float(values["cdp_stitch_batch_events_count"]), float(
+        values["cdp_stitch_batch_events_sum"]
+    )
+
+
+def _batches_since(worker: WorkerProcess, before: tuple[float, float]) -> str:
+    """``120 stitch batches of 4.2 events`` since ``before`` (``_stitch_batches``)."""
+    calls, events = _stitch_batches(worker)
+    calls, events = calls - before[0], events - before[1]
+    return f"{calls:.0f} stitch batches of {events / max(1, calls):.1f} events"
 
 
 def _quantiles(hops: list[Hops]) -> str:
@@ -132,12 +153,13 @@ def main(
         latency = {}
         for rate in rates:
             print(f"one worker: {rate:.0f} new visitors/s for {seconds:.0f} s after a warm-up...")
-            cpu = _cpu_window(s, workers)
+            cpu, batches = _cpu_window(s, workers), _stitch_batches(workers[0])
             sent = asyncio.run(produce_steady(s, rate, seconds, 3.0, f"{rate:.0f}{tag}"))
             # While producing only: reading the profiles back afterwards is the
             # benchmark's own load (it cost the broker more than the pipeline did).
             spent, machine = cpu.spent(), cpu.machine()
-            latency[rate] = asyncio.run(latencies(s, sent)), len(sent), spent, machine
+            per_call = _batches_since(workers[0], batches)
+            latency[rate] = asyncio.run(latencies(s, sent)), len(sent), spent, machine, per_call
         if not steady_only:
             print(f"two workers: a burst of {n} events...")
             workers.append(_start_worker(s, env, f"bench-{tag}-2", python))
@@ -156,7 +178,8 @@ def main(
             f"{d.events_per_s / committing:.3f} of committing)"
         )
         print(f"  CPU over {d.elapsed_s:.1f} s: {cpu_describe(d.cpu, d.elapsed_s, n)}")
-    for rate, (hops, visitors, spent, machine) in latency.items():
+        print(f"  main threads: {d.threads}")
+    for rate, (hops, visitors, spent, machine, per_call) in latency.items():
         print(
             f"event-to-profile at {rate:5.0f}/s   : {_quantiles(hops)} "
             f"({len(hops)} of {visitors} new visitors, one worker)"
@@ -164,4 +187,4 @@ def main(
         print(f"  {describe(hops)}")
         # Over the warm-up and the steady seconds.
         events = int(rate * (seconds + 3.0))
-        print(f"  CPU: {cpu_describe(spent, seconds + 3.0, events)}; {machine}")
+        print(f"  CPU: {cpu_describe(spent, seconds + 3.0, events)}; {machine}; {per_call}")

@@ -6,7 +6,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.exceptions import ResponseError
 
@@ -26,6 +26,14 @@ from pipeline.timefmt import iso_ms
 log = logging.getLogger(__name__)
 MAX_UNKNOWN_NAMESPACE_LABELS = 50
 Staged = tuple[Record, Event, StitchEvent]  # a consumed record, its event, as Redis gets it
+
+
+class StagedBatch(NamedTuple):
+    """A batch ingested and not yet stitched."""
+
+    events: list[Staged]
+    deadletters: list[DeadLetter]  # of the records ingest refused
+    ingest_ms: int
 
 
 def to_stitch_event(event: Event, record: Record) -> StitchEvent:
@@ -119,7 +127,10 @@ class Stitcher:
             },
         )
 
-    async def process(self, records: Sequence[Record], now_ms: int | None = None) -> Outputs:
+    def stage(self, records: Sequence[Record], now_ms: int | None = None) -> StagedBatch:
+        """Ingest a batch: its events as the stitch script takes them, and the dead
+        letters of the records it refused. Pure work (metrics aside): the worker runs it
+        while the previous batch's script runs in Redis."""
         ingest_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         out = Outputs()
         parsed: list[Staged] = []
@@ -128,12 +139,18 @@ class Stitcher:
                 continue
             if (staged := self._staged(record, event, out)) is not None:
                 parsed.append((record, event, staged))
-        if parsed:
-            metrics.BATCH_EVENTS.observe(len(parsed))
+        return StagedBatch(parsed, out.deadletters, ingest_ms)
+
+    async def apply(self, batch: StagedBatch) -> Outputs:
+        """The staged batch's one Redis call, and what to send for it. Outputs are made
+        anew on each call, so a batch run again sends them once."""
+        out = Outputs(deadletters=list(batch.deadletters))
+        if batch.events:
+            metrics.BATCH_EVENTS.observe(len(batch.events))
             started = time.perf_counter()
-            await self._stitch(parsed, ingest_ms, out)
+            await self._stitch(batch.events, batch.ingest_ms, out)
             metrics.STITCH_DURATION.observe(time.perf_counter() - started)
-            metrics.LAST_EVENT.set(ingest_ms / 1000)
+            metrics.LAST_EVENT.set(batch.ingest_ms / 1000)
         return out
 
     def _staged(self, record: Record, event: Event, out: Outputs) -> StitchEvent | None:

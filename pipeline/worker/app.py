@@ -30,7 +30,7 @@ from pipeline.records import OUTPUT_MAX_RECORD_BYTES, Outputs, Record
 from pipeline.retry import until_redis_answers
 from pipeline.settings import Settings, Topics
 from pipeline.stages.privacy import Receipt, handle_request
-from pipeline.stages.stitch import Stitcher
+from pipeline.stages.stitch import StagedBatch, Stitcher
 from pipeline.worker.acks import InOrderAcks
 from pipeline.worker.batches import batches
 from pipeline.worker.batchsend import BatchProducer
@@ -38,6 +38,7 @@ from pipeline.worker.discovery import ChannelDiscovery
 from pipeline.worker.drain import use_lean_consumer
 from pipeline.worker.health import Health
 from pipeline.worker.lean import LeanMonitor, RawSchema
+from pipeline.worker.overlap import Overlap
 from pipeline.worker.topology import Flow
 
 log = logging.getLogger(__name__)
@@ -168,8 +169,8 @@ def create_app(
     async def emit(out: Outputs, receipt: Receipt | None = None) -> None:
         await (await queue_emit(out, receipt))
 
-    async def stitch_batch(records: Sequence[Record]) -> Awaitable[None]:
-        return await queue_emit(await stitcher.process(records))
+    async def stitch_batch(staged: StagedBatch) -> Awaitable[None]:
+        return await queue_emit(await stitcher.apply(staged))
 
     async def publish_batch(notes: Sequence[Note]) -> Awaitable[None]:
         publications, merged = await publisher.publish_batch(notes)
@@ -183,13 +184,14 @@ def create_app(
 
     @app.agent(events_topic, name="stitch")
     async def stitch(stream: StreamT) -> None:
-        acks = InOrderAcks("stitch", health.processed)
+        overlap = Overlap(InOrderAcks("stitch", health.processed))
         try:
             async for batch, records in batches(stream, settings.batch_size, _records):
                 monitor.received(batch)
-                await acks.run(batch, partial(stitch_batch, records))
+                # Ingested while the previous batch's script runs; stitched after it.
+                await overlap.submit(batch, partial(stitch_batch, stitcher.stage(records)))
         finally:
-            await acks.finish()
+            await overlap.finish()
 
     @app.agent(updates_topic, name="publish")
     async def publish(stream: StreamT) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from cdp_tools.bench import cpu
 from cdp_tools.bench.cpu import CpuWindow, cpu_pressure_us
 from cdp_tools.bench.steady import Hops, describe, split
 
@@ -34,3 +37,15 @@ def test_each_figure_comes_with_the_machine_s_load_and_contention() -> None:
     assert line.startswith("load average ")
     if cpu_pressure_us() is not None:  # Linux with PSI: the share of time a task waited
         assert line.endswith("% of the time")
+
+
+def test_a_main_thread_s_time_splits_into_running_waiting_for_a_core_and_asleep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert cpu.main_thread_seconds(os.getpid())[0] > 0  # this process's main thread ran
+    readings = iter([(10.0, 1.0), (16.0, 3.0)])  # schedstat's seconds at open and at close
+    monkeypatch.setattr(cpu, "main_thread_seconds", lambda pid: next(readings))
+    window = CpuWindow({"worker1": 1234})
+    assert window.main_threads(["worker1"], wall=10.0) == (
+        "worker1 on a core 60%, waiting for one 20%, asleep 20%"
+    )

@@ -1,4 +1,5 @@
-"""Acknowledgements in order, only after delivery, with the next batch's work overlapping."""
+"""Acknowledgements in order, only after delivery, with the next batch's work overlapping;
+the next batch staged while the previous one's work runs (Overlap)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from pipeline import metrics
 from pipeline.worker.acks import InOrderAcks
+from pipeline.worker.overlap import Overlap
 
 
 class FakeEvent:
@@ -123,3 +125,112 @@ async def test_a_batch_whose_work_fails_runs_again_and_is_acknowledged_once(
     assert attempts == [0, 1, 2]
     assert stream.acked == ["a"]
     assert metrics.BATCH_RETRIES.labels("test")._value.get() == before + 2
+
+
+class Applying:
+    """A batch's work that applies its effects when the test says so (a Redis call in
+    flight), failing the first ``failures`` times; ``log`` holds what happened in order."""
+
+    def __init__(self, log: list[str], name: str, failures: int = 0) -> None:
+        self.log, self.name, self.failures = log, name, failures
+        self.started, self.answer = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self) -> Awaitable[None]:
+        self.log.append(f"start {self.name}")
+        self.started.set()
+        await self.answer.wait()
+        if self.failures:
+            self.failures -= 1
+            self.log.append(f"failed {self.name}")
+            raise RuntimeError("the handler is closed")
+        self.log.append(f"applied {self.name}")
+        return asyncio.sleep(0)
+
+
+async def settled(stream: FakeStream, acked: int) -> None:
+    """Until the stream has ``acked`` events acknowledged (finish() drops a batch whose
+    work has not started: a stopping worker leaves it to be consumed again)."""
+    while len(stream.acked) < acked:
+        await asyncio.sleep(0.001)
+
+
+async def test_the_next_batch_is_staged_while_the_previous_runs_and_applied_after_it() -> None:
+    in_order, stream = acks()
+    overlap, log = Overlap(in_order), []
+    a, b = Applying(log, "a"), Applying(log, "b")
+    await overlap.submit(stream.events("a1"), a)  # returns with a's work in flight
+    await a.started.wait()
+    log.append("stage b")  # the agent ingests the next batch meanwhile
+    submitted = asyncio.ensure_future(overlap.submit(stream.events("b1"), b))
+    b.answer.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert log == ["start a", "stage b"]  # b waits for a's effects before its own start
+    a.answer.set()
+    await submitted
+    await settled(stream, 2)
+    await overlap.finish()
+    assert log == ["start a", "stage b", "applied a", "start b", "applied b"]
+    assert stream.acked == ["a1", "b1"]
+
+
+async def test_a_failing_batch_runs_again_before_the_next_one_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis applies batches in the order they were consumed: a batch whose work fails
+    (and runs again) is never overtaken by the batch staged behind it."""
+    monkeypatch.setattr("pipeline.worker.acks.RETRY_FIRST_S", 0.001)
+    in_order, stream = acks()
+    overlap, log = Overlap(in_order), []
+    a, b = Applying(log, "a", failures=2), Applying(log, "b")
+    a.answer.set()
+    b.answer.set()
+    await overlap.submit(stream.events("a1"), a)
+    await overlap.submit(stream.events("b1"), b)
+    await settled(stream, 2)
+    await overlap.finish()
+    failed_twice = ["start a", "failed a"] * 2
+    assert log == [*failed_twice, "start a", "applied a", "start b", "applied b"]
+    assert stream.acked == ["a1", "b1"]
+
+
+async def test_shutdown_finishes_the_running_batch_and_drops_the_staged_one() -> None:
+    in_order, stream = acks()
+    overlap, log = Overlap(in_order), []
+    a, b = Applying(log, "a"), Applying(log, "b")
+
+    async def agent() -> None:
+        try:
+            await overlap.submit(stream.events("a1"), a)
+            await overlap.submit(stream.events("b1"), b)  # waits for a
+        finally:
+            await overlap.finish()
+
+    running = asyncio.ensure_future(agent())
+    await a.started.wait()
+    running.cancel()  # the worker stops with a's script in flight and b staged
+    await asyncio.sleep(0)
+    a.answer.set()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert log == ["start a", "applied a"]  # a finished, b never started
+    assert stream.acked == ["a1"]  # b is consumed again after the restart
+
+
+async def test_a_refused_delivery_surfaces_before_the_next_batch_s_work_starts() -> None:
+    in_order, stream = acks()
+    overlap, log = Overlap(in_order), []
+    b = Applying(log, "b")
+
+    async def refused() -> Awaitable[None]:
+        async def broker_refused() -> None:
+            raise RuntimeError("delivery failed")
+
+        return broker_refused()
+
+    await overlap.submit(stream.events("a1"), refused)
+    await overlap.submit(stream.events("b1"), refused)  # a's delivery fails behind b's work
+    with pytest.raises(RuntimeError):
+        await overlap.submit(stream.events("c1"), b)  # the agent stops here, as Faust sees
+    await overlap.finish()
+    assert log == [] and stream.acked == []  # c never ran; nothing is acknowledged

@@ -75,16 +75,22 @@ def stitcher(store: FakeStore) -> Stitcher:
     return Stitcher(store, load(), TOPICS, max_event_bytes=10_000)  # type: ignore[arg-type]
 
 
+async def stitched(store: FakeStore, records: Sequence[Record]) -> Outputs:
+    s = stitcher(store)
+    return await s.apply(s.stage(records))
+
+
 async def test_bad_records_go_to_dead_letter_and_good_ones_to_redis_in_one_call() -> None:
     store = FakeStore()
-    out = await stitcher(store).process(
+    out = await stitched(
+        store,
         [
             record(event("e1", ("crm_id", "A")), 0),
             record(b"\xc1garbage", 1),
             record(None, 2),
             record(event("e2", ("email", "test@test.com")), 3),
             record(event("e3", ("crm_id", "B"), ("ecid", "c1")), 4),
-        ]
+        ],
     )
     assert len(store.calls) == 1 and [e.event_id for e in store.calls[0]] == ["e1", "e3"]
     assert [(d.record.offset, d.reason) for d in out.deadletters] == [
@@ -100,13 +106,28 @@ async def test_bad_records_go_to_dead_letter_and_good_ones_to_redis_in_one_call(
     assert len(out.changes) == 2
 
 
+async def test_a_staged_batch_run_again_sends_its_outputs_once_per_run() -> None:
+    """The worker stages a batch once and runs its work again while it fails: each run
+    makes its outputs anew."""
+    store = FakeStore()
+    s = stitcher(store)
+    staged = s.stage([record(event("e1", ("crm_id", "A")), 0), record(None, 1)])
+    assert [e.event_id for _, _, e in staged.events] == ["e1"] and not store.calls
+    first, again = await s.apply(staged), await s.apply(staged)
+    for out in (first, again):
+        assert [d.record.offset for d in out.deadletters] == [1]
+        assert set(out.updates) == {"p_crm_id:A"} and len(out.changes) == 1
+    assert len(staged.deadletters) == 1 and len(store.calls) == 2
+
+
 async def test_an_integer_beyond_64_bits_is_a_dead_letter_not_a_crash() -> None:
     store = FakeStore()
-    out = await stitcher(store).process(
+    out = await stitched(
+        store,
         [
             record(event("big", ("crm_id", "A"), attributes={"n": 10**20}), 0),
             record(event("ok", ("crm_id", "B"), attributes={"n": 10**18}), 1),
-        ]
+        ],
     )
     assert [(d.record.offset, d.reason) for d in out.deadletters] == [(0, "unsupported_type")]
     assert [e.event_id for e in store.calls[0]] == ["ok"]
@@ -122,8 +143,9 @@ async def test_an_event_that_cannot_be_staged_is_a_dead_letter_not_a_crash(
 
     monkeypatch.setattr(stitch_stage, "to_stitch_event", staged)
     store = FakeStore()
-    out = await stitcher(store).process(
-        [record(event("poison", ("crm_id", "A")), 0), record(event("ok", ("crm_id", "B")), 1)]
+    out = await stitched(
+        store,
+        [record(event("poison", ("crm_id", "A")), 0), record(event("ok", ("crm_id", "B")), 1)],
     )
     assert [(d.record.offset, d.reason) for d in out.deadletters] == [(0, "stitch_error")]
     assert "cannot pack this" in out.deadletters[0].detail
@@ -134,7 +156,7 @@ async def test_a_script_error_dead_letters_only_the_event_that_causes_it() -> No
     store = FakeStore()
     records = [record(event(f"e{i}", ("crm_id", f"C{i}")), i) for i in range(7)]
     records.insert(3, record(event("poison", ("crm_id", "X")), 99))
-    out = await stitcher(store).process(records)
+    out = await stitched(store, records)
     assert [(d.record.offset, d.reason) for d in out.deadletters] == [(99, "stitch_error")]
     assert sorted(e.event_id for call in store.calls for e in call) == [f"e{i}" for i in range(7)]
 
@@ -142,7 +164,7 @@ async def test_a_script_error_dead_letters_only_the_event_that_causes_it() -> No
 async def test_redis_outage_is_waited_out_not_skipped() -> None:
     store = FakeStore(fail_first=3)
     before = metrics.REDIS_ERRORS.labels("stitch")._value.get()
-    out = await stitcher(store).process([record(event("e1", ("crm_id", "A")))])
+    out = await stitched(store, [record(event("e1", ("crm_id", "A")))])
     assert metrics.REDIS_ERRORS.labels("stitch")._value.get() - before == 3
     assert out.updates and not out.deadletters
 
@@ -279,7 +301,7 @@ def test_publish_settings_defaults_match_the_documented_ones() -> None:
 async def test_dropped_identities_are_counted_by_namespace_and_reason() -> None:
     s = stitcher(FakeStore())
     before = metrics.IDENTITIES_DROPPED.labels("loyalty_card", "unknown_namespace")._value.get()
-    await s.process(
+    s.stage(
         [
             record(
                 event(
