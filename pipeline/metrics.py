@@ -79,6 +79,13 @@ PROFILES_PUBLISHED = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+PROFILES_UNPUBLISHED = Counter(
+    "cdp_profiles_unpublished_total",
+    "Profile documents left off the profile topic (too_large: past a record's limit; the "
+    "lookup API still serves them).",
+    ["reason"],
+    registry=REGISTRY,
+)
 UPDATES_COALESCED = Counter(
     "cdp_profile_updates_coalesced_total",
     "Profile update requests folded into another publication of the same profile.",

@@ -125,23 +125,26 @@ class Sender:
             metrics.GRAPH_CHANGES.labels(change_type).inc(n)
         return delivered
 
+    def publishable(self, publications: Sequence[Publication]) -> list[Publication]:
+        """The publications the producer takes. One it refused would crash the publish
+        agent on every retry of its batch and stall its partition's commits, so a document
+        past a record's limit is left out, loudly (a log line and
+        ``cdp_profiles_unpublished_total``): the topic keeps the profile's previous
+        record, and the lookup API serves the whole profile."""
+        return [p for p in publications if self._fits(p.profile_id.encode(), p.value)]
+
     async def queue_publications(self, publications: Sequence[Publication]) -> Awaitable[Any]:
         return await self._queue(
-            (self.topics.profiles, key, p.value, self._ours)
-            for p in publications
-            if self._fits(key := p.profile_id.encode(), p.value)
+            (self.topics.profiles, p.profile_id.encode(), p.value, self._ours) for p in publications
         )
 
     def _fits(self, key: bytes, value: bytes | None) -> bool:
-        """Whether the producer takes a profile record. One it refused would crash the
-        publish agent on every retry of its batch and stall its partition's commits, so a
-        document past the limit is left out, loudly: the topic keeps the profile's
-        previous record, and the lookup API serves the whole profile."""
         if value is None or len(key) + len(value) < OUTPUT_MAX_RECORD_BYTES // 2:
             return True  # nearly every document: no size estimate (~0.5 us) per record
         size = _size(key, value, self._ours)
         if size <= OUTPUT_MAX_RECORD_BYTES:
             return True
+        metrics.PROFILES_UNPUBLISHED.labels("too_large").inc()
         log.error(
             "profile %s not published: its document takes %d bytes, more than the %d a "
             "record of %s may; the topic keeps its previous record",

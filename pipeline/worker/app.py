@@ -173,7 +173,8 @@ def create_app(
         return await queue_emit(await stitcher.apply(staged))
 
     async def publish_batch(notes: Sequence[Note]) -> Awaitable[None]:
-        publications, merged = await publisher.publish_batch(notes)
+        rendered, merged = await publisher.publish_batch(notes)
+        publications = sender.publishable(rendered)
         delivered = await sender.queue_publications(publications)
 
         async def observed() -> None:

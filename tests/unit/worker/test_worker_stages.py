@@ -247,7 +247,14 @@ async def test_a_profile_document_too_large_for_its_topic_is_left_out_not_a_cras
         Publication("p_3", None, None),
     ]
     sender = Sender(producer, TOPICS, "msgpack", OUTPUT_MAX_RECORD_BYTES)
-    await (await sender.queue_publications(publications))
+
+    def left_out() -> float:
+        sample = ("cdp_profiles_unpublished_total", {"reason": "too_large"})
+        return metrics.REGISTRY.get_sample_value(*sample) or 0.0
+
+    before = left_out()
+    await (await sender.queue_publications(sender.publishable(publications)))
+    assert left_out() == before + 1
     assert [(topic, key, value) for topic, key, value, _ in producer.sent] == [
         ("cdp.profiles", b"p_1", b"small"),
         ("cdp.profiles", b"p_3", None),
