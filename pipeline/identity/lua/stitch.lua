@@ -482,27 +482,36 @@ local function recorded(eid, first, cause)
   return 'ok'
 end
 
+-- The identities of the list at ids in BATCH that the event links: each once, neither
+-- deleted nor quarantined, in order (filtered in place: a table built at its size); and
+-- whether any of them is not deleted.
+local function linkable_of(ids)
+  local list, n, alive = {unpack(BATCH, ids + 1, ids + BATCH[ids])}, 0, false
+  for i = 1, #list do
+    local k = list[i]
+    if not has(list, k, n) and not suppressed(k) then
+      alive = true
+      if not quarantined(k) then
+        n = n + 1
+        list[n] = k
+      end
+    end
+  end
+  for i = #list, n + 1, -1 do list[i] = nil end
+  return list, alive
+end
+
 local function stitch_event(o)
   local eid, ts, primary = BATCH[o + EVENT.event_id], BATCH[o + EVENT.timestamp_ms],
     BATCH[o + EVENT.primary]
   local ids = event_lists(BATCH, o)
   local stored = SEEN[eid]
   if stored then return duplicate(ids, stored) end
-  local keys, linkable = {}, {}
-  for j = ids + 1, ids + BATCH[ids] do
-    local k = BATCH[j]
-    if keys[k] == nil then
-      keys[k] = not suppressed(k)
-      if keys[k] and not quarantined(k) then linkable[#linkable + 1] = k end
-    end
-  end
+  local linkable, alive = linkable_of(ids)
   if #linkable == 0 then
-    for _, ok in pairs(keys) do
-      if ok then return 'rejected:all_identities_quarantined' end
-    end
-    return 'rejected:all_identities_deleted'
+    return alive and 'rejected:all_identities_quarantined' or 'rejected:all_identities_deleted'
   end
-  if not keys[primary] or quarantined(primary) then primary = best(linkable) end
+  if not has(linkable, primary) then primary = best(linkable) end
   local seq, first = next_id('seq'), #RES.changes + 1
   local seen = touch_common(linkable, ts, seq, primary)
   if seen then  -- no graph change to report: no cause needed

@@ -67,3 +67,11 @@ local function num(n)
   end
   return s
 end
+
+-- Whether list holds v among its first n items (all of them without n).
+local function has(list, v, n)
+  for i = 1, n or #list do
+    if list[i] == v then return true end
+  end
+  return false
+end
