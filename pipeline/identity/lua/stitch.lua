@@ -130,11 +130,11 @@ end
 
 -- Fragments of the batch, written by flush_fragments: per identity its count fields in
 -- the order first met (the array part, '#n' first, so HMGET takes them as they are) and
--- the increment of each (n), its attribute fields in the order first met (the array part
--- of a) with the newest candidate value of each (a[field]: {stored value less its seq,
--- ts, seq, packed seq}), the timeline entries in order (r) and, when known, a time no
--- stored attribute is newer than (seen). A fragment's first event fills them through
--- table constructors: a table grown from empty is rebuilt at each power of two.
+-- the increment of each (n), its attribute fields in the order first met, each followed
+-- by its newest candidate value (a: flat {field, {stored value less its seq, ts, seq,
+-- packed seq}, ...}), the timeline entries in order (r) and, when known, a time no
+-- stored attribute is newer than (seen). A fragment's first event makes them at their
+-- size (constructors): a table grown from empty is rebuilt at each power of two.
 local FRAG, FRAG_ORDER = {}, {}
 
 local function count(f, field)
@@ -148,6 +148,8 @@ local function store_fragment(key, o, seq, seen)
   local f, ts, channel = FRAG[key], BATCH[o + EVENT.timestamp_ms], BATCH[o + EVENT.channel]
   local text, summary = BATCH[o + EVENT.timestamp_text], BATCH[o + EVENT.summary]
   local typed, channelled = join('#t:', BATCH[o + EVENT.type]), join('#c:', channel)
+  local _, attrs = event_lists(BATCH, o)
+  local stored = f and #f.a or 0  -- the pairs the batch's earlier events left in a
   if f then
     local r = f.r
     r[#r + 1], r[#r + 2] = text, summary
@@ -156,18 +158,19 @@ local function store_fragment(key, o, seq, seen)
     count(f, channelled)
   else
     f = {'#n', typed, channelled, n = {['#n'] = 1, [typed] = 1, [channelled] = 1},
-      a = {}, r = {text, summary}, seen = seen}
+      a = {unpack(BATCH, attrs + 1, attrs + BATCH[attrs])}, r = {text, summary}, seen = seen}
     FRAG[key], FRAG_ORDER[#FRAG_ORDER + 1] = f, key
   end
-  local _, attrs = event_lists(BATCH, o)
   local a, packed_seq = f.a, nil
-  for i = attrs + 1, attrs + BATCH[attrs], 2 do
-    local field = join(join(channel, '|'), BATCH[i])
-    local cur = a[field]
-    if not cur then a[#a + 1] = field end
+  for i = 1, BATCH[attrs], 2 do  -- an event's paths are distinct
+    local field = join(join(channel, '|'), BATCH[attrs + i])
+    local at = stored > 0 and find(a, field, stored, 2)
+    local cur = at and a[at + 1]
     if not cur or ts > cur[2] or (ts == cur[2] and seq > cur[3]) then
       packed_seq = packed_seq or cmsgpack.pack(seq)
-      a[field] = {BATCH[i + 1], ts, seq, packed_seq}
+      -- a fragment's first event writes over its own path and value in a
+      at = at or (stored == 0 and i) or #a + 1
+      a[at], a[at + 1] = field, {BATCH[attrs + i + 1], ts, seq, packed_seq}
     end
   end
 end
@@ -180,12 +183,12 @@ local NONE = {}  -- what a fresh identity's fragment holds; never written to
 local function fields_to_read(f)
   local a, seen = f.a, f.seen
   local vouched = seen ~= nil
-  for i = 1, #a do
-    vouched = vouched and a[a[i]][2] >= seen
+  for i = 2, #a, 2 do
+    vouched = vouched and a[i][2] >= seen
   end
   if vouched then return f, false end
   local fields = {unpack(f)}
-  for i = 1, #a do fields[#fields + 1] = a[i] end
+  for i = 1, #a, 2 do fields[#fields + 1] = a[i] end
   return fields, true
 end
 
@@ -204,8 +207,9 @@ local function flush_fragments()
       updates[n + 1], updates[n + 2] = field, num(f.n[field] + (tonumber(current[i]) or 0))
       n = n + 2
     end
-    for i, field in ipairs(f.a) do
-      local new, stored = f.a[field], with_attributes and current[#f + i]
+    local a = f.a
+    for i = 1, #a, 2 do
+      local field, new, stored = a[i], a[i + 1], with_attributes and current[#f + (i + 1) / 2]
       local old = stored and cmsgpack.unpack(stored)
       if not old or new[2] > old[2] or (new[2] == old[2] and new[3] > old[3]) then
         updates[n + 1], updates[n + 2], n = field, new[1] .. new[4], n + 2
@@ -489,7 +493,7 @@ local function linkable_of(ids)
   local list, n, alive = {unpack(BATCH, ids + 1, ids + BATCH[ids])}, 0, false
   for i = 1, #list do
     local k = list[i]
-    if not has(list, k, n) and not suppressed(k) then
+    if not find(list, k, n) and not suppressed(k) then
       alive = true
       if not quarantined(k) then
         n = n + 1
@@ -511,7 +515,7 @@ local function stitch_event(o)
   if #linkable == 0 then
     return alive and 'rejected:all_identities_quarantined' or 'rejected:all_identities_deleted'
   end
-  if not has(linkable, primary) then primary = best(linkable) end
+  if not find(linkable, primary) then primary = best(linkable) end
   local seq, first = next_id('seq'), #RES.changes + 1
   local seen = touch_common(linkable, ts, seq, primary)
   if seen then  -- no graph change to report: no cause needed

@@ -68,10 +68,10 @@ local function num(n)
   return s
 end
 
--- Whether list holds v among its first n items (all of them without n).
-local function has(list, v, n)
-  for i = 1, n or #list do
-    if list[i] == v then return true end
+-- The position of v among the first n items of list (all of them without n), looking
+-- at every step-th from the first; nil if it is not there.
+local function find(list, v, n, step)
+  for i = 1, n or #list, step or 1 do
+    if list[i] == v then return i end
   end
-  return false
 end
