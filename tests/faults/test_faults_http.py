@@ -218,11 +218,23 @@ def test_generated_queries_never_5xx(api_port, route, query, authorised):
     assert body == b"" or isinstance(json.loads(body), dict)
 
 
+def without_echo(body: bytes, pid: str) -> bytes:
+    """The body less the id a 404 names back: an id such as "EXCEPTION" is the caller's
+    own text, not a leak."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(doc, dict) and doc.get("error") == f"no profile {pid}":
+        return json.dumps({**doc, "error": "no profile"}).encode()
+    return body
+
+
 @settings(max_examples=60, deadline=None)
 @given(pid=st.text(min_size=1, max_size=80))
 def test_generated_profile_ids_never_5xx(api_port, pid):
     status, body = call(api_port, "GET", "/v1/profiles/" + quote(pid, safe=""), AUTH)
-    assert_clean(status, body, f"/v1/profiles/{pid!r}")
+    assert_clean(status, without_echo(body, pid), f"/v1/profiles/{pid!r}")
     assert status in (400, 404, 405) or status == 200, status
 
 

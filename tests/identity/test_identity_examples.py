@@ -209,6 +209,26 @@ async def test_deleted_identity_not_revived_by_replay(client: redis.asyncio.Redi
     await both.check()
 
 
+async def test_an_identity_named_twice_in_one_event_counts_once(
+    client: redis.asyncio.Redis,
+) -> None:
+    """The stitch script filters an event's identities in place: a repeat, a deleted one
+    and the primary among them still give what the model gives."""
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "email:gone@x.com", "ecid:c1"))
+    await both.store.delete_identities(["email:gone@x.com"], "req")
+    both.model.delete_identities(["email:gone@x.com"], "req")
+    twice = make_event("e2", 2000, "ecid:c1", "email:gone@x.com", "ecid:c1", "crm_id:A", "crm_id:A")
+    assert (await both.stitch(twice, dataclasses.replace(twice, event_id="e3"))).outcomes == [
+        "ok",
+        "ok",
+    ]
+    assert await both.members("ecid:c1") == ["crm_id:A", "ecid:c1"]
+    gone = make_event("e4", 3000, "email:gone@x.com", "email:gone@x.com")
+    assert (await both.stitch(gone)).outcomes == ["rejected:all_identities_deleted"]
+    await both.check()
+
+
 async def test_size_limit_detaches_cookies_first(client: redis.asyncio.Redis) -> None:
     both = Both(client, config(max_graph_size=3))
     await both.stitch(make_event("e1", 1000, "crm_id:A", "ecid:old"))

@@ -128,77 +128,98 @@ local function fit(pool, comp, changes, out)
   for _, part in ipairs(partition(pool, rest)) do fit(pool, part, changes, out) end
 end
 
--- Fragments of the batch, written by flush_fragments: per identity the fields it writes
--- in the order first met (the array part, so HMGET takes them as they are), the newest
--- candidate value per attribute field (a: {stored value less its seq, ts, seq, packed
--- seq}), the count increments (n, '#n' at position ni), the timeline entries in order
--- (r) and, when known, a time no stored attribute is newer than (seen).
+-- Fragments of the batch, written by flush_fragments: per identity its count fields in
+-- the order first met (the array part, '#n' first, so HMGET takes them as they are) and
+-- the increment of each (n), its attribute fields in the order first met, each followed
+-- by its newest candidate value (a: flat {field, {stored value less its seq, ts, seq,
+-- packed seq}, ...}), the timeline entries in order (r) and, when known, a time no
+-- stored attribute is newer than (seen). A fragment's first event makes them at their
+-- size (constructors): a table grown from empty is rebuilt at each power of two.
 local FRAG, FRAG_ORDER = {}, {}
 
 local function count(f, field)
   local n = f.n[field]
-  if not n then
-    f[#f + 1] = field
-    if field == '#n' then f.ni = #f end
-  end
+  if not n then f[#f + 1] = field end
   f.n[field] = (n or 0) + 1
 end
 
 -- The fragment writes of the event at offset o of BATCH; seen as in FRAG, or nil.
 local function store_fragment(key, o, seq, seen)
   local f, ts, channel = FRAG[key], BATCH[o + EVENT.timestamp_ms], BATCH[o + EVENT.channel]
-  if not f then
-    f = {a = {}, n = {}, r = {}, seen = seen}
+  local text, summary = BATCH[o + EVENT.timestamp_text], BATCH[o + EVENT.summary]
+  local typed, channelled = join('#t:', BATCH[o + EVENT.type]), join('#c:', channel)
+  local _, attrs = event_lists(BATCH, o)
+  local stored = f and #f.a or 0  -- the pairs the batch's earlier events left in a
+  if f then
+    local r = f.r
+    r[#r + 1], r[#r + 2] = text, summary
+    count(f, '#n')
+    count(f, typed)
+    count(f, channelled)
+  else
+    f = {'#n', typed, channelled, n = {['#n'] = 1, [typed] = 1, [channelled] = 1},
+      a = {unpack(BATCH, attrs + 1, attrs + BATCH[attrs])}, r = {text, summary}, seen = seen}
     FRAG[key], FRAG_ORDER[#FRAG_ORDER + 1] = f, key
   end
-  local _, attrs = event_lists(BATCH, o)
-  local packed_seq
-  for i = attrs + 1, attrs + BATCH[attrs], 2 do
-    local field = join(join(channel, '|'), BATCH[i])
-    local cur = f.a[field]
-    if not cur then f[#f + 1] = field end
+  local a, packed_seq = f.a, nil
+  for i = 1, BATCH[attrs], 2 do  -- an event's paths are distinct
+    local field = join(join(channel, '|'), BATCH[attrs + i])
+    local at = stored > 0 and find(a, field, stored, 2)
+    local cur = at and a[at + 1]
     if not cur or ts > cur[2] or (ts == cur[2] and seq > cur[3]) then
       packed_seq = packed_seq or cmsgpack.pack(seq)
-      f.a[field] = {BATCH[i + 1], ts, seq, packed_seq}
+      -- a fragment's first event writes over its own path and value in a
+      at = at or (stored == 0 and i) or #a + 1
+      a[at], a[at + 1] = field, {BATCH[attrs + i + 1], ts, seq, packed_seq}
     end
   end
-  f.r[#f.r + 1], f.r[#f.r + 2] = BATCH[o + EVENT.timestamp_text], BATCH[o + EVENT.summary]
-  count(f, '#n')
-  count(f, join('#t:', BATCH[o + EVENT.type]))
-  count(f, join('#c:', channel))
 end
 
 local NONE = {}  -- what a fresh identity's fragment holds; never written to
 
+-- The fields of f to read: its counts, then its attributes unless seen shows every
+-- candidate is newer than any stored value (seq grows with every event), so none is
+-- decoded. Returns them and whether they include the attributes.
+local function fields_to_read(f)
+  local a, seen = f.a, f.seen
+  local vouched = seen ~= nil
+  for i = 2, #a, 2 do
+    vouched = vouched and a[i][2] >= seen
+  end
+  if vouched then return f, false end
+  local fields = {unpack(f)}
+  for i = 1, #a, 2 do fields[#fields + 1] = a[i] end
+  return fields, true
+end
+
 -- Same effect as applying each event's writes in turn: an attribute keeps the newest
 -- (ts, seq) of stored and batch values, counts add up, and the timeline keeps the newest
 -- recent_limit entries (one ZADD when no entry is trimmed or for a fresh identity with
--- distinct entries, else per event). A batch value is newer than any stored one when its
--- ts is at least the fragment's seen (seq grows with every event): the stored value is
--- then not decoded.
+-- distinct entries, else per event).
 -- Attributes and counts share one hash: one read and one write per identity.
 local function flush_fragments()
+  local updates = {}  -- one HSET's field/value pairs, 1..n: one table for all fragments
   for _, key in ipairs(FRAG_ORDER) do
-    local f, fresh, updates, hash = FRAG[key], FRESH[key], {}, P .. 'a:' .. key
-    local current = fresh and NONE or redis.call('HMGET', hash, unpack(f))
+    local f, fresh, n, hash = FRAG[key], FRESH[key], 0, P .. 'a:' .. key
+    local fields, with_attributes = fields_to_read(f)
+    local current = fresh and NONE or redis.call('HMGET', hash, unpack(fields))
     for i, field in ipairs(f) do
-      local new = f.a[field]
-      if not new then
-        updates[#updates + 1], updates[#updates + 2] =
-          field, num(f.n[field] + (tonumber(current[i]) or 0))
-      else
-        local old = current[i] and not (f.seen and new[2] >= f.seen)
-          and cmsgpack.unpack(current[i])
-        if not old or new[2] > old[2] or (new[2] == old[2] and new[3] > old[3]) then
-          updates[#updates + 1], updates[#updates + 2] = field, new[1] .. new[4]
-        end
+      updates[n + 1], updates[n + 2] = field, num(f.n[field] + (tonumber(current[i]) or 0))
+      n = n + 2
+    end
+    local a = f.a
+    for i = 1, #a, 2 do
+      local field, new, stored = a[i], a[i + 1], with_attributes and current[#f + (i + 1) / 2]
+      local old = stored and cmsgpack.unpack(stored)
+      if not old or new[2] > old[2] or (new[2] == old[2] and new[3] > old[3]) then
+        updates[n + 1], updates[n + 2], n = field, new[1] .. new[4], n + 2
       end
     end
-    redis.call('HSET', hash, unpack(updates))
+    redis.call('HSET', hash, unpack(updates, 1, n))
     -- The timeline has at most one entry per event counted in '#n': when the stored and
     -- new entries fit recent_limit, ZADDs in turn would trim nothing.
     local r = f.r
-    local fits = (tonumber(current[f.ni]) or 0) + #r / 2 <= CFG.recent_limit
+    local fits = (tonumber(current[1]) or 0) + #r / 2 <= CFG.recent_limit
     local distinct = fresh and not fits
     if distinct then
       local seen = {}
@@ -356,16 +377,17 @@ end
 -- Returns the last_seen of primary (one of linkable) before the event: no attribute of
 -- its fragment is newer, as every event that writes a fragment first touches its
 -- identity (rule 4.1), and a member's times go wherever it goes (rebuilds, eviction).
+local AT = {}  -- member position -> seq of the last event that found it among its identities
 local function touch_common(linkable, ts, seq, primary)
   local pid = pid_of(linkable[1])
   local raw = pid and load_raw(pid)
   if not raw or not raw_ok(pid, raw) then return false end
-  local ms, ls, n, at, found, linked, seen = raw[3], raw[4], #linkable, {}, 0, 0, nil
+  local ms, ls, n, found, linked, seen = raw[3], raw[4], #linkable, 0, 0, nil
   for i = 1, #ms, 3 do
     local k = ms[i]
     for j = 1, n do
       if linkable[j] == k then
-        at[(i + 2) / 3], found = i, found + 1
+        AT[(i + 2) / 3], found = seq, found + 1
         if k == primary then seen = ms[i + 2] end
         break
       end
@@ -373,15 +395,19 @@ local function touch_common(linkable, ts, seq, primary)
   end
   if found < n then return false end
   for j = 1, #ls, 9 do
-    if at[ls[j]] and at[ls[j + 1]] then linked = linked + 1 end
+    if AT[ls[j]] == seq and AT[ls[j + 1]] == seq then linked = linked + 1 end
   end
   -- A graph links a pair at most once: all pairs are there when as many links are.
   if linked < n * (n - 1) / 2 then return false end
-  for _, i in pairs(at) do
-    ms[i + 1], ms[i + 2] = math.min(ms[i + 1], ts), math.max(ms[i + 2], ts)
+  for i = 1, #ms, 3 do
+    if AT[(i + 2) / 3] == seq then
+      ms[i + 1], ms[i + 2] = math.min(ms[i + 1], ts), math.max(ms[i + 2], ts)
+    end
   end
   for j = 1, #ls, 9 do
-    if at[ls[j]] and at[ls[j + 1]] and ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end
+    if AT[ls[j]] == seq and AT[ls[j + 1]] == seq and ts >= ls[j + 3] then
+      ls[j + 3], ls[j + 4] = ts, seq
+    end
   end
   for j = 2, n do
     if IDX[linkable[j]] == nil then IDX[linkable[j]] = pid end
@@ -460,27 +486,36 @@ local function recorded(eid, first, cause)
   return 'ok'
 end
 
+-- The identities of the list at ids in BATCH that the event links: each once, neither
+-- deleted nor quarantined, in order (filtered in place: a table built at its size); and
+-- whether any of them is not deleted.
+local function linkable_of(ids)
+  local list, n, alive = {unpack(BATCH, ids + 1, ids + BATCH[ids])}, 0, false
+  for i = 1, #list do
+    local k = list[i]
+    if not find(list, k, n) and not suppressed(k) then
+      alive = true
+      if not quarantined(k) then
+        n = n + 1
+        list[n] = k
+      end
+    end
+  end
+  for i = #list, n + 1, -1 do list[i] = nil end
+  return list, alive
+end
+
 local function stitch_event(o)
   local eid, ts, primary = BATCH[o + EVENT.event_id], BATCH[o + EVENT.timestamp_ms],
     BATCH[o + EVENT.primary]
   local ids = event_lists(BATCH, o)
   local stored = SEEN[eid]
   if stored then return duplicate(ids, stored) end
-  local keys, linkable = {}, {}
-  for j = ids + 1, ids + BATCH[ids] do
-    local k = BATCH[j]
-    if keys[k] == nil then
-      keys[k] = not suppressed(k)
-      if keys[k] and not quarantined(k) then linkable[#linkable + 1] = k end
-    end
-  end
+  local linkable, alive = linkable_of(ids)
   if #linkable == 0 then
-    for _, ok in pairs(keys) do
-      if ok then return 'rejected:all_identities_quarantined' end
-    end
-    return 'rejected:all_identities_deleted'
+    return alive and 'rejected:all_identities_quarantined' or 'rejected:all_identities_deleted'
   end
-  if not keys[primary] or quarantined(primary) then primary = best(linkable) end
+  if not find(linkable, primary) then primary = best(linkable) end
   local seq, first = next_id('seq'), #RES.changes + 1
   local seen = touch_common(linkable, ts, seq, primary)
   if seen then  -- no graph change to report: no cause needed

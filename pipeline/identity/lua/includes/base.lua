@@ -67,3 +67,11 @@ local function num(n)
   end
   return s
 end
+
+-- The position of v among the first n items of list (all of them without n), looking
+-- at every step-th from the first; nil if it is not there.
+local function find(list, v, n, step)
+  for i = 1, n or #list, step or 1 do
+    if list[i] == v then return i end
+  end
+end
