@@ -7,8 +7,10 @@ import importlib
 import json
 import logging
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any, ClassVar
 
 import click
@@ -110,7 +112,14 @@ def topology() -> None:
     config = identity_config.load(settings.identity_config or None)
     # Wired as a worker would be, without connecting: the client connects on first use.
     store = GraphStore(connect(settings.redis_url), config)
-    wiring = create_app(settings, config, store, [f"{settings.topic_prefix}events.<channel>"])
+    # Never started, so Faust creates nothing in its data directory.
+    wiring = create_app(
+        settings,
+        config,
+        store,
+        [f"{settings.topic_prefix}events.<channel>"],
+        datadir=Path(tempfile.gettempdir()),
+    )
     click.echo(render(wiring.app, wiring.flows))
 
 
