@@ -47,13 +47,17 @@ class _Main(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        """An operator command whose Kafka or Redis is not there says so in a line,
-        not a traceback."""
+        """An operator command whose Kafka or Redis is not there, or whose
+        CDP_IDENTITY_CONFIG is bad, says so in a line, not a traceback."""
         from aiokafka.errors import KafkaConnectionError
         from redis.exceptions import ConnectionError as RedisConnectionError
 
+        from pipeline.identity.config import ConfigError
+
         try:
             return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
         except RedisConnectionError as exc:
             raise click.ClickException(f"cannot reach Redis (CDP_REDIS_URL): {exc}") from None
         except KafkaConnectionError as exc:
