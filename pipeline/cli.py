@@ -7,8 +7,10 @@ import importlib
 import json
 import logging
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any, ClassVar
 
 import click
@@ -45,13 +47,17 @@ class _Main(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        """An operator command whose Kafka or Redis is not there says so in a line,
-        not a traceback."""
+        """An operator command whose Kafka or Redis is not there, or whose
+        CDP_IDENTITY_CONFIG is bad, says so in a line, not a traceback."""
         from aiokafka.errors import KafkaConnectionError
         from redis.exceptions import ConnectionError as RedisConnectionError
 
+        from pipeline.identity.config import ConfigError
+
         try:
             return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
         except RedisConnectionError as exc:
             raise click.ClickException(f"cannot reach Redis (CDP_REDIS_URL): {exc}") from None
         except KafkaConnectionError as exc:
@@ -110,7 +116,14 @@ def topology() -> None:
     config = identity_config.load(settings.identity_config or None)
     # Wired as a worker would be, without connecting: the client connects on first use.
     store = GraphStore(connect(settings.redis_url), config)
-    wiring = create_app(settings, config, store, [f"{settings.topic_prefix}events.<channel>"])
+    # Never started, so Faust creates nothing in its data directory.
+    wiring = create_app(
+        settings,
+        config,
+        store,
+        [f"{settings.topic_prefix}events.<channel>"],
+        datadir=Path(tempfile.gettempdir()),
+    )
     click.echo(render(wiring.app, wiring.flows))
 
 

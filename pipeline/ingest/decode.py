@@ -90,6 +90,8 @@ def _unpack_msgpack(raw: bytes, max_bytes: int) -> dict[str, Any]:
     except msgpack.ExtraData as exc:
         raise Rejected("undecodable", "msgpack map followed by extra bytes") from exc
     except _MSGPACK_ERRORS as exc:
+        if "for map key" in str(exc):  # strict_map_key refused an int, float, bool or nil key
+            raise Rejected("bad_key", "a map key is not a string") from exc
         raise Rejected("undecodable", f"not valid msgpack: {exc}") from exc
     return value  # a map: its first byte said so
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -68,6 +69,9 @@ def normalise_value(namespace: Namespace, value: object) -> str:
         raise InvalidIdentity(
             "bad_format", f"{namespace.name} has {len(value)} characters, at most {MAX_ID_CHARS}"
         )
+    # One identity however its characters were composed ("é" as one code point or as
+    # "e" and a combining accent, as macOS and Windows type it): NFC before the steps.
+    value = unicodedata.normalize("NFC", value)
     # Junk such as "null" is blocked before the steps too: e164 would call it bad_format.
     _check_blocked(namespace, value.strip())
     for step in namespace.normalize:

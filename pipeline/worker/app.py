@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import faust
@@ -91,6 +92,8 @@ def create_app(
     store: GraphStore,
     event_topic_names: Sequence[str],
     deadletter_bytes: int = OUTPUT_MAX_RECORD_BYTES,
+    *,
+    datadir: Path,
 ) -> Wiring:
     topics = Topics(settings.topic_prefix)
     app = faust.App(
@@ -98,6 +101,7 @@ def create_app(
         broker=faust_broker(settings),
         broker_credentials=faust_credentials(settings),
         store="memory://",
+        datadir=datadir,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         table_standby_replicas=0,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import tempfile
+from pathlib import Path
 from typing import NamedTuple
 
 import mode.loop
@@ -104,11 +106,15 @@ def run(settings: Settings) -> None:
     prepared = asyncio.run(prepare(settings))
     asyncio.run(check_redis(settings.redis_url))
     store = GraphStore.for_settings(settings, config)
-    worker = LowPauseWorker(
-        create_app(settings, config, store, *prepared).app,
-        loglevel=settings.log_level,
-        logging_config=logging_config(settings.log_format, settings.log_level),
-        quiet=True,
-        redirect_stdouts=False,
-    )
-    worker.execute_from_commandline()
+    # Faust makes a data directory (default `<app id>-data/` in the working directory)
+    # even with tables in memory, as this worker keeps them: a temporary one, removed on
+    # exit, leaves nothing where the worker was started.
+    with tempfile.TemporaryDirectory(prefix=f"{settings.app_id}-faust-") as datadir:
+        worker = LowPauseWorker(
+            create_app(settings, config, store, *prepared, datadir=Path(datadir)).app,
+            loglevel=settings.log_level,
+            logging_config=logging_config(settings.log_format, settings.log_level),
+            quiet=True,
+            redirect_stdouts=False,
+        )
+        worker.execute_from_commandline()

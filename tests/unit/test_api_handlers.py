@@ -174,6 +174,18 @@ async def test_profile_by_identity_and_merge_policy_per_request(api: Api) -> Non
     ] == {"tier": "gold"}
 
 
+async def test_lookups_and_deletes_take_a_value_in_either_unicode_form(
+    api: Api, store: FakeStore
+) -> None:
+    composed = graph("p_03", [link("crm_id:C-3", "email:jos\u00e9@example.com", 7)])
+    store.graphs["p_03"] = composed
+    store.index.update({m.key: "p_03" for m in composed.members})
+    decomposed = {"namespace": "email", "id": "Jose\u0301@example.com"}
+    assert (await api.profile_by_identity(decomposed))[1]["profile_id"] == "p_03"
+    _, receipt = await api.delete_identity(decomposed)
+    assert receipt["deleted_identities"] == ["email:jos\u00e9@example.com"]
+
+
 async def test_unknown_identities_and_ids_are_404(api: Api) -> None:
     assert (await api.profile_by_identity({"namespace": "crm_id", "id": "X"}))[0] == 404
     assert (await api.profile_by_id("p_99", {}))[0] == 404

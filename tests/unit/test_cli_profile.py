@@ -65,6 +65,20 @@ def test_a_command_without_its_services_says_so_in_a_line(args: list[str], says:
     assert says in output and "Traceback" not in output
 
 
+@pytest.mark.parametrize(
+    "args", [["profile", "get", "--namespace", "email", "--id", "a@b.co"], ["topology"]]
+)
+def test_a_bad_identity_configuration_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    """Found from outside: `cdp worker` said so in a line, the other commands in a
+    traceback."""
+    bad = tmp_path / "identity.toml"
+    bad.write_text('[namespaces.x]\nkind = "person"\npriority = 1\nunique = true\nformat = "(["\n')
+    result = CliRunner().invoke(main, args, env={**NOWHERE, "CDP_IDENTITY_CONFIG": str(bad)})
+    assert result.exit_code == 1
+    assert "line 5: namespace 'x': bad format regex" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_profile_get_rejects_an_unknown_merge_policy() -> None:
     code, output = run("profile", "get", "--profile-id", "p_01", "--merge-policy", "newest")
     assert code == 2

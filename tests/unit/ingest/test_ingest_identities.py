@@ -210,6 +210,38 @@ def test_same_unique_value_in_two_spellings_is_one(parse: Parse, envelope: Envel
     assert event.identities == [Identity("email", "a@x.com")]
 
 
+# "José" composed (é, U+00E9) as Windows and most keyboards type it, and decomposed (e and
+# U+0301) as macOS file names and some of its input methods give it.
+NFC_EMAIL, NFD_EMAIL = "jos\u00e9@example.com", "jose\u0301@example.com"
+
+
+@pytest.mark.parametrize("raw", [NFD_EMAIL, " JOSE\u0301@Example.com ", NFC_EMAIL])
+def test_unicode_equivalent_values_are_one_identity(config: IdentityConfig, raw: str) -> None:
+    assert normalise_identity(config, "email", raw) == Identity("email", NFC_EMAIL)
+
+
+@pytest.mark.parametrize(
+    ("steps", "hashed", "raw", "stored"),
+    [
+        (("uppercase",), False, "ame\u0301lie", "AM\u00c9LIE"),  # NFC, then the steps
+        ((), False, "\u212b", "\u00c5"),  # the Angstrom sign is the letter Å
+        ((), True, "ame\u0301lie", hashlib.sha256("am\u00e9lie".encode()).hexdigest()),
+    ],
+)
+def test_nfc_comes_before_the_steps_and_the_hash(
+    steps: tuple[str, ...], hashed: bool, raw: str, stored: str
+) -> None:
+    namespace = Namespace("x", "partner", 9, False, normalize=steps, hash=hashed)
+    assert normalise_value(namespace, raw) == stored
+
+
+def test_an_email_in_two_unicode_forms_is_one_unique_value(
+    parse: Parse, envelope: Envelope
+) -> None:
+    event = parse(envelope(identities=ids(("email", NFC_EMAIL), ("email", NFD_EMAIL))))
+    assert event.identities == [Identity("email", NFC_EMAIL)]
+
+
 def test_non_unique_namespace_may_repeat(parse: Parse, envelope: Envelope) -> None:
     event = parse(envelope(identities=ids(("phone", "4155552671"), ("phone", "+442079460958"))))
     assert len(event.identities) == 2

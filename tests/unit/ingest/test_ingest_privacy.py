@@ -35,6 +35,12 @@ def test_normalised_like_an_event(config: IdentityConfig, encode: Any) -> None:
     assert request.identity == Identity("email", "evan@example.com")
 
 
+def test_normalised_to_nfc_like_an_event(config: IdentityConfig) -> None:
+    doc = {**REQUEST, "id": "Jose\u0301@Example.com"}  # decomposed, as macOS may send it
+    request = parse_privacy_request(json.dumps(doc).encode(), 4096, config=config)
+    assert request.identity == Identity("email", "jos\u00e9@example.com")
+
+
 def test_delete_profile_by_identity(config: IdentityConfig) -> None:
     doc = {**REQUEST, "action": "delete_profile", "namespace": "crm_id", "id": 31260}
     request = parse_privacy_request(json.dumps(doc).encode(), 4096, config=config)

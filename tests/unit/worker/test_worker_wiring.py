@@ -7,6 +7,7 @@ import gc
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import faust
 from faust.transport.conductor import Conductor
@@ -63,12 +64,14 @@ async def test_the_heap_is_frozen_once_the_worker_has_started() -> None:
         gc.unfreeze()
 
 
-def test_offsets_are_committed_by_the_timer_only() -> None:
+def test_offsets_are_committed_by_the_timer_only(tmp_path: Path) -> None:
     """Faust's count-based commit runs inside the loop that delivers fetched messages
     (pipeline/worker/drain.py, as upstream), which waits for its round trip; the timer
     commits the same acknowledged offsets every second from a task of its own."""
     settings = Settings.from_env()
     config = identity_config.load(None)
-    app = create_app(settings, config, GraphStore(connect(settings.redis_url), config), []).app
+    app = create_app(
+        settings, config, GraphStore(connect(settings.redis_url), config), [], datadir=tmp_path
+    ).app
     assert app.conf.broker_commit_interval == 1.0
     assert app.conf.broker_commit_every == COMMIT_EVERY_MESSAGES >= sys.maxsize
