@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -20,7 +21,7 @@ def clock_ms() -> int:
 
 
 def parse_timestamp(value: object, now: int) -> int:
-    """Epoch ms of an ISO-8601 string with a zone or of integer epoch ms.
+    """Epoch ms of an ISO-8601 string with a zone or of a number of epoch ms.
 
     ``now`` (epoch ms) is a parameter so that the future bound is testable.
     """
@@ -28,8 +29,10 @@ def parse_timestamp(value: object, now: int) -> int:
         ms = _iso_to_ms(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         ms = value
-    elif isinstance(value, float) and value.is_integer():
-        ms = int(value)  # JSON Schema counts 1.7e12 as an integer, so the schema lets it by
+    elif isinstance(value, float) and math.isfinite(value):
+        # `time.time() * 1000` has a fraction: dropped, as an ISO timestamp's digits
+        # after the milliseconds are.
+        ms = math.floor(value)
     else:
         raise Rejected("bad_timestamp", "timestamp must be an ISO-8601 string or epoch ms")
     if ms < EARLIEST_MS:
@@ -44,6 +47,8 @@ def parse_timestamp(value: object, now: int) -> int:
 
 def _unit(value: object, now: int) -> str:
     """What to fix when an out-of-range number is a plausible time in another unit."""
+    if isinstance(value, float):
+        value = math.floor(value)  # finite: parse_timestamp took it
     if not isinstance(value, int):
         return ""
     as_ms = (

@@ -139,6 +139,10 @@ def test_first_error_is_the_shallowest(parse: Parse, envelope: Envelope) -> None
         ("2026-11-28T15:45+01:00", 1_795_877_100_000),
         (1_795_877_121_123, 1_795_877_121_123),
         (1_795_877_121_123.0, 1_795_877_121_123),
+        # time.time() * 1000: the fraction of a millisecond goes, as ISO's digits after
+        # the milliseconds do.
+        (1_795_877_121_123.999, 1_795_877_121_123),
+        (1.5e12 + 0.5, 1_500_000_000_000),
     ],
 )
 def test_timestamps(text: str | int, ms: int, now_ms: int) -> None:
@@ -168,7 +172,9 @@ def test_timestamps(text: str | int, ms: int, now_ms: int) -> None:
         EARLIEST_MS - 1,
         "2026-12-02T00:00:00.001Z",  # more than a day after now_ms
         10**30,
-        1.5e12 + 0.5,
+        float("inf"),
+        float("nan"),
+        1e300,
         True,
         None,
     ],
@@ -185,9 +191,10 @@ def test_bad_timestamps(value: Any, now_ms: int) -> None:
         (1_795_877_121, "seconds"),
         (1_795_877_121_123_456, "microseconds"),
         (1_795_877_121 * 10**9, "nanoseconds"),
+        (1_795_877_121.123, "seconds"),  # time.time()
     ],
 )
-def test_a_timestamp_in_another_unit_says_so(value: int, unit: str, now_ms: int) -> None:
+def test_a_timestamp_in_another_unit_says_so(value: float, unit: str, now_ms: int) -> None:
     """Found from outside: epoch seconds were only 'before 2000'."""
     with pytest.raises(Rejected) as caught:
         parse_timestamp(value, now_ms)
@@ -199,6 +206,13 @@ def test_timestamp_bounds_are_inclusive(now_ms: int) -> None:
     assert parse_timestamp(now_ms + MAX_AHEAD_MS, now_ms) == now_ms + MAX_AHEAD_MS
     with pytest.raises(Rejected):
         parse_timestamp(now_ms + MAX_AHEAD_MS + 1, now_ms)
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+def test_epoch_ms_with_a_fraction_in_event(parse: Parse, envelope: Envelope, encoding: str) -> None:
+    """What `time.time() * 1000` gives takes the schema's path: the schema accepts it too."""
+    event = parse(envelope(timestamp=1_795_877_121_123.75), encoding=encoding)
+    assert event.timestamp_ms == 1_795_877_121_123
 
 
 @pytest.mark.parametrize("value", ["2026-11-28T14:45:21", 1.5, "2040-01-01T00:00:00Z"])
