@@ -46,7 +46,7 @@ class _Replies(asyncio.Protocol):
     def expect(self, waiter: asyncio.Future[Any], timeout: float | None) -> None:
         """Queue ``waiter`` for the next reply, failed if none comes within ``timeout``.
         Replies come in order, so only the oldest caller's time needs a timer: one per
-        connection rather than a timeout context per call (a tenth of a lookup's CPU)."""
+        connection rather than a timeout context per call (~10 us, 3-5% of a lookup's CPU)."""
         loop = waiter.get_loop()
         self.timeout = timeout
         self.waiting.append((waiter, loop.time() + (timeout or 0)))
