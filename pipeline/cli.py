@@ -364,6 +364,14 @@ def bench() -> None:
     """Benchmarks (they print figures; they assert nothing)."""
 
 
+_worker_python = click.option(
+    "--worker-python",
+    default=sys.executable,
+    show_default="this environment's",
+    help="Python that runs the workers (another checkout's venv, for paired runs).",
+)
+
+
 @bench.command("e2e")
 @click.option("--events", type=int, default=20_000, show_default=True)
 @click.option(
@@ -373,12 +381,7 @@ def bench() -> None:
 @click.option(
     "--steady-only", is_flag=True, help="Only the steady rates: no passthroughs, no drains."
 )
-@click.option(
-    "--worker-python",
-    default=sys.executable,
-    show_default="this environment's",
-    help="Python that runs the workers (another checkout's venv, for paired runs).",
-)
+@_worker_python
 def bench_e2e(
     events: int, rates: str, seconds: float, steady_only: bool, worker_python: str
 ) -> None:
@@ -442,8 +445,9 @@ def bench_quality(people: int, seed: int | None, duplicates: bool, kill: bool, y
 @bench.command("lookup")
 @click.option("--profiles", type=int, default=100_000, show_default=True)
 @click.option("--seconds", type=float, default=10.0, show_default=True)
-def bench_lookup(profiles: int, seconds: float) -> None:
+@_worker_python
+def bench_lookup(profiles: int, seconds: float, worker_python: str) -> None:
     """Lookups per second and latency against a worker's HTTP API."""
     from cdp_tools.bench.lookup import main as run
 
-    run(_settings(), profiles, seconds)
+    run(_settings(), profiles, seconds, worker_python=worker_python)

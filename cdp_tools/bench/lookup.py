@@ -11,15 +11,17 @@ import asyncio
 import random
 import re
 import statistics
+import sys
 import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import msgpack
 import uvloop
 
+from cdp_tools.bench.cpu import cpu_seconds
 from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.identity import config as identity_config
 from pipeline.identity.commands import GraphStore, StitchEvent
@@ -125,7 +127,28 @@ async def hammer(
     return [t for client in clients for t in client.timings]
 
 
-def main(settings: Settings, profiles: int, seconds: float, concurrency: int = 16) -> None:
+def _cpu(info: dict[str, Any]) -> float:
+    """Redis's CPU seconds from INFO cpu (summed over the nodes of a cluster)."""
+    if "used_cpu_sys" in info:
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+    return sum(_cpu(node) for node in info.values() if isinstance(node, dict))
+
+
+async def redis_cpu(settings: Settings) -> float:
+    client = connect(settings.redis_url)
+    try:
+        return _cpu(await client.info("cpu"))
+    finally:
+        await client.aclose()
+
+
+def main(
+    settings: Settings,
+    profiles: int,
+    seconds: float,
+    concurrency: int = 16,
+    worker_python: str = sys.executable,
+) -> None:
     tag = uuid.uuid4().hex[:6]
     s = replace(settings, topic_prefix=f"bench{tag}.", app_id=f"cdp-bench-{tag}")
     print(f"loading {profiles} profiles into Redis...")
@@ -135,13 +158,19 @@ def main(settings: Settings, profiles: int, seconds: float, concurrency: int = 1
         free_port(),
         Path(s.state_dir) / "logs" / f"bench-{tag}.log",
         {"CDP_TOPIC_PREFIX": s.topic_prefix, "CDP_APP_ID": s.app_id},
+        command=(worker_python, "-P", "-m", "pipeline", "worker"),
     )
     worker.start()
     try:
         worker.wait_ready()
+        assert worker.proc is not None
         host, port = worker.env.get("CDP_HTTP_HOST", "127.0.0.1"), worker.port
         uvloop.run(hammer(host, port, profiles, 1.0, concurrency))  # warm-up
+        # CPU per lookup of the three processes sharing the cores: the worker, Redis and
+        # this client (which must not be the limit).
+        before = cpu_seconds(worker.proc.pid), asyncio.run(redis_cpu(s)), time.process_time()
         timings = sorted(uvloop.run(hammer(host, port, profiles, seconds, concurrency)))
+        after = cpu_seconds(worker.proc.pid), asyncio.run(redis_cpu(s)), time.process_time()
     finally:
         worker.stop()
     q = statistics.quantiles(timings, n=100)
@@ -151,3 +180,11 @@ def main(settings: Settings, profiles: int, seconds: float, concurrency: int = 1
         f"2-core machine)"
     )
     print(f"latency             : p50 {q[49] * 1000:.2f} ms, p99 {q[98] * 1000:.2f} ms")
+    worker_us, redis_us, client_us = (
+        (b - a) / len(timings) * 1e6 for a, b in zip(before, after, strict=True)
+    )
+    print(
+        f"CPU per lookup      : worker {worker_us:.0f} us, Redis {redis_us:.0f} us, "
+        f"this client {client_us:.0f} us ({client_us * len(timings) / seconds / 1e6:.0%} "
+        "of a core)"
+    )

@@ -373,6 +373,8 @@ class GraphStore:
         self._config = msgpack.packb(
             {**config.for_redis(), "dedupe_ttl_s": dedupe_ttl_s, "recent_limit": recent_limit}
         )
+        # read.lua's ARGV[1]: the lookups' and the publisher's reads need only this one.
+        self._read_config = msgpack.packb({"recent_limit": recent_limit})
         self._scripts = {name: redis.register_script(script_source(name)) for name in SCRIPTS}
         # On a cluster redis-py routes each call to the node of KEYSPACE's slot.
         self._pipe = ScriptPipe(redis) if isinstance(redis, redis_asyncio.Redis) else None
@@ -393,7 +395,8 @@ class GraphStore:
     async def _call(self, name: str, argument: Any, *, text: bool = False) -> Any:
         # Redis 7.0's cmsgpack predates msgpack's bin type: send bytes as raw strings.
         # With text=True every string of the reply is decoded (it holds no binary values).
-        args = [self._config, msgpack.packb(argument, use_bin_type=False)]
+        config = self._read_config if name == "read" else self._config
+        args = [config, msgpack.packb(argument, use_bin_type=False)]
         script = self._scripts[name]
         try:
             reply = await self._dispatch(name, script, args)

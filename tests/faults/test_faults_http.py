@@ -277,3 +277,20 @@ def test_worker_survived(api_port):
             return
         time.sleep(0.5)
     pytest.fail("the worker stopped answering")
+
+
+def test_every_answer_is_timed_by_route_method_and_status(api_port):
+    series = (
+        'cdp_http_request_duration_seconds_count{method="GET",route="/v1/profiles",status="%d"}'
+    )
+
+    def counts() -> tuple[float, float]:
+        text = call(api_port, "GET", "/metrics")[1].decode()
+        found = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("cdp_"))
+        return float(found.get(series % 400, 0)), float(found.get(series % 401, 0))
+
+    before = counts()
+    call(api_port, "GET", "/v1/profiles?namespace=email", AUTH)
+    call(api_port, "GET", "/v1/profiles")
+    call(api_port, "GET", "/v1/profiles")
+    assert counts() == (before[0] + 1, before[1] + 2)

@@ -84,25 +84,59 @@ async def test_error_replies_raise_what_redis_py_raises(client: redis.asyncio.Re
     assert await pipe.evalsha(await client.script_load("return 'ok'"), [], []) == b"ok"
 
 
-async def test_a_silent_redis_times_out_as_the_client_says() -> None:
-    """A Redis that takes the connection but never answers the script (stopped, hung)
-    fails the call after redis-py's default socket timeout (5 s) instead of hanging."""
+SLOW, SILENT = "0" * 40, "1" * 40  # scripts the fake Redis below answers late, or never
 
-    async def answer_all_but_evalsha(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        requests = hiredis.Reader()
+
+@pytest.fixture
+async def fake_redis() -> AsyncIterator[int]:
+    """The port of a Redis that takes the connection, answers SLOW after 0.2 s and hangs
+    at SILENT (stopped, a script that never ends): nothing after it is answered."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests, hung = hiredis.Reader(), False
         while data := await reader.read(65536):
             requests.feed(data)
             while (command := requests.gets()) is not False:
+                hung = hung or command[1:2] == [SILENT.encode()]
+                if hung:
+                    continue
                 if command[0].upper() != b"EVALSHA":
                     writer.write(b"+OK\r\n")
+                else:
+                    asyncio.get_running_loop().call_later(0.2, writer.write, b"+OK\r\n")
 
-    server = await asyncio.start_server(answer_all_but_evalsha, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+
+
+async def test_a_silent_redis_times_out_as_the_client_says(fake_redis: int) -> None:
+    """A call Redis never answers fails after redis-py's default socket timeout (5 s)
+    instead of hanging."""
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{fake_redis}/0")
     try:
         async with asyncio.timeout(15):
             with pytest.raises(redis.exceptions.TimeoutError):
-                await ScriptPipe(client).evalsha("0" * 40, [], [])
+                await ScriptPipe(client).evalsha(SILENT, [], [])
     finally:
         await client.aclose()
-        server.close()
+
+
+async def test_the_timeout_counts_from_each_call_and_fails_every_caller_behind_it(
+    fake_redis: int,
+) -> None:
+    """One timer per connection: calls answered within the timeout, one after another
+    for longer than it, all succeed; a silent call fails with those queued behind it."""
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{fake_redis}/0", socket_timeout=0.3)
+    pipe = ScriptPipe(client)
+    try:
+        async with asyncio.timeout(15):
+            for _ in range(4):  # 0.8 s in all
+                assert await pipe.evalsha(SLOW, [], []) == b"OK"
+            stuck = await asyncio.gather(
+                pipe.evalsha(SILENT, [], []), pipe.evalsha(SLOW, [], []), return_exceptions=True
+            )
+            assert [type(e) for e in stuck] == [redis.exceptions.TimeoutError] * 2
+            assert await pipe.evalsha(SLOW, [], []) == b"OK"  # on a new connection
+    finally:
+        await client.aclose()

@@ -43,7 +43,7 @@ def test_scripts_carry_only_what_they_use() -> None:
     assert _includes_in(script_source("quarantined")) == ["keyspace", "base"]
     for name in ("overview", "tally"):
         assert _includes_in(script_source(name)) == ["keyspace"]
-    assert "local function partition" not in script_source("read")
+    assert _includes_in(script_source("read")) == ["keyspace", "base", "index"]
 
 
 def test_every_script_has_its_header() -> None:
