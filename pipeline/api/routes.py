@@ -49,10 +49,13 @@ def _authorised(request: aiohttp_web.Request, token: str) -> bool:
 def _handler(
     route: str, handlers: dict[str, Handler], token: str
 ) -> Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.Response]]:
-    """An aiohttp handler answering ``handlers``' methods; any other method is a JSON 405."""
+    """An aiohttp handler answering ``handlers``' methods, and HEAD where GET is one (as
+    HTTP asks: load balancers probe with it); any other method is a JSON 405."""
 
     async def respond(request: aiohttp_web.Request) -> aiohttp_web.Response:
         method = request.method.lower()
+        if method == "head" and "get" in handlers:
+            method = "get"  # aiohttp sends the headers of the answer without its body
         started = time.perf_counter()
         try:
             if token and not _authorised(request, token):
