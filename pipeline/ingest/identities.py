@@ -116,9 +116,11 @@ def resolve_identities(
     Invalid ones are dropped; the event is rejected when none is left, when a unique
     namespace has two values, or when more than one is flagged primary.
     """
-    kept: dict[Identity, bool] = {}  # identity -> flagged primary; duplicates merge here
+    # By key: a str caches its hash, where an Identity's dataclass hash is a Python call.
+    kept: dict[str, Identity] = {}  # first-seen order; duplicates merge here
     dropped: list[DroppedIdentity] = []
     flagged: set[tuple[str, str]] = set()
+    chosen: Identity | None = None  # the first kept identity flagged primary
     for entry in entries:
         namespace, value = entry["namespace"], entry["id"]
         is_primary = entry.get("primary") is True
@@ -129,23 +131,30 @@ def resolve_identities(
             if is_primary:
                 flagged.add((namespace, str(value)))
             continue
-        kept[identity] = kept.get(identity, False) or is_primary
+        kept.setdefault(identity.key, identity)
         if is_primary:
             flagged.add((identity.namespace, identity.id))
+            chosen = chosen or identity
     if not kept:
         why = ", ".join(f"{_short(d.namespace)} ({d.reason})" for d in dropped)
         raise Rejected("no_valid_identity", f"no valid identity left; dropped: {why}")
-    _check_unique(kept, config)
+    identities = list(kept.values())
+    _check_unique(identities, config)
     if len(flagged) > 1:
         raise Rejected("multiple_primary", f"{len(flagged)} identities flagged primary, at most 1")
-    # A flagged identity that was dropped leaves the choice to priority.
-    primary = next((identity for identity, flag in kept.items() if flag), None)
+    # A flagged identity that was dropped leaves the choice to priority. One kept flagged
+    # identity at most is left here, so the first flagged is the first in kept order.
+    primary = chosen
     if primary is None:
-        primary = min(kept, key=lambda identity: (config.priority(identity.namespace), identity.id))
-    return list(kept), primary, dropped
+        primary = (
+            identities[0]
+            if len(identities) == 1
+            else min(identities, key=lambda i: (config.priority(i.namespace), i.id))
+        )
+    return identities, primary, dropped
 
 
-def _check_unique(kept: dict[Identity, bool], config: IdentityConfig) -> None:
+def _check_unique(kept: list[Identity], config: IdentityConfig) -> None:
     first: dict[str, str] = {}
     for identity in kept:
         unique = config.namespaces[identity.namespace].unique
