@@ -21,8 +21,8 @@ MAX_ID_CHARS = 1024
 _NON_DIGITS = re.compile(r"[^0-9]")  # not \D: that keeps Unicode digits such as '٣'
 # A person's identities come back event after event: their normalised forms are kept,
 # (namespace, raw string) -> (the Namespace it was made under, the identity). A hit is
-# ~0.2 us where normalising took 1-2 (a phone number's parse far more). Emptied when full
-# (32,768 bench cookies took ~10 MB with their strings).
+# ~0.2 us where normalising took 1-2 (a phone number's parse far more). At most 32,768
+# (that many bench cookies took ~10 MB with their strings).
 _NORMALISED: Kept[tuple[str, str], tuple[Namespace, Identity]] = Kept(32_768)
 
 

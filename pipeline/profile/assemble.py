@@ -18,7 +18,7 @@ from pipeline.timefmt import iso_ms
 
 # Each publication of a profile decodes its timeline again, and only the newest summary
 # is new: decoded summaries are kept by their bytes (~0.3 us a hit against ~0.8 to
-# decode; 32,768 at most, ~18 MB of bench summaries, emptied when full). Only maps of
+# decode; 32,768 at most, ~18 MB of bench summaries). Only maps of
 # strings are kept, so the shallow copy each document gets is a whole one.
 _SUMMARIES: Kept[bytes, dict[str, Any]] = Kept(32_768)
 
