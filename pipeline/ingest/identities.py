@@ -146,10 +146,11 @@ def resolve_identities(
     # identity at most is left here, so the first flagged is the first in kept order.
     primary = chosen
     if primary is None:
+        spec = config.namespaces
         primary = (
             identities[0]
             if len(identities) == 1
-            else min(identities, key=lambda i: (config.priority(i.namespace), i.id))
+            else min(identities, key=lambda i: (spec[i.namespace].priority, i.id))
         )
     return identities, primary, dropped
 

@@ -88,7 +88,7 @@ def assemble(
     recent_limit: int = 20,
 ) -> dict[str, Any]:
     """The profile document of ``raw`` (schemas/profile.schema.json)."""
-    recent = sorted(raw.recent, key=lambda entry: entry[0], reverse=True)  # newest first
+    recent = sorted(raw.recent, key=itemgetter(0), reverse=True)  # newest first
     return {
         "profile_id": raw.profile_id,
         "identities": _identities(raw, config),
