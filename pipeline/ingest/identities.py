@@ -100,9 +100,12 @@ def normalise_identity(config: IdentityConfig, namespace: str, value: object) ->
         return Identity(namespace, normalise_value(spec, value))
     # Normalising is a pure function of the Namespace: a reloaded configuration's
     # objects are others, so what an earlier one made is never taken for theirs.
-    cached = _NORMALISED.get((namespace, value))
-    if cached is not None and cached[0] is spec:
-        return cached[1]
+    try:
+        made_under, identity = _NORMALISED[namespace, value]
+        if made_under is spec:
+            return identity
+    except KeyError:
+        pass
     identity = Identity(namespace, normalise_value(spec, value))
     _NORMALISED.keep((namespace, value), (spec, identity))
     return identity

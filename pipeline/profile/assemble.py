@@ -24,9 +24,10 @@ _SUMMARIES: Kept[bytes, dict[str, Any]] = Kept(32_768)
 
 
 def _summary(blob: bytes) -> Any:
-    kept = _SUMMARIES.get(blob)
-    if kept is not None:
-        return dict(kept)
+    try:
+        return dict(_SUMMARIES[blob])
+    except KeyError:
+        pass
     value = msgpack.unpackb(blob, raw=False)
     if isinstance(value, dict) and all(type(item) is str for item in value.values()):
         return dict(_SUMMARIES.keep(blob, value))

@@ -31,7 +31,7 @@ def test_a_kept_value_is_the_last_one_kept_for_its_key_or_none(
         else:
             kept.clear()
             last.clear()
-        assert len(kept._newer) + len(kept._older) <= max(2, most)
+        assert len(kept) + len(kept._older) <= max(2, most)
 
 
 def test_an_entry_in_use_survives_the_store_filling_up() -> None:
