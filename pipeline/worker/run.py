@@ -84,8 +84,8 @@ async def check_redis(url: str) -> None:
 
 # Python's default (700, 10, 10) collects the youngest objects every 700 net allocations,
 # and a batch's events and documents live longer than that: most were promoted to the
-# oldest generation, and its full collections followed. The collector took 38 us of a
-# draining worker's CPU per event (16%); with these 13. A garbage cycle waits longer.
+# oldest generation, and its full collections followed. The collector took 33-58 us of a
+# draining worker's CPU per event; with these 10-18. A garbage cycle waits longer.
 GC_THRESHOLDS = (5000, 50, 10)
 
 
