@@ -325,11 +325,16 @@ def bucket(key: str) -> str:
     return str(h % 65536)
 
 
+# msgpack.packb makes a Packer per call; this one is kept. It packs only bytes and ints,
+# in C without releasing the GIL, so threads cannot interleave in its buffer.
+_PACK_RAW = msgpack.Packer(use_bin_type=False).pack
+
+
 def stored_head(value: bytes, timestamp_ms: int) -> bytes:
     """An attribute value as a fragment stores it (msgpack [value, ts, seq], includes/
     base.lua) up to its seq, which only Redis knows: the script appends it, and packs
     nothing per attribute."""
-    return b"\x93" + msgpack.packb(value, use_bin_type=False) + msgpack.packb(timestamp_ms)
+    return b"\x93" + _PACK_RAW(value) + _PACK_RAW(timestamp_ms)
 
 
 def stitch_batch(events: Sequence[StitchEvent]) -> list[Any]:

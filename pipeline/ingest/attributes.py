@@ -12,6 +12,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+_LEAVES = frozenset((str, int, float, bool, list, type(None)))
+
 
 def escape_key(key: str) -> str:
     return key.replace("\\", "\\\\").replace(".", "\\.")
@@ -43,7 +45,8 @@ def flatten_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
     """
     flat: dict[str, Any] = {}
     for key, value in attrs.items():
-        if isinstance(value, Mapping) and value:
+        # A JSON leaf's type spares the Mapping check (an ABC's, a Python call each).
+        if type(value) not in _LEAVES and isinstance(value, Mapping) and value:
             for path, leaf in flatten_attributes(value).items():
                 flat[f"{escape_key(key)}.{path}"] = leaf
         else:

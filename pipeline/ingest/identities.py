@@ -21,8 +21,8 @@ MAX_ID_CHARS = 1024
 _NON_DIGITS = re.compile(r"[^0-9]")  # not \D: that keeps Unicode digits such as '٣'
 # A person's identities come back event after event: their normalised forms are kept,
 # (namespace, raw string) -> (the Namespace it was made under, the identity). A hit is
-# ~0.2 us where normalising took 1-2 (a phone number's parse far more). Emptied when full
-# (32,768 bench cookies took ~10 MB with their strings).
+# ~0.2 us where normalising took 1-2 (a phone number's parse far more). At most 32,768
+# (that many bench cookies took ~10 MB with their strings).
 _NORMALISED: Kept[tuple[str, str], tuple[Namespace, Identity]] = Kept(32_768)
 
 
@@ -100,9 +100,12 @@ def normalise_identity(config: IdentityConfig, namespace: str, value: object) ->
         return Identity(namespace, normalise_value(spec, value))
     # Normalising is a pure function of the Namespace: a reloaded configuration's
     # objects are others, so what an earlier one made is never taken for theirs.
-    cached = _NORMALISED.get((namespace, value))
-    if cached is not None and cached[0] is spec:
-        return cached[1]
+    try:
+        made_under, identity = _NORMALISED[namespace, value]
+        if made_under is spec:
+            return identity
+    except KeyError:
+        pass
     identity = Identity(namespace, normalise_value(spec, value))
     _NORMALISED.keep((namespace, value), (spec, identity))
     return identity
@@ -116,9 +119,11 @@ def resolve_identities(
     Invalid ones are dropped; the event is rejected when none is left, when a unique
     namespace has two values, or when more than one is flagged primary.
     """
-    kept: dict[Identity, bool] = {}  # identity -> flagged primary; duplicates merge here
+    # By key: a str caches its hash, where an Identity's dataclass hash is a Python call.
+    kept: dict[str, Identity] = {}  # first-seen order; duplicates merge here
     dropped: list[DroppedIdentity] = []
     flagged: set[tuple[str, str]] = set()
+    chosen: Identity | None = None  # the first kept identity flagged primary
     for entry in entries:
         namespace, value = entry["namespace"], entry["id"]
         is_primary = entry.get("primary") is True
@@ -129,23 +134,31 @@ def resolve_identities(
             if is_primary:
                 flagged.add((namespace, str(value)))
             continue
-        kept[identity] = kept.get(identity, False) or is_primary
+        kept.setdefault(identity.key, identity)
         if is_primary:
             flagged.add((identity.namespace, identity.id))
+            chosen = chosen or identity
     if not kept:
         why = ", ".join(f"{_short(d.namespace)} ({d.reason})" for d in dropped)
         raise Rejected("no_valid_identity", f"no valid identity left; dropped: {why}")
-    _check_unique(kept, config)
+    identities = list(kept.values())
+    _check_unique(identities, config)
     if len(flagged) > 1:
         raise Rejected("multiple_primary", f"{len(flagged)} identities flagged primary, at most 1")
-    # A flagged identity that was dropped leaves the choice to priority.
-    primary = next((identity for identity, flag in kept.items() if flag), None)
+    # A flagged identity that was dropped leaves the choice to priority. One kept flagged
+    # identity at most is left here, so the first flagged is the first in kept order.
+    primary = chosen
     if primary is None:
-        primary = min(kept, key=lambda identity: (config.priority(identity.namespace), identity.id))
-    return list(kept), primary, dropped
+        spec = config.namespaces
+        primary = (
+            identities[0]
+            if len(identities) == 1
+            else min(identities, key=lambda i: (spec[i.namespace].priority, i.id))
+        )
+    return identities, primary, dropped
 
 
-def _check_unique(kept: dict[Identity, bool], config: IdentityConfig) -> None:
+def _check_unique(kept: list[Identity], config: IdentityConfig) -> None:
     first: dict[str, str] = {}
     for identity in kept:
         unique = config.namespaces[identity.namespace].unique

@@ -18,15 +18,16 @@ from pipeline.timefmt import iso_ms
 
 # Each publication of a profile decodes its timeline again, and only the newest summary
 # is new: decoded summaries are kept by their bytes (~0.3 us a hit against ~0.8 to
-# decode; 32,768 at most, ~18 MB of bench summaries, emptied when full). Only maps of
+# decode; 32,768 at most, ~18 MB of bench summaries). Only maps of
 # strings are kept, so the shallow copy each document gets is a whole one.
 _SUMMARIES: Kept[bytes, dict[str, Any]] = Kept(32_768)
 
 
 def _summary(blob: bytes) -> Any:
-    kept = _SUMMARIES.get(blob)
-    if kept is not None:
-        return dict(kept)
+    try:
+        return dict(_SUMMARIES[blob])
+    except KeyError:
+        pass
     value = msgpack.unpackb(blob, raw=False)
     if isinstance(value, dict) and all(type(item) is str for item in value.values()):
         return dict(_SUMMARIES.keep(blob, value))
@@ -88,7 +89,7 @@ def assemble(
     recent_limit: int = 20,
 ) -> dict[str, Any]:
     """The profile document of ``raw`` (schemas/profile.schema.json)."""
-    recent = sorted(raw.recent, key=lambda entry: entry[0], reverse=True)  # newest first
+    recent = sorted(raw.recent, key=itemgetter(0), reverse=True)  # newest first
     return {
         "profile_id": raw.profile_id,
         "identities": _identities(raw, config),

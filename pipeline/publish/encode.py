@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import msgpack
+import orjson
 
 CONTENT_TYPE = "content-type"
 MEDIA_TYPES = {"json": "application/json", "msgpack": "application/msgpack"}
@@ -35,8 +36,44 @@ def pack(value: Any) -> bytes:
 
 def encode(value: Any, encoding: str) -> bytes:
     if encoding == "json":
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return _json(value)
     return pack(value)
+
+
+def _json(value: Any) -> bytes:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` in UTF-8. orjson
+    writes the same bytes (~4 us a bench document where json took ~15) for the values
+    ``_orjson_alike`` vouches for; whatever it refuses (a key that is not a string, an
+    integer beyond 64 bits, a lone surrogate) takes the json path, which says why."""
+    if _orjson_alike((value,), 0):
+        try:
+            return orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            pass
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_SCALARS = frozenset((str, int, bool, type(None)))
+_CONTAINERS = frozenset((dict, list, tuple))
+_DEEPEST = 200  # below orjson's 255 levels (and a cycle's, which json reports as one)
+
+
+def _orjson_alike(node: Any, depth: int) -> bool:
+    """Whether every value under ``node`` is of a JSON type that orjson writes as json
+    does: not a subclass, and no float whose form differs (orjson writes 1e-7 where repr
+    writes 1e-07, and null for NaN and infinities)."""
+    if depth > _DEEPEST:
+        return False
+    for child in node.values() if type(node) is dict else node:
+        kind = type(child)
+        if kind in _SCALARS:
+            continue
+        if kind is float:
+            if orjson.dumps(child) != repr(child).encode():
+                return False
+        elif kind not in _CONTAINERS or not _orjson_alike(child, depth + 1):
+            return False
+    return True
 
 
 def decode(raw: bytes, media_type: bytes | None = None) -> Any:

@@ -25,7 +25,10 @@ from pipeline.timefmt import iso_ms
 
 log = logging.getLogger(__name__)
 MAX_UNKNOWN_NAMESPACE_LABELS = 50
-Staged = tuple[Record, Event, StitchEvent]  # a consumed record, its event, as Redis gets it
+# A consumed record and its event as Redis gets it. The ``Event`` is not kept: a batch's
+# events outlive hundreds of allocations, and each object they hold is one more the
+# collector walks (the stitch event has the id and time the rest of the stage needs).
+Staged = tuple[Record, StitchEvent]
 
 
 class StagedBatch(NamedTuple):
@@ -138,7 +141,7 @@ class Stitcher:
             if (event := self.parse(record, out)) is None:
                 continue
             if (staged := self._staged(record, event, out)) is not None:
-                parsed.append((record, event, staged))
+                parsed.append((record, staged))
         return StagedBatch(parsed, out.deadletters, ingest_ms)
 
     async def apply(self, batch: StagedBatch) -> Outputs:
@@ -161,14 +164,14 @@ class Stitcher:
             return None
 
     async def _stitch(self, parsed: Sequence[Staged], ingest_ms: int, out: Outputs) -> None:
-        batch = [staged for _, _, staged in parsed]
+        batch = [staged for _, staged in parsed]
         try:
             result = await until_redis_answers("stitch", lambda: self.store.stitch(batch))
         except ResponseError as exc:
             # A script error is a bug or data Redis cannot take: isolate the event that
             # causes it so the rest of the batch still goes through.
             if len(parsed) == 1:
-                record, event, _ = parsed[0]
+                record, event = parsed[0]
                 self._deadletter(out, record, "stitch_error", str(exc), event.event_id)
                 return
             half = len(parsed) // 2
@@ -184,9 +187,9 @@ class Stitcher:
         ingest_ms: int,
         out: Outputs,
     ) -> None:
-        first_event_ms = min(e.timestamp_ms for _, e, _ in parsed)
+        first_event_ms = min(e.timestamp_ms for _, e in parsed)
         consumed: Counter[tuple[str, str]] = Counter()  # counted per batch, not per event
-        for (record, event, _), outcome in zip(parsed, result.outcomes, strict=True):
+        for (record, event), outcome in zip(parsed, result.outcomes, strict=True):
             if outcome.startswith("rejected:"):
                 reason = outcome.removeprefix("rejected:")
                 self._deadletter(out, record, reason, REJECT_REASONS[reason], event.event_id)

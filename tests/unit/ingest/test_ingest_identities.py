@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.identity.config import IdentityConfig, Namespace
 from pipeline.ingest import InvalidIdentity, normalise_identity
-from pipeline.ingest.identities import MAX_ID_CHARS, normalise_value
+from pipeline.ingest.identities import MAX_ID_CHARS, normalise_value, resolve_identities
 from pipeline.model import DroppedIdentity, Event, Identity, Rejected
 
 Envelope = Callable[..., dict[str, Any]]
@@ -322,3 +325,58 @@ def test_an_identity_whose_key_was_read_compares_as_a_fresh_one() -> None:
     assert used == fresh and hash(used) == hash(fresh) and not used < fresh
     assert dataclasses.asdict(used) == {"namespace": "email", "id": "a@x.com"}
     assert dataclasses.replace(used, id="b@x.com").key == "email:b@x.com"
+
+
+def _resolved_by_the_rules(
+    entries: list[dict[str, Any]], config: IdentityConfig
+) -> tuple[list[Identity], Identity, list[DroppedIdentity]]:
+    """resolve_identities as the rules read, one step at a time (CONTRACT 4)."""
+    flags: dict[Identity, bool] = {}  # first-seen order; a duplicate ors its flag in
+    dropped, flagged = [], set()
+    for entry in entries:
+        is_primary = entry.get("primary") is True
+        try:
+            identity = normalise_identity(config, entry["namespace"], entry["id"])
+        except InvalidIdentity as exc:
+            dropped.append(DroppedIdentity(entry["namespace"], exc.reason))
+            flagged |= {(entry["namespace"], str(entry["id"]))} if is_primary else set()
+            continue
+        flags[identity] = flags.get(identity, False) or is_primary
+        flagged |= {(identity.namespace, identity.id)} if is_primary else set()
+    if not flags:
+        why = ", ".join(f"{d.namespace!r} ({d.reason})" for d in dropped)
+        raise Rejected("no_valid_identity", f"no valid identity left; dropped: {why}")
+    for a, b in itertools.combinations(flags, 2):
+        if a.namespace == b.namespace and config.namespaces[a.namespace].unique:
+            raise Rejected("conflicting_unique_identities", a.namespace)
+    if len(flagged) > 1:
+        raise Rejected("multiple_primary", f"{len(flagged)} identities flagged primary, at most 1")
+    chosen = [identity for identity, flag in flags.items() if flag]
+    rank = {i: (config.namespaces[i.namespace].priority, i.id) for i in flags}
+    return list(flags), chosen[0] if chosen else min(flags, key=rank.__getitem__), dropped
+
+
+ENTRY = st.fixed_dictionaries(
+    {
+        "namespace": st.sampled_from(["crm_id", "email", "phone", "ecid", "nope"]),
+        "id": st.sampled_from(
+            ["A1", " A1 ", "b@x.io", "B@X.io ", "null", "", 7, None, "+14155552671"]
+        ),
+    },
+    optional={"primary": st.sampled_from([True, False, 1])},
+)
+
+
+@given(entries=st.lists(ENTRY, min_size=1, max_size=6))
+def test_identities_resolve_as_the_rules_read(
+    config: IdentityConfig, entries: list[dict[str, Any]]
+) -> None:
+    try:
+        want: Any = _resolved_by_the_rules(entries, config)
+    except Rejected as rejected:
+        want = rejected.reason
+    try:
+        got: Any = resolve_identities(entries, config)
+    except Rejected as rejected:
+        got = rejected.reason
+    assert got == want

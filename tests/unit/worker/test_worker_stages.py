@@ -112,7 +112,7 @@ async def test_a_staged_batch_run_again_sends_its_outputs_once_per_run() -> None
     store = FakeStore()
     s = stitcher(store)
     staged = s.stage([record(event("e1", ("crm_id", "A")), 0), record(None, 1)])
-    assert [e.event_id for _, _, e in staged.events] == ["e1"] and not store.calls
+    assert [e.event_id for _, e in staged.events] == ["e1"] and not store.calls
     first, again = await s.apply(staged), await s.apply(staged)
     for out in (first, again):
         assert [d.record.offset for d in out.deadletters] == [1]
