@@ -158,7 +158,8 @@ def main(
             # While producing only: reading the profiles back afterwards is the
             # benchmark's own load (it cost the broker more than the pipeline did).
             spent, machine = cpu.spent(), cpu.machine()
-            per_call = _batches_since(workers[0], batches)
+            threads = cpu.main_threads(["worker1"], time.monotonic() - cpu.opened)
+            per_call = f"{_batches_since(workers[0], batches)}; main thread: {threads}"
             latency[rate] = asyncio.run(latencies(s, sent)), len(sent), spent, machine, per_call
         if not steady_only:
             print(f"two workers: a burst of {n} events...")
