@@ -33,7 +33,7 @@ from pipeline.settings import Settings, Topics
 from pipeline.stages.privacy import Receipt, handle_request
 from pipeline.stages.stitch import StagedBatch, Stitcher
 from pipeline.worker.acks import InOrderAcks
-from pipeline.worker.batches import Batches
+from pipeline.worker.batches import batches
 from pipeline.worker.batchsend import BatchProducer
 from pipeline.worker.discovery import ChannelDiscovery
 from pipeline.worker.drain import use_lean_consumer
@@ -52,14 +52,6 @@ def _record(event: EventT) -> Record:
 
 def _records(event: EventT) -> tuple[Record]:
     return (_record(event),)
-
-
-def _merged(staged: StagedBatch, late: StagedBatch) -> StagedBatch:
-    """A staged batch with the events staged after it: one Redis call, whose batch
-    started with the later ingest (the time the notes carry)."""
-    return StagedBatch(
-        staged.events + late.events, staged.deadletters + late.deadletters, late.ingest_ms
-    )
 
 
 # A publication batch may fold several stitch batches' updates into one document each:
@@ -198,19 +190,11 @@ def create_app(
     @app.agent(events_topic, name="stitch")
     async def stitch(stream: StreamT) -> None:
         overlap = Overlap(InOrderAcks("stitch", health.processed))
-        taken = Batches(stream, settings.batch_size, _records)
         try:
-            async for batch, records in taken:
-                # Ingested while the previous batch's script runs; stitched after it,
-                # with what arrived meanwhile.
-                staged = stitcher.stage(records)
-                await overlap.ready()
-                late, late_records = await taken.extend(len(records))
-                if late:
-                    staged = _merged(staged, stitcher.stage(late_records))
-                    batch += late
+            async for batch, records in batches(stream, settings.batch_size, _records):
                 monitor.received(batch)
-                overlap.start(batch, partial(stitch_batch, staged))
+                # Ingested while the previous batch's script runs; stitched after it.
+                await overlap.submit(batch, partial(stitch_batch, stitcher.stage(records)))
         finally:
             await overlap.finish()
 
@@ -219,7 +203,7 @@ def create_app(
         acks = InOrderAcks("publish", health.processed)
         try:
             limit = PUBLISH_BATCH_FACTOR * settings.batch_size
-            async for batch, notes in Batches(stream, limit, _update_notes):
+            async for batch, notes in batches(stream, limit, _update_notes):
                 monitor.received(batch)
                 await acks.run(batch, partial(publish_batch, notes))
         finally:

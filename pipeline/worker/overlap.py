@@ -7,9 +7,7 @@ batch meanwhile. That batch's work starts only once the previous batch's work we
 through (its script applied, retries and the bisection of a script error included, its
 outputs queued), so Redis applies the batches in the order they were consumed, as
 before: no batch's effects ever overtake an earlier one's, and what overlaps Redis's
-work is ingest alone, which has no effects (metrics aside). Once it may start, the staged
-batch takes in the events that arrived meanwhile (``Batches.extend``), so that they do
-not wait for its whole run before their own. Acknowledgements stay with
+work is ingest alone, which has no effects (metrics aside). Acknowledgements stay with
 ``InOrderAcks``: in order, each after its outputs are delivered.
 
 On shutdown the batch whose work runs is finished within ``InOrderAcks``'s grace time;
@@ -32,16 +30,12 @@ class Overlap:
         self.acks = acks
         self.running: asyncio.Future[None] | None = None
 
-    async def ready(self) -> None:
-        """Wait for the previous batch's work. An error of it that ``InOrderAcks`` does
-        not retry (a delivery the broker refused) is raised here."""
+    async def submit(self, batch: Sequence[EventT], work: Callable[[], Work]) -> None:
+        """Wait for the previous batch's work, then start this one's and return at once:
+        the caller stages the next batch meanwhile. An error of the previous batch that
+        ``InOrderAcks`` does not retry (a delivery the broker refused) is raised here."""
         if self.running is not None:
             await asyncio.shield(self.running)  # a cancelled agent leaves it to finish()
-
-    def start(self, batch: Sequence[EventT], work: Callable[[], Work]) -> None:
-        """Start a batch's work (once ``ready``) and return at once: the caller stages
-        the next batch meanwhile."""
-        assert self.running is None or self.running.done(), "start() before ready()"
         self.running = asyncio.ensure_future(self.acks.run(batch, work))
 
     async def finish(self) -> None:

@@ -4,13 +4,13 @@ the next batch staged while the previous one's work runs (Overlap)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import pytest
 
 from pipeline import metrics
-from pipeline.worker.acks import InOrderAcks, Work
+from pipeline.worker.acks import InOrderAcks
 from pipeline.worker.overlap import Overlap
 
 
@@ -147,13 +147,6 @@ class Applying:
         return asyncio.sleep(0)
 
 
-async def submit(overlap: Overlap, batch: Sequence[Any], work: Callable[[], Work]) -> None:
-    """What the stitch agent does with a staged batch: wait for the previous batch's
-    work, then start this one's."""
-    await overlap.ready()
-    overlap.start(batch, work)
-
-
 async def settled(stream: FakeStream, acked: int) -> None:
     """Until the stream has ``acked`` events acknowledged (finish() drops a batch whose
     work has not started: a stopping worker leaves it to be consumed again)."""
@@ -165,10 +158,10 @@ async def test_the_next_batch_is_staged_while_the_previous_runs_and_applied_afte
     in_order, stream = acks()
     overlap, log = Overlap(in_order), []
     a, b = Applying(log, "a"), Applying(log, "b")
-    await submit(overlap, stream.events("a1"), a)  # returns with a's work in flight
+    await overlap.submit(stream.events("a1"), a)  # returns with a's work in flight
     await a.started.wait()
     log.append("stage b")  # the agent ingests the next batch meanwhile
-    submitted = asyncio.ensure_future(submit(overlap, stream.events("b1"), b))
+    submitted = asyncio.ensure_future(overlap.submit(stream.events("b1"), b))
     b.answer.set()
     for _ in range(5):
         await asyncio.sleep(0)
@@ -192,8 +185,8 @@ async def test_a_failing_batch_runs_again_before_the_next_one_starts(
     a, b = Applying(log, "a", failures=2), Applying(log, "b")
     a.answer.set()
     b.answer.set()
-    await submit(overlap, stream.events("a1"), a)
-    await submit(overlap, stream.events("b1"), b)
+    await overlap.submit(stream.events("a1"), a)
+    await overlap.submit(stream.events("b1"), b)
     await settled(stream, 2)
     await overlap.finish()
     failed_twice = ["start a", "failed a"] * 2
@@ -208,8 +201,8 @@ async def test_shutdown_finishes_the_running_batch_and_drops_the_staged_one() ->
 
     async def agent() -> None:
         try:
-            await submit(overlap, stream.events("a1"), a)
-            await submit(overlap, stream.events("b1"), b)  # waits for a
+            await overlap.submit(stream.events("a1"), a)
+            await overlap.submit(stream.events("b1"), b)  # waits for a
         finally:
             await overlap.finish()
 
@@ -235,9 +228,9 @@ async def test_a_refused_delivery_surfaces_before_the_next_batch_s_work_starts()
 
         return broker_refused()
 
-    await submit(overlap, stream.events("a1"), refused)
-    await submit(overlap, stream.events("b1"), refused)  # a's delivery fails behind b's work
+    await overlap.submit(stream.events("a1"), refused)
+    await overlap.submit(stream.events("b1"), refused)  # a's delivery fails behind b's work
     with pytest.raises(RuntimeError):
-        await submit(overlap, stream.events("c1"), b)  # the agent stops here, as Faust sees
+        await overlap.submit(stream.events("c1"), b)  # the agent stops here, as Faust sees
     await overlap.finish()
     assert log == [] and stream.acked == []  # c never ran; nothing is acknowledged

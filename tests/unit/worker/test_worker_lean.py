@@ -14,7 +14,7 @@ from faust.types import TP, EventT, Message
 from prometheus_client import CollectorRegistry
 
 from pipeline.partition import cached_partitioner
-from pipeline.worker.batches import Batches
+from pipeline.worker.batches import batches
 from pipeline.worker.lean import LeanMonitor, RawSchema
 
 
@@ -32,7 +32,7 @@ async def test_a_batch_is_the_backlog_behind_its_first_event_up_to_its_size() ->
     stream = app().channel().stream()
     for i in range(3):
         await stream.channel.send(value=i)
-    it = aiter(Batches(stream, 2, values))
+    it = aiter(batches(stream, 2, values))
     assert (await anext(it))[1] == [0, 1]  # full
     events, items = await anext(it)
     assert [e.value for e in events] == items == [2]  # nothing buffered behind it
@@ -44,7 +44,7 @@ async def test_a_batch_holds_at_most_its_size_in_items_and_never_splits_an_event
     stream = app().channel().stream()
     for n in (2, 2, 3, 0, 9, 1):  # an event of n items (a record of n notes)
         await stream.channel.send(value=n)
-    it = aiter(Batches(stream, 5, lambda e: [e.value] * e.value))
+    it = aiter(batches(stream, 5, lambda e: [e.value] * e.value))
     sizes = [[e.value for e in (await anext(it))[0]] for _ in range(4)]
     # 2+2, as 3 more would pass 5; 3 and the empty one; 9 alone; the rest.
     assert sizes == [[2, 2], [3, 0], [9], [1]]
@@ -64,36 +64,11 @@ async def test_a_batch_does_not_wait_for_events_that_arrive_while_it_is_taken() 
 
     feeder = asyncio.ensure_future(steady())
     try:
-        first = (await anext(aiter(Batches(stream, 100, values))))[1]
+        first = (await anext(aiter(batches(stream, 100, values))))[1]
     finally:
         feeder.cancel()
     assert first == list(range(len(first)))
     assert len(first) < 10  # the backlog when it opened, not all 50 that kept coming
-
-
-async def test_a_batch_that_cannot_start_yet_takes_in_what_arrived_meanwhile() -> None:
-    """The stitch agent's staged batch, once the previous one's script has run: the
-    events buffered meanwhile join it, up to its size, without waiting for more."""
-    stream = app().channel().stream()
-    taken = Batches(stream, 4, values)
-    await stream.channel.send(value=0)
-    assert (await anext(taken))[1] == [0]
-    assert await taken.extend(1) == ([], [])  # nothing arrived: nothing awaited
-    for i in range(1, 5):
-        await stream.channel.send(value=i)
-    events, items = await taken.extend(1)
-    assert [e.value for e in events] == items == [1, 2, 3]  # room for three
-    assert (await anext(taken))[1] == [4]
-
-
-async def test_an_event_too_large_to_join_a_batch_opens_the_next_one() -> None:
-    stream = app().channel().stream()
-    taken = Batches(stream, 5, lambda e: [e.value] * e.value)
-    for n in (2, 2, 3):
-        await stream.channel.send(value=n)
-    assert [e.value for e in (await anext(taken))[0]] == [2, 2]
-    assert await taken.extend(4) == ([], [])  # the 3 is held, not taken
-    assert [e.value for e in (await anext(taken))[0]] == [3]
 
 
 async def test_raw_topics_hand_over_kafka_bytes_without_a_codec() -> None:
