@@ -22,6 +22,7 @@ from cdp_tools.bench.cpu import CpuWindow, stack_pids
 from cdp_tools.bench.cpu import describe as cpu_describe
 from cdp_tools.bench.passthrough import passthroughs
 from cdp_tools.bench.steady import BROKER_TIME, Hops, describe, latencies, produce_steady
+from cdp_tools.bench.topics import drop_topics
 from cdp_tools.produce import ensure_channel_topics, produce
 from cdp_tools.quiesce import wait_caught_up
 from cdp_tools.workerproc import WorkerProcess, free_port
@@ -158,7 +159,8 @@ def main(
             # While producing only: reading the profiles back afterwards is the
             # benchmark's own load (it cost the broker more than the pipeline did).
             spent, machine = cpu.spent(), cpu.machine()
-            per_call = _batches_since(workers[0], batches)
+            threads = cpu.main_threads(["worker1"], time.monotonic() - cpu.opened)
+            per_call = f"{_batches_since(workers[0], batches)}; main thread: {threads}"
             latency[rate] = asyncio.run(latencies(s, sent)), len(sent), spent, machine, per_call
         if not steady_only:
             print(f"two workers: a burst of {n} events...")
@@ -168,6 +170,8 @@ def main(
     finally:
         for worker in workers:
             worker.stop()
+        # Faust's own topics are named after the app id (its leader topic).
+        asyncio.run(drop_topics(s, (s.topic_prefix, s.app_id)))
     if drains:
         print(f"\npassthrough, no commit        : {plain:8.0f} events/s")
         print(f"passthrough, commit per fetch : {committing:8.0f} events/s")

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from cdp_tools.bench.topics import drop_topics
 from cdp_tools.produce import ensure_plain_topics
 from pipeline.kafka import client_kwargs
 from pipeline.publish.encode import encode
@@ -58,6 +59,9 @@ async def passthroughs(settings: Settings, events: list[dict[str, Any]]) -> tupl
     finally:
         await producer.stop()
     n = len(events)
-    plain = await _forward(settings, source, sink, n, commit=False)
-    committing = await _forward(settings, source, sink, n, commit=True)
+    try:
+        plain = await _forward(settings, source, sink, n, commit=False)
+        committing = await _forward(settings, source, sink, n, commit=True)
+    finally:
+        await drop_topics(settings, (source, sink))
     return plain, committing
