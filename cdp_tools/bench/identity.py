@@ -201,7 +201,10 @@ async def run(
                 client,
                 FLOOR_LUA,
                 [
-                    [store._config, msgpack.packb(stitch_batch(chunk), use_bin_type=False)]
+                    [
+                        store._configs["stitch"],
+                        msgpack.packb(stitch_batch(chunk), use_bin_type=False),
+                    ]
                     for chunk in chunks
                 ],
             )

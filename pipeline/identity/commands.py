@@ -375,11 +375,13 @@ class GraphStore:
         self.config = config
         self.recent_limit = recent_limit
         self.min_replicas, self.replica_timeout_ms = min_replicas, replica_timeout_ms
-        self._config = msgpack.packb(
+        # Each script's ARGV[1], packed once: the whole configuration, but for read.lua
+        # (the lookups' and the publisher's reads), which needs only recent_limit.
+        whole = msgpack.packb(
             {**config.for_redis(), "dedupe_ttl_s": dedupe_ttl_s, "recent_limit": recent_limit}
         )
-        # read.lua's ARGV[1]: the lookups' and the publisher's reads need only this one.
-        self._read_config = msgpack.packb({"recent_limit": recent_limit})
+        self._configs = dict.fromkeys(SCRIPTS, whole)
+        self._configs["read"] = msgpack.packb({"recent_limit": recent_limit})
         self._scripts = {name: redis.register_script(script_source(name)) for name in SCRIPTS}
         # On a cluster redis-py routes each call to the node of KEYSPACE's slot.
         self._pipe = ScriptPipe(redis) if isinstance(redis, redis_asyncio.Redis) else None
@@ -400,8 +402,7 @@ class GraphStore:
     async def _call(self, name: str, argument: Any, *, text: bool = False) -> Any:
         # Redis 7.0's cmsgpack predates msgpack's bin type: send bytes as raw strings.
         # With text=True every string of the reply is decoded (it holds no binary values).
-        config = self._read_config if name == "read" else self._config
-        args = [config, msgpack.packb(argument, use_bin_type=False)]
+        args = [self._configs[name], msgpack.packb(argument, use_bin_type=False)]
         script = self._scripts[name]
         try:
             reply = await self._dispatch(name, script, args)
