@@ -31,13 +31,20 @@ async def count_of(both: Both, key: str) -> int:
 
 async def test_a_late_event_does_not_lower_a_links_time(client: redis.asyncio.Redis) -> None:
     """A link's time is the latest event time that asserted it: A's link to the email at
-    5000, asserted again late with time 1000, still beats B's link at 3000."""
+    5000, asserted again late with time 1000, still beats B's link at 3000. The event
+    that made the link stays the first to arrive."""
     both = Both(client)
     await both.stitch(make_event("e1", 5000, "crm_id:A", "email:x@x.com"))
     await both.stitch(make_event("late", 1000, "crm_id:A", "email:x@x.com"))
     await both.stitch(make_event("e2", 3000, "crm_id:B", "email:x@x.com"))
     assert await both.members("email:x@x.com") == ["crm_id:A", "email:x@x.com"]
     assert await both.members("crm_id:B") == ["crm_id:B"]
+    # Its first seen is the earliest event time that asserted it, as a member's is.
+    graph = await both.store.graph(await both.pid("crm_id:A") or "")
+    assert graph is not None
+    assert [(ln.first_seen_ms, ln.last_seen_ms, ln.event_id) for ln in graph.links] == [
+        (1000, 5000, "e1")
+    ]
     await both.check()
 
 
