@@ -368,8 +368,8 @@ end
 
 -- The common event (docs/redis-cluster.md section 4): its identities are all in one
 -- graph, already linked to each other, in a graph the rules leave as it is. The full
--- step (fast_link) would then only update times: members' first and last seen, links'
--- last seen and arrival, the version. This does that on the stored form (flat lists of
+-- step (fast_link) would then only update times: members' and links' first and last
+-- seen, links' arrival, the version. This does that on the stored form (flat lists of
 -- includes/base.lua), without decoding and encoding the graph. Returns false, having
 -- changed nothing, when it does not apply (the event then takes the full step).
 -- Only the first identity is read from the index: the members of a stored graph are
