@@ -146,8 +146,11 @@ async def assert_same_state(
 class Both:
     """A GraphStore and the reference model driven in lockstep."""
 
-    def __init__(self, client: redis.asyncio.Redis, cfg: IdentityConfig = DEFAULTS) -> None:
-        self.store, self.model, self.keys = GraphStore(client, cfg), Model(cfg), set[str]()
+    def __init__(
+        self, client: redis.asyncio.Redis, cfg: IdentityConfig = DEFAULTS, recent: int = 20
+    ) -> None:
+        self.store = GraphStore(client, cfg, recent_limit=recent)
+        self.model, self.keys = Model(cfg, recent), set[str]()
         self.ceased: set[str] = set()
 
     async def stitch(self, *events: StitchEvent) -> StitchResult:
