@@ -5,11 +5,16 @@ model to the same steps."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import redis.asyncio
 
+from pipeline.identity.commands import StitchEvent
 from pipeline.identity.config import Namespace, parse
+from pipeline.ingest import parse_event
+from pipeline.records import Record
+from pipeline.stages.stitch import to_stitch_event
 from tests.identity.support import DEFAULTS, Both, config, make_event, redis_url
 
 pytestmark = pytest.mark.integration
@@ -256,4 +261,70 @@ async def test_deleting_a_profile_then_replays_and_fresh_events(
     fresh = await both.stitch(make_event("new", 10**13, "email:a@x.com", "ecid:c2"))
     assert fresh.outcomes == ["ok"] and await both.pid("email:a@x.com") is None
     assert await both.members("ecid:c2") == ["ecid:c2"]
+    await both.check()
+
+
+# -- a custom CDP_IDENTITY_CONFIG, through ingest -----------------------------------------
+
+CUSTOM = """
+[namespaces.member]
+kind = "person"
+priority = 1
+unique = true
+format = 'M[0-9]{4}'
+blocked = ["M0000"]
+[namespaces.email]
+kind = "person"
+priority = 1
+unique = true
+normalize = ["trim", "lowercase"]
+[namespaces.ecid]
+kind = "cookie"
+priority = 6
+unique = false
+"""
+
+
+def envelope(event_id: str, ts: int, *identities: tuple[str, str]) -> StitchEvent:
+    value = json.dumps(
+        {
+            "event_id": event_id,
+            "timestamp": 1_700_000_000_000 + ts,  # ingest takes times from 2000 to tomorrow
+            "kind": "experience",
+            "identities": [{"namespace": n, "id": v} for n, v in identities],
+            "attributes": {"seen": event_id},
+        }
+    ).encode()
+    record = Record("cdp.events.web", 0, ts, None, value)
+    event = parse_event(
+        value,
+        topic=record.topic,
+        partition=0,
+        offset=ts,
+        config=parse(CUSTOM),
+        channel_default="web",
+        max_bytes=10_000,
+    )
+    return to_stitch_event(event, record)
+
+
+async def test_a_custom_configuration_checks_blocks_and_ranks(
+    client: redis.asyncio.Redis,
+) -> None:
+    """A value failing its namespace's format, or blocked, is left out and the event goes
+    on; two namespaces of one priority are both unique and both strongest."""
+    both = Both(client, parse(CUSTOM))
+    bad = envelope("e1", 1000, ("member", "X1"), ("member", "M0000"), ("ecid", "c1"))
+    assert bad.identities == ["ecid:c1"]
+    await both.stitch(bad)
+    await both.stitch(
+        envelope("e2", 2000, ("member", "M0001"), ("email", " A@X.com"), ("ecid", "c1"))
+    )
+    assert await both.members("ecid:c1") == ["ecid:c1", "email:a@x.com", "member:M0001"]
+    # A second member id for the email: the newer link of one strength wins it.
+    await both.stitch(envelope("e3", 3000, ("member", "M0002"), ("email", "a@x.com")))
+    # The cookie's two links (one event made both) tie on strength, time and arrival: the
+    # first in key order keeps it.
+    assert await both.members("email:a@x.com") == ["ecid:c1", "email:a@x.com", "member:M0002"]
+    assert await both.members("member:M0001") == ["member:M0001"]
     await both.check()
