@@ -137,6 +137,10 @@ unique = true
 kind = "person"
 priority = 4
 unique = false
+[namespaces.device_id]
+kind = "device"
+priority = 5
+unique = false
 [namespaces.ecid]
 kind = "cookie"
 priority = 6
@@ -164,6 +168,27 @@ async def test_a_custom_size_limit_detaches_the_least_recently_seen_and_keeps_it
     evicted = [c for c in result.changes if c["type"] == "identity_evicted"]
     assert [c["identity"] for c in evicted] == ["phone:+15550101"]
     assert await both.members("crm_id:A") == ["crm_id:A", "phone:+15550100", "phone:+15550102"]
+    await both.check()
+
+
+async def test_what_hangs_on_a_detached_identity_is_left_on_its_own(
+    client: redis.asyncio.Redis,
+) -> None:
+    """Detaching removes the identity's links: a cookie linked to the graph only through
+    the detached device leaves it too, reported as a split, each with its own profile."""
+    both = Both(client, parse(SMALL))
+    await both.stitch(make_event("e1", 1000, "crm_id:A", "device_id:d"))
+    await both.stitch(make_event("e2", 2000, "ecid:x", "device_id:d", primary="ecid:x"))
+    pid = await both.pid("crm_id:A")
+    result = await both.stitch(make_event("e3", 3000, "crm_id:A", "ecid:y"))
+    assert [c["identity"] for c in result.changes if c["type"] == "identity_evicted"] == [
+        "device_id:d"
+    ]
+    split = [c for c in result.changes if c["type"] == "graph_split"]
+    assert [c["profile_id"] for c in split] == [pid] and len(split[0]["into"]) == 3
+    assert await both.members("crm_id:A") == ["crm_id:A", "ecid:y"]
+    assert await both.members("ecid:x") == ["ecid:x"]
+    assert await count_of(both, "ecid:x") == 1
     await both.check()
 
 
