@@ -100,8 +100,8 @@ async def test_a_chain_keeps_its_strong_ends_and_drops_the_weak_middle(
     await both.stitch(make_event("bc", 1500, "loyalty_id:B", "phone:+15550100"))  # 4, older
     await both.stitch(make_event("cd", 2000, "phone:+15550100", "member_no:C"))  # 4
     result = await both.stitch(make_event("d", 4000, "member_no:C", "crm_id:D"))  # 2
-    removed = [(c["a"], c["b"]) for c in result.changes if c["type"] == "link_removed"]
-    assert removed == [("loyalty_id:B", "phone:+15550100")]
+    removed = [(c["a"], c["b"], c["rule"]) for c in result.changes if c["type"] == "link_removed"]
+    assert removed == [("loyalty_id:B", "phone:+15550100", "4.2 unique-namespace rebuild")]
     assert await both.members("crm_id:A") == ["crm_id:A", "loyalty_id:B"]
     assert await both.members("crm_id:D") == ["crm_id:D", "member_no:C", "phone:+15550100"]
     await both.check()
