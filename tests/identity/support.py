@@ -9,8 +9,9 @@ from typing import Any
 
 import msgpack
 import pytest
+import redis.asyncio
 
-from pipeline.identity.commands import GraphStore, StitchEvent
+from pipeline.identity.commands import DeleteResult, GraphStore, StitchEvent, StitchResult
 from pipeline.identity.config import IdentityConfig, load
 from tests.model.reference import Model
 
@@ -140,3 +141,47 @@ async def assert_same_state(
     )
     assert counts.quarantined == len(model.quarantined)
     assert not counts.partial
+
+
+class Both:
+    """A GraphStore and the reference model driven in lockstep."""
+
+    def __init__(
+        self, client: redis.asyncio.Redis, cfg: IdentityConfig = DEFAULTS, recent: int = 20
+    ) -> None:
+        self.store = GraphStore(client, cfg, recent_limit=recent)
+        self.model, self.keys = Model(cfg, recent), set[str]()
+        self.ceased: set[str] = set()
+
+    async def stitch(self, *events: StitchEvent) -> StitchResult:
+        got, want = await self.store.stitch(events), self.model.stitch(list(events))
+        assert (got.outcomes, got.dirty, got.ceased) == (want.outcomes, want.dirty, want.ceased)
+        assert without_time(got.changes) == want.changes
+        self.keys |= {k for e in events for k in e.identities}
+        self.ceased |= got.ceased
+        return got
+
+    async def pid(self, key: str) -> str | None:
+        return await self.store.lookup(key)
+
+    async def members(self, key: str) -> list[str]:
+        pid = await self.pid(key)
+        graph = await self.store.graph(pid) if pid else None
+        return sorted(m.key for m in graph.members) if graph else []
+
+    async def check(self) -> None:
+        await assert_same_state(self.store, self.model, sorted(self.keys), self.ceased)
+
+    async def delete_identities(self, keys: list[str], request_id: str) -> DeleteResult:
+        got = await self.store.delete_identities(keys, request_id)
+        want = self.model.delete_identities(keys, request_id)
+        assert (got.dirty, got.ceased) == (want.dirty, want.ceased)
+        self.ceased |= got.ceased
+        return got
+
+    async def delete_profile_of(self, key: str, request_id: str) -> DeleteResult:
+        got = await self.store.delete_profile_of(key, request_id)
+        want = self.model.delete_profile_of(key, request_id)
+        assert (got.dirty, got.ceased) == (want.dirty, want.ceased)
+        self.ceased |= got.ceased
+        return got

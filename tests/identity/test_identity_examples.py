@@ -8,47 +8,18 @@ from collections.abc import Sequence
 import pytest
 import redis.asyncio
 
-from pipeline.identity.commands import ChangeResult, GraphStore, StitchEvent, StitchResult
-from pipeline.identity.config import IdentityConfig
+from pipeline.identity.commands import ChangeResult, GraphStore, StitchResult
 from tests.identity.support import (
     DEFAULTS,
-    assert_same_state,
+    Both,
     config,
     make_event,
     without_followers,
     without_time,
 )
-from tests.model.reference import Model
 
 # A real Redis at CDP_REDIS_URL (`make test` starts it).
 pytestmark = pytest.mark.integration
-
-
-class Both:
-    """A GraphStore and the reference model driven in lockstep."""
-
-    def __init__(self, client: redis.asyncio.Redis, cfg: IdentityConfig = DEFAULTS) -> None:
-        self.store, self.model, self.keys = GraphStore(client, cfg), Model(cfg), set[str]()
-        self.ceased: set[str] = set()
-
-    async def stitch(self, *events: StitchEvent) -> StitchResult:
-        got, want = await self.store.stitch(events), self.model.stitch(list(events))
-        assert (got.outcomes, got.dirty, got.ceased) == (want.outcomes, want.dirty, want.ceased)
-        assert without_time(got.changes) == want.changes
-        self.keys |= {k for e in events for k in e.identities}
-        self.ceased |= got.ceased
-        return got
-
-    async def pid(self, key: str) -> str | None:
-        return await self.store.lookup(key)
-
-    async def members(self, key: str) -> list[str]:
-        pid = await self.pid(key)
-        graph = await self.store.graph(pid) if pid else None
-        return sorted(m.key for m in graph.members) if graph else []
-
-    async def check(self) -> None:
-        await assert_same_state(self.store, self.model, sorted(self.keys), self.ceased)
 
 
 def types(result: StitchResult | Sequence[dict[str, object]]) -> list[object]:

@@ -164,8 +164,10 @@ class Model:
             if link is None:
                 pool.links[(a, b)] = [ts, ts, self.seq, e.event_id, e.topic, e.partition, e.offset]
                 changes.append(self._change("link_added", a, a=a, b=b, rule="4.1 link"))
-            elif ts >= link[1]:
-                link[1], link[2] = ts, self.seq
+            else:  # first and last seen: the earliest and latest time that asserted it
+                link[0] = min(link[0], ts)
+                if ts >= link[1]:
+                    link[1], link[2] = ts, self.seq
         unique_conflict = self._conflict(list(pool.members))
         conflict = unique_conflict or self._bridges(linkable, olds)
         old_of = {k: p for p in pool.old for k in pool.old[p].members}

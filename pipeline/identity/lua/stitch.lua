@@ -275,8 +275,9 @@ local function link_all(links, keys, ts, seq, cause, changes)
         links[a .. '\0' .. b] =
           {a, b, ts, ts, seq, cause.event_id, cause.topic, cause.partition, cause.offset}
         changes[#changes + 1] = change('link_added', a, {a = a, b = b, rule = '4.1 link'})
-      elseif ts >= l[4] then
-        l[4], l[5] = ts, seq
+      else  -- first and last seen: the earliest and latest event time that asserted it
+        if ts < l[3] then l[3] = ts end
+        if ts >= l[4] then l[4], l[5] = ts, seq end
       end
     end
   end
@@ -367,8 +368,8 @@ end
 
 -- The common event (docs/redis-cluster.md section 4): its identities are all in one
 -- graph, already linked to each other, in a graph the rules leave as it is. The full
--- step (fast_link) would then only update times: members' first and last seen, links'
--- last seen and arrival, the version. This does that on the stored form (flat lists of
+-- step (fast_link) would then only update times: members' and links' first and last
+-- seen, links' arrival, the version. This does that on the stored form (flat lists of
 -- includes/base.lua), without decoding and encoding the graph. Returns false, having
 -- changed nothing, when it does not apply (the event then takes the full step).
 -- Only the first identity is read from the index: the members of a stored graph are
@@ -405,8 +406,9 @@ local function touch_common(linkable, ts, seq, primary)
     end
   end
   for j = 1, #ls, 9 do
-    if AT[ls[j]] == seq and AT[ls[j + 1]] == seq and ts >= ls[j + 3] then
-      ls[j + 3], ls[j + 4] = ts, seq
+    if AT[ls[j]] == seq and AT[ls[j + 1]] == seq then
+      ls[j + 2] = math.min(ls[j + 2], ts)
+      if ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end
     end
   end
   for j = 2, n do
