@@ -150,10 +150,12 @@ def resolve_identities(
     primary = chosen
     if primary is None:
         spec = config.namespaces
+        # Ties of priority go to the lowest key (namespace:value), the order the graph's
+        # rules use, so two namespaces of one priority rank alike everywhere.
         primary = (
             identities[0]
             if len(identities) == 1
-            else min(identities, key=lambda i: (spec[i.namespace].priority, i.id))
+            else min(identities, key=lambda i: (spec[i.namespace].priority, i.key))
         )
     return identities, primary, dropped
 

@@ -301,6 +301,17 @@ def test_shipped_config_blocks_common_junk(config: IdentityConfig) -> None:
     )
 
 
+def test_a_tie_of_priority_between_namespaces_goes_to_the_lowest_key(
+    config: IdentityConfig,
+) -> None:
+    """Two namespaces of one priority: the primary is the lowest namespace:value, as the
+    graph's rules rank them, not the lowest value whatever its namespace."""
+    tied = dataclasses.replace(config.namespaces["ecid"], priority=5)
+    equal = IdentityConfig({**config.namespaces, "ecid": tied})
+    entries = ids(("ecid", "a-cookie"), ("device_id", "z-device"))
+    assert resolve_identities(entries, equal)[1] == Identity("device_id", "z-device")
+
+
 def test_kept_normal_forms_belong_to_the_namespace_they_were_made_under(
     config: IdentityConfig,
 ) -> None:
@@ -352,7 +363,7 @@ def _resolved_by_the_rules(
     if len(flagged) > 1:
         raise Rejected("multiple_primary", f"{len(flagged)} identities flagged primary, at most 1")
     chosen = [identity for identity, flag in flags.items() if flag]
-    rank = {i: (config.namespaces[i.namespace].priority, i.id) for i in flags}
+    rank = {i: (config.namespaces[i.namespace].priority, i.key) for i in flags}
     return list(flags), chosen[0] if chosen else min(flags, key=rank.__getitem__), dropped
 
 
