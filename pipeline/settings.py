@@ -87,7 +87,9 @@ VARIABLES: tuple[Variable, ...] = (
         "at once; under load, updates of one profile in a batch become one publication.",
     ),
     Variable(
-        "CDP_DEDUPE_TTL_S", "604800", "How long an event_id is remembered for redelivery (seconds)."
+        "CDP_DEDUPE_TTL_S",
+        "604800",
+        "How long an event_id or a privacy request is remembered for redelivery (seconds).",
     ),
     Variable("CDP_MAX_EVENT_BYTES", "1048576", "Largest accepted event value (bytes)."),
     Variable("CDP_STATE_DIR", ".cdp", "Where `cdp stack` keeps jars, data, logs and pids."),

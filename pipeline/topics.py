@@ -43,7 +43,11 @@ def owned_topics(topics: Topics) -> list[TopicSpec]:
         TopicSpec(topics.deadletter, {"cleanup.policy": "delete", "retention.ms": week, **sized}),
         TopicSpec(topics.graph_changes, {"cleanup.policy": "delete", "retention.ms": week}),
         TopicSpec(topics.privacy_requests, {"cleanup.policy": "delete", "retention.ms": week}),
-        TopicSpec(topics.privacy_receipts, {"cleanup.policy": "compact"}),
+        # A receipt names the identities it deleted: kept a week like the request, not
+        # for ever (compaction alone never drops a request id's last receipt).
+        TopicSpec(
+            topics.privacy_receipts, {"cleanup.policy": "compact,delete", "retention.ms": week}
+        ),
         TopicSpec(
             topics.profile_updates, {"cleanup.policy": "delete", "retention.ms": str(DAY_MS)}
         ),

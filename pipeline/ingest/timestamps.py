@@ -12,7 +12,9 @@ from pipeline.model import Rejected
 EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: older data is a bug, not history
 MAX_AHEAD_MS = 86_400_000  # one day of producer clock skew
 
-_ISO = EVENT_SCHEMA.patterns["timestamp"]  # its groups: y, m, d, H, M, S, fraction, zone
+# Its groups: y, m, d, H, M, S, fraction, zone of ISO-8601, or the whole digits of epoch
+# ms in a string. One regex for both: an ISO timestamp matches its first branch.
+_TEXT = EVENT_SCHEMA.patterns["timestamp"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -21,35 +23,35 @@ def clock_ms() -> int:
 
 
 def parse_timestamp(value: object, now: int) -> int:
-    """Epoch ms of an ISO-8601 string with a zone or of a number of epoch ms.
+    """Epoch ms of an ISO-8601 string with a zone, or of epoch ms as a number or a
+    string of digits ("1764500000000", as SDKs and CSV exports send it).
 
     ``now`` (epoch ms) is a parameter so that the future bound is testable.
     """
+    number: int | None  # epoch ms as given, for the unit hint; None for ISO-8601
     if isinstance(value, str):
-        ms = _iso_to_ms(value)
+        ms, number = _text_to_ms(value)
     elif isinstance(value, int) and not isinstance(value, bool):
-        ms = value
+        ms = number = value
     elif isinstance(value, float) and math.isfinite(value):
         # `time.time() * 1000` has a fraction: dropped, as an ISO timestamp's digits
         # after the milliseconds are.
-        ms = math.floor(value)
+        ms = number = math.floor(value)
     else:
         raise Rejected("bad_timestamp", "timestamp must be an ISO-8601 string or epoch ms")
     if ms < EARLIEST_MS:
-        raise Rejected("bad_timestamp", f"timestamp {value!r} is before 2000{_unit(value, now)}")
+        raise Rejected("bad_timestamp", f"timestamp {value!r} is before 2000{_unit(number, now)}")
     if ms > now + MAX_AHEAD_MS:
         raise Rejected(
             "bad_timestamp",
-            f"timestamp {value!r} is more than a day in the future{_unit(value, now)}",
+            f"timestamp {value!r} is more than a day in the future{_unit(number, now)}",
         )
     return ms
 
 
-def _unit(value: object, now: int) -> str:
-    """What to fix when an out-of-range number is a plausible time in another unit."""
-    if isinstance(value, float):
-        value = math.floor(value)  # finite: parse_timestamp took it
-    if not isinstance(value, int):
+def _unit(value: int | None, now: int) -> str:
+    """What to fix when out-of-range epoch ms are a plausible time in another unit."""
+    if value is None:
         return ""
     as_ms = (
         ("seconds", value * 1000),
@@ -62,14 +64,19 @@ def _unit(value: object, now: int) -> str:
     return ""
 
 
-def _iso_to_ms(text: str) -> int:
-    match = _ISO.fullmatch(text)
+def _text_to_ms(text: str) -> tuple[int, int | None]:
+    """(epoch ms, the same if ``text`` was digits else None)."""
+    match = _TEXT.fullmatch(text)
     if match is None:
         raise Rejected(
             "bad_timestamp",
-            f"timestamp {text[:60]!r} is not ISO-8601 with a zone (Z, ±hh:mm, ±hhmm or ±hh)",
+            f"timestamp {text[:60]!r} is not ISO-8601 with a zone (Z, ±hh:mm, ±hhmm or ±hh)"
+            " or epoch milliseconds",
         )
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    year, month, day, hour, minute, second, fraction, zone, digits = match.groups()
+    if digits is not None:
+        ms = int(digits)  # at most 20 digits; the fraction is dropped, as a float's is
+        return ms, ms
     try:
         offset = timedelta(0) if zone == "Z" else _offset(zone)
         moment = datetime(
@@ -84,7 +91,7 @@ def _iso_to_ms(text: str) -> int:
     except ValueError as exc:  # month 13, 24:00, second 60, offset >= 24h
         raise Rejected("bad_timestamp", f"timestamp {text!r}: {exc}") from exc
     millis = int((fraction or "0").ljust(3, "0")[:3])  # truncate: ms is the resolution
-    return (moment - _EPOCH) // timedelta(milliseconds=1) + millis
+    return (moment - _EPOCH) // timedelta(milliseconds=1) + millis, None
 
 
 def _offset(zone: str) -> timedelta:

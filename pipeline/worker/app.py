@@ -105,6 +105,10 @@ def create_app(
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         table_standby_replicas=0,
+        # Faust's leader election topic (`<app id>-__assignor-__leader`) serves tables and
+        # leader-only timers, which the worker has none of; it was the one topic the
+        # worker read that CDP_TOPIC_PREFIX did not name.
+        topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         producer_request_timeout=settings.kafka_request_timeout_s,
         broker_request_timeout=settings.kafka_request_timeout_s,

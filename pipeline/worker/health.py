@@ -3,6 +3,7 @@ the metrics only read it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,10 @@ from pipeline.settings import Settings, Topics
 from pipeline.topics import admin_client
 
 log = logging.getLogger(__name__)
+# A dependency that takes longer than this to answer a probe is reported down: a broker
+# or Redis that accepts connections but does not answer (stopped, overloaded) otherwise
+# stayed "ready" for the whole client timeout (CDP_KAFKA_REQUEST_TIMEOUT_S, 30 s).
+PROBE_TIMEOUT_S = 3.0
 
 
 class Health:
@@ -58,21 +63,21 @@ class Health:
     async def probe(self) -> None:
         """Runs every few seconds: the answers feed /readyz and the metrics."""
         try:
-            await self.store.redis.ping()
+            await asyncio.wait_for(self.store.redis.ping(), PROBE_TIMEOUT_S)
             self.state["redis"] = True
         except Exception as exc:
             self.state["redis"] = False
-            log.warning("redis unreachable: %s", exc)
+            log.warning("redis unreachable: %r", exc)
         try:
             if self._admin is None:
                 admin = admin_client(self.settings)
                 await admin.start()
                 self._admin = admin
-            await self._admin.describe_topics(self._probe_topics)
+            await asyncio.wait_for(self._admin.describe_topics(self._probe_topics), PROBE_TIMEOUT_S)
             self.state["kafka"] = True
         except Exception as exc:
             self.state["kafka"] = False
-            log.warning("kafka unreachable: %s", exc)
+            log.warning("kafka unreachable: %r", exc)
         metrics.UP.labels("redis").set(int(self.state["redis"]))
         metrics.UP.labels("kafka").set(int(self.state["kafka"]))
         self._publish_ready()

@@ -136,6 +136,28 @@ async def test_delete_profile_of_an_identity_takes_the_graph_it_is_in_at_that_mo
     await both.check()
 
 
+async def test_a_request_id_reused_for_another_identity_is_a_new_request(
+    client: redis.asyncio.Redis,
+) -> None:
+    """Found from outside: a client that reuses a request id (counting from 1 again, a
+    fixed ?request_id=) got the first request's answer back, "deleted", and the second
+    identity stayed. Only the same request (id, action and identity) is a redelivery."""
+    both = Both(client)
+    await both.stitch(
+        make_event("e1", 1000, "email:a@x.com"), make_event("e2", 1000, "email:b@x.com")
+    )
+    await both.store.delete_identities(["email:a@x.com"], "req-1")
+    both.model.delete_identities(["email:a@x.com"], "req-1")
+    other = await both.store.delete_identities(["email:b@x.com"], "req-1")
+    assert other.deleted == both.model.delete_identities(["email:b@x.com"], "req-1").outcomes
+    assert other.deleted == ["email:b@x.com"] and await both.pid("email:b@x.com") is None
+    again = await both.store.delete_identities(["email:b@x.com"], "req-1")
+    assert again.deleted == ["email:b@x.com"] and again.ceased == other.ceased  # redelivery
+    profile = await both.store.delete_profile_of("email:b@x.com", "req-1")
+    assert profile.deleted == both.model.delete_profile_of("email:b@x.com", "req-1").outcomes == []
+    await both.check()
+
+
 async def test_redelivery_after_a_delete_does_not_name_the_deleted_identity(
     client: redis.asyncio.Redis,
 ) -> None:

@@ -73,7 +73,9 @@ class Model:
         self.moves: dict[str, list[int]] = {}
         self.pid_counter = 0
         self.seq = 0
-        self.requests: dict[str, Result] = {}  # privacy request id -> its first answer
+        # (privacy request id, mode, targets) -> its first answer: only the same request
+        # is a redelivery, not another one under a reused id
+        self.requests: dict[tuple[str, str, tuple[str, ...]], Result] = {}
 
     def info(self, key: str) -> dict[str, Any]:
         return self.ns.get(key.partition(":")[0], UNKNOWN)
@@ -90,9 +92,19 @@ class Model:
         return res
 
     def delete_identities(self, keys: list[str], request_id: str) -> Result:
-        if request_id in self.requests:  # a redelivered request: same answer, no effect
-            return self.requests[request_id]
-        res, cause = Result(), {"request_id": request_id}
+        return self._delete(keys, (request_id, "identities", tuple(keys)))
+
+    def delete_profile_of(self, key: str, request_id: str) -> Result:
+        """Every identity of the graph holding ``key``; ``key`` alone when it has none."""
+        graph = self.graphs.get(self.index.get(key, ""))
+        return self._delete(
+            sorted(graph.members) if graph else [key], (request_id, "profile_of", (key,))
+        )
+
+    def _delete(self, keys: list[str], request: tuple[str, str, tuple[str, ...]]) -> Result:
+        if request in self.requests:  # a redelivered request: same answer, no effect
+            return self.requests[request]
+        res, cause = Result(), {"request_id": request[0]}
         keys = list(dict.fromkeys(keys))
         for k in keys:
             self.suppressed.add(suppression_hash(k))
@@ -112,13 +124,8 @@ class Model:
         self._finish(changes, res, cause, "4.6 privacy delete")
         res.dirty -= res.ceased
         res.outcomes = present
-        self.requests[request_id] = res
+        self.requests[request] = res
         return res
-
-    def delete_profile_of(self, key: str, request_id: str) -> Result:
-        """Every identity of the graph holding ``key``; ``key`` alone when it has none."""
-        graph = self.graphs.get(self.index.get(key, ""))
-        return self.delete_identities(sorted(graph.members) if graph else [key], request_id)
 
     def release(self, key: str, request_id: str) -> Result:
         res = Result()

@@ -89,3 +89,19 @@ def test_the_runtime_never_imports_the_tooling_at_module_level() -> None:
         if path.name != "cli.py":  # the CLI loads tooling commands lazily
             anywhere = _imports(path, top_level_only=False)
             assert not any(m.split(".")[0] == "cdp_tools" for m in anywhere), path
+
+
+def test_the_wheel_lists_every_package_of_the_tree() -> None:
+    """Found from outside: `cdp bench quality` imported cdp_tools.quality, which the wheel
+    left out, so the installed command failed where the checkout's ran (CONTRACT 1)."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in (RUNTIME, ROOT / "cdp_tools")
+        for init in top.rglob("__init__.py")
+    }
+    assert found <= listed, sorted(found - listed)

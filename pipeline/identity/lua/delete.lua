@@ -8,10 +8,11 @@
            or {one identity key} whose whole graph goes (that identity alone when it is
            in no graph). Finding the graph here, not in a lookup before the call, means
            a merge can never slip in between and leave part of the profile behind.
-  Returns: msgpack {deleted identity keys, dirty, ceased, changes}; a request id seen
-           within dedupe_ttl_s gets the first answer again and changes nothing, so a
-           request redelivered after a crash still names the profiles to republish
-           (and to tombstone) and its receipt still says what was deleted.
+  Returns: msgpack {deleted identity keys, dirty, ceased, changes}; the same request
+           (request id, mode and targets) seen within dedupe_ttl_s gets the first answer
+           again and changes nothing, so a request redelivered after a crash still names
+           the profiles to republish (and to tombstone) and its receipt still says what
+           was deleted. A request id reused for other targets is a new request.
   Effects: every target is added to the suppression set (also when unknown, so a replay
            cannot bring it in) and loses its fragment, quarantine state, index entry and
            links; the rest of its graph is regrouped (rule 4.4); an emptied graph ceases.
@@ -19,7 +20,9 @@
 --@include rebuild
 
 local request = cmsgpack.unpack(ARGV[2])
-local done_key = P .. 'pr:' .. request[1]
+-- Keyed by the whole request, not its id alone: a client that reuses an id (counting
+-- from 1 again) would otherwise be told "deleted" of an identity left in place.
+local done_key = P .. 'pr:' .. redis.sha1hex(ARGV[2])
 local done = redis.call('GET', done_key)
 if done then return done end
 local targets = request[3]

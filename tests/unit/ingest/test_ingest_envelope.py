@@ -143,6 +143,12 @@ def test_first_error_is_the_shallowest(parse: Parse, envelope: Envelope) -> None
         # the milliseconds do.
         (1_795_877_121_123.999, 1_795_877_121_123),
         (1.5e12 + 0.5, 1_500_000_000_000),
+        # Epoch ms as digits in a string, as SDKs and CSV exports send them; a fraction
+        # is dropped as a float's is.
+        ("1795877121123", 1_795_877_121_123),
+        ("1795877121123.999", 1_795_877_121_123),
+        ("01795877121123", 1_795_877_121_123),
+        (str(EARLIEST_MS), EARLIEST_MS),
     ],
 )
 def test_timestamps(text: str | int, ms: int, now_ms: int) -> None:
@@ -177,6 +183,23 @@ def test_timestamps(text: str | int, ms: int, now_ms: int) -> None:
         1e300,
         True,
         None,
+        # Digits in a string: ASCII digits and one '.' only, at most 20 before it.
+        "",
+        " 1795877121123",
+        "1795877121123 ",
+        "1795877121123\n",
+        "-1795877121123",
+        "+1795877121123",
+        "1795877121123.",
+        ".5",
+        "1.795877121123e12",
+        "1795877121123,5",
+        "1_795_877_121_123",
+        "".join(chr(0xFF10 + int(d)) for d in "1795877121123"),  # fullwidth digits
+        "9" * 21,
+        "9" * 5000,  # past Python's int() digit limit: a rejection, not a ValueError
+        str(EARLIEST_MS - 1),
+        "2000000000000",  # more than a day after now_ms
     ],
 )
 def test_bad_timestamps(value: Any, now_ms: int) -> None:
@@ -192,9 +215,13 @@ def test_bad_timestamps(value: Any, now_ms: int) -> None:
         (1_795_877_121_123_456, "microseconds"),
         (1_795_877_121 * 10**9, "nanoseconds"),
         (1_795_877_121.123, "seconds"),  # time.time()
+        ("1795877121", "seconds"),
+        ("1795877121.123", "seconds"),
+        ("1795877121123456", "microseconds"),
+        (str(1_795_877_121 * 10**9), "nanoseconds"),
     ],
 )
-def test_a_timestamp_in_another_unit_says_so(value: float, unit: str, now_ms: int) -> None:
+def test_a_timestamp_in_another_unit_says_so(value: float | str, unit: str, now_ms: int) -> None:
     """Found from outside: epoch seconds were only 'before 2000'."""
     with pytest.raises(Rejected) as caught:
         parse_timestamp(value, now_ms)
@@ -215,7 +242,26 @@ def test_epoch_ms_with_a_fraction_in_event(parse: Parse, envelope: Envelope, enc
     assert event.timestamp_ms == 1_795_877_121_123
 
 
-@pytest.mark.parametrize("value", ["2026-11-28T14:45:21", 1.5, "2040-01-01T00:00:00Z"])
+def test_an_iso_timestamp_gets_no_unit_hint(now_ms: int) -> None:
+    """1970-01-21 is 1.7e9 ms, which read as seconds would be plausible: not a unit slip."""
+    with pytest.raises(Rejected) as caught:
+        parse_timestamp("1970-01-21T00:00:00Z", now_ms)
+    assert "epoch" not in caught.value.detail
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+@pytest.mark.parametrize("value", ["1795877121123", "1795877121123.75"])
+def test_epoch_ms_in_a_string_in_event(
+    parse: Parse, envelope: Envelope, encoding: str, value: str
+) -> None:
+    """Found from outside: what many SDKs and CSV exports send was bad_timestamp."""
+    event = parse(envelope(timestamp=value), encoding=encoding)
+    assert event.timestamp_ms == 1_795_877_121_123
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-11-28T14:45:21", 1.5, "2040-01-01T00:00:00Z", "1795877121", "1e12"]
+)
 def test_bad_timestamp_in_event(parse: Parse, envelope: Envelope, value: Any) -> None:
     assert rejected(parse, envelope(timestamp=value)).reason == "bad_timestamp"
 

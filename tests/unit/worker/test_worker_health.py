@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
 import faust
+import pytest
 
 from pipeline.settings import Settings
+from pipeline.worker import health as health_module
 from pipeline.worker.health import Health
 
 
 class FakeAdmin:
-    def __init__(self, fails: bool = False) -> None:
-        self.fails = fails
+    def __init__(self, fails: bool = False, hangs: bool = False) -> None:
+        self.fails, self.hangs = fails, hangs
         self.asked: list[list[str] | None] = []
 
     async def describe_topics(self, topics: list[str] | None = None) -> list[Any]:
         self.asked.append(topics)
         if self.fails:
             raise ConnectionError("broker away")
+        if self.hangs:
+            await asyncio.Event().wait()  # a broker that accepts but never answers
         return []
 
     async def list_topics(self) -> list[str]:  # the whole cluster's metadata
@@ -28,14 +33,20 @@ class FakeAdmin:
 
 
 class FakeRedis:
+    def __init__(self, hangs: bool = False) -> None:
+        self.hangs = hangs
+
     async def ping(self) -> bool:
+        if self.hangs:
+            await asyncio.Event().wait()
         return True
 
 
-def health(admin: FakeAdmin) -> Health:
+def health(admin: FakeAdmin, redis: FakeRedis | None = None) -> Health:
     settings = replace(Settings.from_env(), topic_prefix="acme.")
     app = faust.App("health-test", broker="kafka://127.0.0.1:1")
-    probe = Health(app, SimpleNamespace(redis=FakeRedis()), settings)  # type: ignore[arg-type]
+    store = SimpleNamespace(redis=redis or FakeRedis())
+    probe = Health(app, store, settings)  # type: ignore[arg-type]
     probe._admin = admin  # type: ignore[assignment]
     return probe
 
@@ -54,3 +65,15 @@ async def test_a_broker_that_does_not_answer_is_reported_down() -> None:
     probe = health(FakeAdmin(fails=True))
     await probe.probe()
     assert probe.state["kafka"] is False and probe.state["redis"] is True
+
+
+async def test_a_dependency_that_accepts_but_never_answers_is_reported_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found from outside: a stopped broker (SIGSTOP) kept /readyz at ready for the whole
+    client timeout, 30 s; the probe waited for it all along."""
+    monkeypatch.setattr(health_module, "PROBE_TIMEOUT_S", 0.01)
+    probe = health(FakeAdmin(hangs=True), FakeRedis(hangs=True))
+    probe.state.update(kafka=True, redis=True)
+    await asyncio.wait_for(probe.probe(), 60)  # a bound for a hung test, not a timing
+    assert probe.state["kafka"] is False and probe.state["redis"] is False

@@ -3,6 +3,7 @@ Faust internals the worker relies on are still what it was written against."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import inspect
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import faust
+from faust.assignor.leader_assignor import LeaderAssignor
 from faust.transport.conductor import Conductor
 
 from pipeline.identity import config as identity_config
@@ -75,3 +77,17 @@ def test_offsets_are_committed_by_the_timer_only(tmp_path: Path) -> None:
     ).app
     assert app.conf.broker_commit_interval == 1.0
     assert app.conf.broker_commit_every == COMMIT_EVERY_MESSAGES >= sys.maxsize
+
+
+def test_the_worker_reads_no_topic_outside_the_prefix(tmp_path: Path) -> None:
+    """Found from outside: with CDP_TOPIC_PREFIX=acme. the worker also created and read
+    Faust's `cdp-pipeline-__assignor-__leader`, outside the prefix. Faust's own setting
+    turns it off (its leader assignor declares the topic only without it)."""
+    settings = dataclasses.replace(Settings.from_env(), topic_prefix="acme.")
+    config = identity_config.load(None)
+    store = GraphStore(connect(settings.redis_url), config)
+    app = create_app(settings, config, store, [], datadir=tmp_path).app
+    assert app.conf.topic_disable_leader
+    assert "if not self.app.conf.topic_disable_leader:" in inspect.getsource(
+        LeaderAssignor.on_start
+    )

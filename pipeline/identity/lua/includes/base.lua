@@ -23,7 +23,8 @@
                      for the events applied while the window was open; dropped a TTL after
     {cdp}:e:<eid>    string with TTL: a dedupe entry of a version before the windows, read
                      for one TTL after the upgrade
-    {cdp}:pr:<rid>   string with TTL: the packed result of privacy request rid (dedupe)
+    {cdp}:pr:<sha1>  string with TTL: the packed result of a privacy request, by the sha1
+                     of the packed request (id, mode, targets) (dedupe)
     {cdp}:sup        set of sha1(identity key) of privacy-deleted identities
     {cdp}:q          hash identity key -> quarantined at (ms)
     {cdp}:mv         hash identity key -> msgpack list of reassignment event times (ms)
