@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from pipeline.ingest import REJECT_REASONS
@@ -233,6 +234,19 @@ def test_timestamp_bounds_are_inclusive(now_ms: int) -> None:
     assert parse_timestamp(now_ms + MAX_AHEAD_MS, now_ms) == now_ms + MAX_AHEAD_MS
     with pytest.raises(Rejected):
         parse_timestamp(now_ms + MAX_AHEAD_MS + 1, now_ms)
+
+
+def test_msgpack_timestamp_type(parse: Parse, envelope: Envelope) -> None:
+    """msgpack's own time type (ext -1) as the timestamp is its epoch ms, and out of range
+    as a number would be; as an attribute it is still a type the profile cannot hold."""
+    stamp = msgpack.Timestamp(1_795_877_121, 123_456_789)
+    assert parse(envelope(timestamp=stamp), encoding="msgpack").timestamp_ms == 1_795_877_121_123
+    with pytest.raises(Rejected) as caught:
+        parse(envelope(timestamp=msgpack.Timestamp(1_000, 0)), encoding="msgpack")
+    assert caught.value.reason == "bad_timestamp"
+    with pytest.raises(Rejected) as caught:
+        parse(envelope(attributes={"at": stamp}), encoding="msgpack")
+    assert caught.value.reason == "unsupported_type"
 
 
 @pytest.mark.parametrize("encoding", ["json", "msgpack"])
