@@ -61,7 +61,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "CDP_APP_ID",
         "cdp-pipeline",
-        "Kafka consumer group / Faust app id; workers with the same id share the partitions.",
+        "Kafka consumer group / Faust app id; workers with the same id share the partitions "
+        "(give each deployment on one Kafka its own, whatever its CDP_TOPIC_PREFIX).",
     ),
     Variable("CDP_HTTP_HOST", "127.0.0.1", "Address the worker's HTTP API binds to."),
     Variable("CDP_HTTP_PORT", "6066", "Port of the worker's HTTP API (one per worker)."),
