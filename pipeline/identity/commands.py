@@ -217,14 +217,17 @@ def _members(flat: list[Any]) -> list[Member]:
 
 
 def _graph(pid: str, raw: list[Any]) -> RawGraph:
-    version, updated, flat_members, flat_links = raw[:4]
+    # read.lua's reply: links and causes in the stored form (lua/includes/blob.lua).
+    version, updated, flat_members, flat_links, _, _, flat_causes = raw
     members = _members(flat_members)
     keys = [m.key for m in members]
+    causes = [
+        (eid.decode(), topic.decode(), part, off)
+        for eid, topic, part, off in zip(*[flat_causes[i::4] for i in range(4)], strict=True)
+    ]
     links = [
-        Link(keys[a - 1], keys[b - 1], f, last, seq, eid.decode(), topic.decode(), part, off)
-        for a, b, f, last, seq, eid, topic, part, off in zip(
-            *[flat_links[i::9] for i in range(9)], strict=True
-        )
+        Link(keys[a - 1], keys[b - 1], f, last, seq, *causes[cause - 1])
+        for a, b, f, last, seq, cause in zip(*[flat_links[i::6] for i in range(6)], strict=True)
     ]
     links.sort(key=lambda ln: (ln.a, ln.b))
     return RawGraph(pid, members, links, version, updated)

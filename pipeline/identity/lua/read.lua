@@ -10,8 +10,9 @@
            the caller holds to {count, min}: its '#n' as read ('' for none) and the
            ZRANGEBYSCORE min just above its newest timeline entry ('(<score>' or '-inf')
   Returns: msgpack list, one per id: false when the profile does not exist, else
-           {version, updated_at_ms, members, links, fragments, profile id} with members
-           as stored (includes/base.lua); links as stored without fragments, and empty
+           {version, updated_at_ms, members, links, fragments, profile id, causes} with
+           members as stored (includes/blob.lua); links and causes as stored (an
+           earlier version's blob in this version's form) without fragments, and empty
            with them (a profile document does not show links); with_fragments, one
            {key, fields (the fragment hash, flat field/value: attributes and '#' counts,
            includes/base.lua), recent (flat summary/ts, newest first, recent_limit)} per
@@ -22,6 +23,7 @@
   Effects: none.
 ]]
 --@include index
+--@include blob
 
 local CFG = cmsgpack.unpack(ARGV[1])
 local request, out = cmsgpack.unpack(ARGV[2]), {}
@@ -61,8 +63,11 @@ for i, id in ipairs(request[1]) do
       for j = 1, #raw[3], 3 do
         fragments[#fragments + 1] = fragment(raw[3][j], kept[raw[3][j]])
       end
+      out[i] = {raw[1], raw[2], raw[3], {}, fragments, pid, {}}
+    else
+      current_form(raw)
+      out[i] = {raw[1], raw[2], raw[3], raw[4], fragments, pid, raw[5]}
     end
-    out[i] = {raw[1], raw[2], raw[3], request[2] and {} or raw[4], fragments, pid}
   end
 end
 return cmsgpack.pack(out)

@@ -9,29 +9,32 @@
   for indexed identities and deleted with their index entry), so an identity absent from
   the index when the call began (FRESH) has no fragment to read.
 ]]
+--@include blob
 --@include config
 --@include index
 --@include results
 
 -- GR: decoded graphs (false: none). RAW: graphs read but not decoded, as unpacked from
--- the blob ({version, updated_at, flat members, flat links}): the common event updates
+-- the blob (includes/blob.lua, in this version's form): the common event updates
 -- times in place there (stitch.lua), and flush packs them back without encode_graph.
 local GR, GR_DIRTY, RAW = {}, {}, {}
 local function decode_graph(raw)
-  local g, keys, ms, ls = {v = raw[1], u = raw[2], m = {}, l = {}}, {}, raw[3], raw[4]
+  local g, keys, ms, ls, cs = {v = raw[1], u = raw[2], m = {}, l = {}}, {}, raw[3], raw[4],
+    raw[5]
   for i = 1, #ms, 3 do
     keys[#keys + 1] = ms[i]
     g.m[ms[i]] = {ms[i + 1], ms[i + 2]}
   end
-  for i = 1, #ls, 9 do
-    local a, b = keys[ls[i]], keys[ls[i + 1]]
-    g.l[a .. '\0' .. b] = {a, b, unpack(ls, i + 2, i + 8)}
+  for i = 1, #ls, LINK do
+    local a, b, c = keys[ls[i]], keys[ls[i + 1]], (ls[i + 5] - 1) * CAUSE
+    g.l[a .. '\0' .. b] =
+      {a, b, ls[i + 2], ls[i + 3], ls[i + 4], cs[c + 1], cs[c + 2], cs[c + 3], cs[c + 4]}
   end
   return g
 end
 
 local function encode_graph(g)
-  local keys, pos, ms, ls = {}, {}, {}, {}
+  local keys, pos, ms, ls, causes, last = {}, {}, {}, {}, {}, {}
   for k in pairs(g.m) do keys[#keys + 1] = k end
   table.sort(keys, lt)
   for i, k in ipairs(keys) do
@@ -40,10 +43,11 @@ local function encode_graph(g)
   end
   for _, l in pairs(g.l) do
     local n = #ls
-    ls[n + 1], ls[n + 2] = pos[l[1]], pos[l[2]]
-    for j = 3, 9 do ls[n + j] = l[j] end
+    ls[n + 1], ls[n + 2], ls[n + 3], ls[n + 4] = pos[l[1]], pos[l[2]], l[3], l[4]
+    ls[n + 5] = l[5]
+    ls[n + LINK] = cause_number(causes, last, l[6], l[7], l[8], l[9])
   end
-  return cmsgpack.pack({g.v, g.u, ms, ls})
+  return cmsgpack.pack({g.v, g.u, ms, ls, causes})
 end
 
 -- Cached facts about a graph, kept up to date by in-place updates (stitch's fast path):
@@ -76,7 +80,7 @@ local function load_raw(pid)
       GR[pid], STORED_N[pid] = false, 0
       return nil
     end
-    raw = cmsgpack.unpack(blob)
+    raw = current_form(cmsgpack.unpack(blob))
     RAW[pid], STORED_N[pid] = raw, #raw[3] / 3
   end
   return raw
