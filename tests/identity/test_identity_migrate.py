@@ -57,8 +57,8 @@ def _with_evidence_per_link(blob: bytes) -> bytes:
     version, updated, members, links, causes = msgpack.unpackb(blob, raw=True)
     flat: list[object] = []
     for i in range(0, len(links), 6):
-        c = 4 * (links[i + 5] - 1)
-        flat += links[i : i + 5] + causes[c : c + 4]
+        eid, topic, partition, offset = causes[links[i + 5] - 1].rsplit(b"\0", 3)
+        flat += [*links[i : i + 5], eid, topic, int(partition), int(offset)]
     return msgpack.packb([version, updated, members, flat], use_bin_type=False)
 
 

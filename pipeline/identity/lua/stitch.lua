@@ -267,13 +267,14 @@ end
 
 local function link_all(links, keys, ts, seq, cause, changes)
   table.sort(keys, lt)
+  local made  -- the evidence of the links the event makes, once
   for i = 1, #keys do
     for j = i + 1, #keys do
       local a, b = keys[i], keys[j]
       local l = links[a .. '\0' .. b]
       if not l then
-        links[a .. '\0' .. b] =
-          {a, b, ts, ts, seq, cause.event_id, cause.topic, cause.partition, cause.offset}
+        made = made or evidence(cause.event_id, cause.topic, cause.partition, cause.offset)
+        links[a .. '\0' .. b] = {a, b, ts, ts, seq, made}
         changes[#changes + 1] = change('link_added', a, {a = a, b = b, rule = '4.1 link'})
       else  -- first and last seen: the earliest and latest event time that asserted it
         if ts < l[3] then l[3] = ts end

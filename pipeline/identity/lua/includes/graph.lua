@@ -4,7 +4,7 @@
   run atomically: a graph is decoded at most once and written at most once per call).
 
   A graph is a member map key -> {first_seen, last_seen} and a link map
-  "a\0b" -> {a, b, first_seen, last_seen, seq, event_id, topic, partition, offset}, a < b.
+  "a\0b" -> {a, b, first_seen, last_seen, seq, evidence (includes/blob.lua)}, a < b.
   A fragment ({cdp}:a/r) exists only for an identity in the index (fragments are written
   for indexed identities and deleted with their index entry), so an identity absent from
   the index when the call began (FRESH) has no fragment to read.
@@ -26,15 +26,14 @@ local function decode_graph(raw)
     g.m[ms[i]] = {ms[i + 1], ms[i + 2]}
   end
   for i = 1, #ls, LINK do
-    local a, b, c = keys[ls[i]], keys[ls[i + 1]], (ls[i + 5] - 1) * CAUSE
-    g.l[a .. '\0' .. b] =
-      {a, b, ls[i + 2], ls[i + 3], ls[i + 4], cs[c + 1], cs[c + 2], cs[c + 3], cs[c + 4]}
+    local a, b = keys[ls[i]], keys[ls[i + 1]]
+    g.l[a .. '\0' .. b] = {a, b, ls[i + 2], ls[i + 3], ls[i + 4], cs[ls[i + 5]]}
   end
   return g
 end
 
 local function encode_graph(g)
-  local keys, pos, ms, ls, causes, last = {}, {}, {}, {}, {}, {}
+  local keys, pos, ms, ls, causes, at = {}, {}, {}, {}, {}, {}
   for k in pairs(g.m) do keys[#keys + 1] = k end
   table.sort(keys, lt)
   for i, k in ipairs(keys) do
@@ -45,7 +44,7 @@ local function encode_graph(g)
     local n = #ls
     ls[n + 1], ls[n + 2], ls[n + 3], ls[n + 4] = pos[l[1]], pos[l[2]], l[3], l[4]
     ls[n + 5] = l[5]
-    ls[n + LINK] = cause_number(causes, last, l[6], l[7], l[8], l[9])
+    ls[n + LINK] = cause_number(causes, at, l[6])
   end
   return cmsgpack.pack({g.v, g.u, ms, ls, causes})
 end
