@@ -224,11 +224,11 @@ def _evidence(text: bytes) -> tuple[str, str, int, int]:
 
 
 def _graph(pid: str, raw: list[Any]) -> RawGraph:
-    # read.lua's reply: links and causes in the stored form (lua/includes/blob.lua).
-    version, updated, flat_members, flat_links, _, _, flat_causes = raw
+    # read.lua's reply: links and their evidence as stored (lua/includes/blob.lua).
+    version, updated, flat_members, flat_links, _, _, evidence = raw
     members = _members(flat_members)
     keys = [m.key for m in members]
-    causes = [_evidence(text) for text in flat_causes]
+    causes = [_evidence(text) for text in evidence]
     links = [
         Link(keys[a - 1], keys[b - 1], f, last, seq, *causes[cause - 1])
         for a, b, f, last, seq, cause in zip(*[flat_links[i::6] for i in range(6)], strict=True)

@@ -8,7 +8,7 @@
   slots is the design in docs/redis-cluster.md):
     {cdp}:i:<bucket> hash identity key -> profile counter. BUCKETS = 65536 keeps a bucket
                      listpack-encoded (<= 128 fields of <= 64 bytes) up to ~8M identities.
-    {cdp}:g:<pid>    string, msgpack {version, updated_at_ms, members, links, causes}
+    {cdp}:g:<pid>    string, msgpack {version, updated_at_ms, members, links, evidence...}
                      (includes/blob.lua): members with first and last seen, links with
                      their evidence. One blob per graph costs a third of a hash with
                      evidence values (those exceed 64 bytes).

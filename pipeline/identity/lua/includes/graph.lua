@@ -19,21 +19,21 @@
 -- times in place there (stitch.lua), and flush packs them back without encode_graph.
 local GR, GR_DIRTY, RAW = {}, {}, {}
 local function decode_graph(raw)
-  local g, keys, ms, ls, cs = {v = raw[1], u = raw[2], m = {}, l = {}}, {}, raw[3], raw[4],
-    raw[5]
+  local g, keys, ms, ls = {v = raw[1], u = raw[2], m = {}, l = {}}, {}, raw[3], raw[4]
   for i = 1, #ms, 3 do
     keys[#keys + 1] = ms[i]
     g.m[ms[i]] = {ms[i + 1], ms[i + 2]}
   end
   for i = 1, #ls, LINK do
     local a, b = keys[ls[i]], keys[ls[i + 1]]
-    g.l[a .. '\0' .. b] = {a, b, ls[i + 2], ls[i + 3], ls[i + 4], cs[ls[i + 5]]}
+    g.l[a .. '\0' .. b] = {a, b, ls[i + 2], ls[i + 3], ls[i + 4], raw[4 + ls[i + 5]]}
   end
   return g
 end
 
 local function encode_graph(g)
-  local keys, pos, ms, ls, causes, at = {}, {}, {}, {}, {}, {}
+  local keys, pos, ms, ls, at = {}, {}, {}, {}, {}
+  local blob = {g.v, g.u, ms, ls}
   for k in pairs(g.m) do keys[#keys + 1] = k end
   table.sort(keys, lt)
   for i, k in ipairs(keys) do
@@ -44,9 +44,9 @@ local function encode_graph(g)
     local n = #ls
     ls[n + 1], ls[n + 2], ls[n + 3], ls[n + 4] = pos[l[1]], pos[l[2]], l[3], l[4]
     ls[n + 5] = l[5]
-    ls[n + LINK] = cause_number(causes, at, l[6])
+    ls[n + LINK] = cause_number(blob, at, l[6])
   end
-  return cmsgpack.pack({g.v, g.u, ms, ls, causes})
+  return cmsgpack.pack(blob)
 end
 
 -- Cached facts about a graph, kept up to date by in-place updates (stitch's fast path):
