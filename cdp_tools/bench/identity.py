@@ -261,9 +261,9 @@ def report(figures: dict[str, float]) -> str:
             f"memory after {f['identities']:,.0f} identities in {f['graphs']:,.0f} graphs:",
             f"  identity index  {f['index_bytes_per_identity']:.0f} B/identity (target <= 64)",
             f"  index + graphs  {f['graph_bytes_per_identity']:.0f} B/identity "
-            "incl. links and evidence (target <= 256)",
+            "incl. links and evidence (target <= 196)",
             f"  fragments       {f['fragment_bytes_per_identity']:.0f} B/identity (attributes, "
-            "recent, counts)",
+            "recent, counts; target <= 194)",
             f"  dedupe entries  {f['dedupe_bytes_per_identity']:.0f} B/identity (expire after TTL)",
         ]
     )

@@ -216,15 +216,22 @@ def _members(flat: list[Any]) -> list[Member]:
     return [Member(k.decode(), f, last) for k, f, last in zip(items, items, items, strict=True)]
 
 
+def _evidence(text: bytes) -> tuple[str, str, int, int]:
+    """A stored link evidence (lua/includes/blob.lua): from the end, as the event id may
+    hold anything."""
+    event_id, topic, partition, offset = text.rsplit(b"\0", 3)
+    return event_id.decode(), topic.decode(), int(partition), int(offset)
+
+
 def _graph(pid: str, raw: list[Any]) -> RawGraph:
-    version, updated, flat_members, flat_links = raw[:4]
+    # read.lua's reply: links and their evidence as stored (lua/includes/blob.lua).
+    version, updated, flat_members, flat_links, _, _, evidence = raw
     members = _members(flat_members)
     keys = [m.key for m in members]
+    causes = [_evidence(text) for text in evidence]
     links = [
-        Link(keys[a - 1], keys[b - 1], f, last, seq, eid.decode(), topic.decode(), part, off)
-        for a, b, f, last, seq, eid, topic, part, off in zip(
-            *[flat_links[i::9] for i in range(9)], strict=True
-        )
+        Link(keys[a - 1], keys[b - 1], f, last, seq, *causes[cause - 1])
+        for a, b, f, last, seq, cause in zip(*[flat_links[i::6] for i in range(6)], strict=True)
     ]
     links.sort(key=lambda ln: (ln.a, ln.b))
     return RawGraph(pid, members, links, version, updated)

@@ -1,5 +1,9 @@
 """The key layout before the `{cdp}` hash tag (``cdp:<name>``) and its move to today's
-(``{cdp}:<name>``): a Redis filled by an earlier version keeps its graph on upgrade."""
+(``{cdp}:<name>``): a Redis filled by an earlier version keeps its graph on upgrade.
+
+Graph blobs of the form before shared causes (each link with its own evidence) need no
+step here: every script reads them as they are, and the next call that changes a graph
+writes it in today's form (lua/includes/blob.lua)."""
 
 from __future__ import annotations
 

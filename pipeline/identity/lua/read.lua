@@ -10,9 +10,11 @@
            the caller holds to {count, min}: its '#n' as read ('' for none) and the
            ZRANGEBYSCORE min just above its newest timeline entry ('(<score>' or '-inf')
   Returns: msgpack list, one per id: false when the profile does not exist, else
-           {version, updated_at_ms, members, links, fragments, profile id} with members
-           as stored (includes/base.lua); links as stored without fragments, and empty
-           with them (a profile document does not show links); with_fragments, one
+           {version, updated_at_ms, members, links, fragments, profile id, evidence}
+           with members as stored (includes/blob.lua); without fragments, links and the
+           list of their evidence as stored (an earlier version's blob in this
+           version's form), and empty with them (a profile document does not show
+           links); with_fragments, one
            {key, fields (the fragment hash, flat field/value: attributes and '#' counts,
            includes/base.lua), recent (flat summary/ts, newest first, recent_limit)} per
            member. A kept member's fragment is {key} alone while its '#n' is the kept
@@ -22,6 +24,7 @@
   Effects: none.
 ]]
 --@include index
+--@include blob
 
 local CFG = cmsgpack.unpack(ARGV[1])
 local request, out = cmsgpack.unpack(ARGV[2]), {}
@@ -61,8 +64,12 @@ for i, id in ipairs(request[1]) do
       for j = 1, #raw[3], 3 do
         fragments[#fragments + 1] = fragment(raw[3][j], kept[raw[3][j]])
       end
+      out[i] = {raw[1], raw[2], raw[3], {}, fragments, pid, {}}
+    else
+      local evidence = {}  -- a loop, not unpack: a large graph has more than Lua's C stack
+      for j = 5, #current_form(raw) do evidence[j - 4] = raw[j] end
+      out[i] = {raw[1], raw[2], raw[3], raw[4], fragments, pid, evidence}
     end
-    out[i] = {raw[1], raw[2], raw[3], request[2] and {} or raw[4], fragments, pid}
   end
 end
 return cmsgpack.pack(out)

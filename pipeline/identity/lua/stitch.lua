@@ -267,13 +267,14 @@ end
 
 local function link_all(links, keys, ts, seq, cause, changes)
   table.sort(keys, lt)
+  local made  -- the evidence of the links the event makes, once
   for i = 1, #keys do
     for j = i + 1, #keys do
       local a, b = keys[i], keys[j]
       local l = links[a .. '\0' .. b]
       if not l then
-        links[a .. '\0' .. b] =
-          {a, b, ts, ts, seq, cause.event_id, cause.topic, cause.partition, cause.offset}
+        made = made or evidence(cause.event_id, cause.topic, cause.partition, cause.offset)
+        links[a .. '\0' .. b] = {a, b, ts, ts, seq, made}
         changes[#changes + 1] = change('link_added', a, {a = a, b = b, rule = '4.1 link'})
       else  -- first and last seen: the earliest and latest event time that asserted it
         if ts < l[3] then l[3] = ts end
@@ -370,7 +371,7 @@ end
 -- graph, already linked to each other, in a graph the rules leave as it is. The full
 -- step (fast_link) would then only update times: members' and links' first and last
 -- seen, links' arrival, the version. This does that on the stored form (flat lists of
--- includes/base.lua), without decoding and encoding the graph. Returns false, having
+-- includes/blob.lua), without decoding and encoding the graph. Returns false, having
 -- changed nothing, when it does not apply (the event then takes the full step).
 -- Only the first identity is read from the index: the members of a stored graph are
 -- indexed to it (every script writes both together; load_pool relies on it too), so
@@ -395,7 +396,7 @@ local function touch_common(linkable, ts, seq, primary)
     end
   end
   if found < n then return false end
-  for j = 1, #ls, 9 do
+  for j = 1, #ls, LINK do
     if AT[ls[j]] == seq and AT[ls[j + 1]] == seq then linked = linked + 1 end
   end
   -- A graph links a pair at most once: all pairs are there when as many links are.
@@ -405,7 +406,7 @@ local function touch_common(linkable, ts, seq, primary)
       ms[i + 1], ms[i + 2] = math.min(ms[i + 1], ts), math.max(ms[i + 2], ts)
     end
   end
-  for j = 1, #ls, 9 do
+  for j = 1, #ls, LINK do
     if AT[ls[j]] == seq and AT[ls[j + 1]] == seq then
       ls[j + 2] = math.min(ls[j + 2], ts)
       if ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end

@@ -28,6 +28,7 @@ def test_each_include_is_loaded_once_dependencies_first() -> None:
     assert stitch == [
         "keyspace",
         "base",
+        "blob",
         "config",
         "index",
         "results",
@@ -43,7 +44,7 @@ def test_scripts_carry_only_what_they_use() -> None:
     assert _includes_in(script_source("quarantined")) == ["keyspace", "base"]
     for name in ("overview", "tally"):
         assert _includes_in(script_source(name)) == ["keyspace"]
-    assert _includes_in(script_source("read")) == ["keyspace", "base", "index"]
+    assert _includes_in(script_source("read")) == ["keyspace", "base", "index", "blob"]
 
 
 def test_every_script_has_its_header() -> None:

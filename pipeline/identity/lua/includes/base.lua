@@ -8,11 +8,10 @@
   slots is the design in docs/redis-cluster.md):
     {cdp}:i:<bucket> hash identity key -> profile counter. BUCKETS = 65536 keeps a bucket
                      listpack-encoded (<= 128 fields of <= 64 bytes) up to ~8M identities.
-    {cdp}:g:<pid>    string, msgpack {version, updated_at_ms, members, links}; members is
-                     flat {key, first_seen, last_seen, ...} sorted by key, links is flat
-                     {ia, ib, first_seen, last_seen, seq, event_id, topic, partition,
-                     offset, ...} with ia/ib indexes into members. One blob per graph
-                     costs a third of a hash with evidence values (those exceed 64 bytes).
+    {cdp}:g:<pid>    string, msgpack {version, updated_at_ms, members, links, evidence...}
+                     (includes/blob.lua): members with first and last seen, links with
+                     their evidence. One blob per graph costs a third of a hash with
+                     evidence values (those exceed 64 bytes).
     {cdp}:a:<key>    hash of the identity's fragment: "<channel>|<path>" -> msgpack
                      {value, ts, seq}, the newest value per (path, channel); and its event
                      counts "#n" (total), "#t:<type>", "#c:<channel>" ('#' cannot start a

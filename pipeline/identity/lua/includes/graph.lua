@@ -4,17 +4,18 @@
   run atomically: a graph is decoded at most once and written at most once per call).
 
   A graph is a member map key -> {first_seen, last_seen} and a link map
-  "a\0b" -> {a, b, first_seen, last_seen, seq, event_id, topic, partition, offset}, a < b.
+  "a\0b" -> {a, b, first_seen, last_seen, seq, evidence (includes/blob.lua)}, a < b.
   A fragment ({cdp}:a/r) exists only for an identity in the index (fragments are written
   for indexed identities and deleted with their index entry), so an identity absent from
   the index when the call began (FRESH) has no fragment to read.
 ]]
+--@include blob
 --@include config
 --@include index
 --@include results
 
 -- GR: decoded graphs (false: none). RAW: graphs read but not decoded, as unpacked from
--- the blob ({version, updated_at, flat members, flat links}): the common event updates
+-- the blob (includes/blob.lua, in this version's form): the common event updates
 -- times in place there (stitch.lua), and flush packs them back without encode_graph.
 local GR, GR_DIRTY, RAW = {}, {}, {}
 local function decode_graph(raw)
@@ -23,15 +24,16 @@ local function decode_graph(raw)
     keys[#keys + 1] = ms[i]
     g.m[ms[i]] = {ms[i + 1], ms[i + 2]}
   end
-  for i = 1, #ls, 9 do
+  for i = 1, #ls, LINK do
     local a, b = keys[ls[i]], keys[ls[i + 1]]
-    g.l[a .. '\0' .. b] = {a, b, unpack(ls, i + 2, i + 8)}
+    g.l[a .. '\0' .. b] = {a, b, ls[i + 2], ls[i + 3], ls[i + 4], raw[4 + ls[i + 5]]}
   end
   return g
 end
 
 local function encode_graph(g)
-  local keys, pos, ms, ls = {}, {}, {}, {}
+  local keys, pos, ms, ls, at = {}, {}, {}, {}, {}
+  local blob = {g.v, g.u, ms, ls}
   for k in pairs(g.m) do keys[#keys + 1] = k end
   table.sort(keys, lt)
   for i, k in ipairs(keys) do
@@ -40,10 +42,11 @@ local function encode_graph(g)
   end
   for _, l in pairs(g.l) do
     local n = #ls
-    ls[n + 1], ls[n + 2] = pos[l[1]], pos[l[2]]
-    for j = 3, 9 do ls[n + j] = l[j] end
+    ls[n + 1], ls[n + 2], ls[n + 3], ls[n + 4] = pos[l[1]], pos[l[2]], l[3], l[4]
+    ls[n + 5] = l[5]
+    ls[n + LINK] = cause_number(blob, at, l[6])
   end
-  return cmsgpack.pack({g.v, g.u, ms, ls})
+  return cmsgpack.pack(blob)
 end
 
 -- Cached facts about a graph, kept up to date by in-place updates (stitch's fast path):
@@ -76,7 +79,7 @@ local function load_raw(pid)
       GR[pid], STORED_N[pid] = false, 0
       return nil
     end
-    raw = cmsgpack.unpack(blob)
+    raw = current_form(cmsgpack.unpack(blob))
     RAW[pid], STORED_N[pid] = raw, #raw[3] / 3
   end
   return raw
