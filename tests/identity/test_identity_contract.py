@@ -186,6 +186,9 @@ async def test_what_hangs_on_a_detached_identity_is_left_on_its_own(
     ]
     split = [c for c in result.changes if c["type"] == "graph_split"]
     assert [c["profile_id"] for c in split] == [pid] and len(split[0]["into"]) == 3
+    assert {c["rule"] for c in result.changes if c["type"] != "link_added"} == {
+        "4.3 graph size limit"
+    }
     assert await both.members("crm_id:A") == ["crm_id:A", "ecid:y"]
     assert await both.members("ecid:x") == ["ecid:x"]
     assert await count_of(both, "ecid:x") == 1

@@ -18,6 +18,7 @@ from pipeline.identity.config import UNKNOWN_PRIORITY, IdentityConfig
 KIND_RANK = {"cookie": 0, "device": 0, "partner": 1, "person": 2}  # rule 4.3's tiers
 UNKNOWN = {"kind": "partner", "priority": UNKNOWN_PRIORITY, "unique": False, "follower": False}
 SHARED_DEVICE = "4.2 shared device"
+SIZE_LIMIT = "4.3 graph size limit"
 Link = tuple[str, str]
 
 
@@ -178,8 +179,8 @@ class Model:
         unique_conflict = self._conflict(list(pool.members))
         conflict = unique_conflict or self._bridges(linkable, olds)
         old_of = {k: p for p in pool.old for k in pool.old[p].members}
-        comps = self._partition(pool, list(pool.members), changes if conflict else None)
-        comps = [part for c in comps for part in self._fit(pool, c, changes)]
+        parts = self._partition(pool, list(pool.members), changes if conflict else None)
+        comps = [part for c in parts for part in self._fit(pool, c, changes)]
         self._assign(pool, comps, res, changes)
         self._store_fragment(e, primary)
         moved = sorted(
@@ -188,7 +189,9 @@ class Model:
             if conflict and self.index[k] != old_of[k] and not self.info(k)["follower"]
         )
         rule = "4.2 unique-namespace rebuild" if unique_conflict else SHARED_DEVICE
-        self._finish(changes, res, cause, rule if conflict else "4.1 link")
+        # _fit adds a part per detachment: a split it made is the size limit's.
+        fitted = SIZE_LIMIT if len(comps) > len(parts) else "4.1 link"
+        self._finish(changes, res, cause, rule if conflict else fitted)
         for k in [k for k in moved if self._count_move(k, ts)]:
             self._quarantine(k, res, cause)
         self.seen[e.event_id] = [c for c in res.changes if c["event"] is cause]
@@ -304,9 +307,7 @@ class Model:
         info = self.info
         victim = min(comp, key=lambda k: (KIND_RANK[info(k)["kind"]], pool.members[k][1], k))
         pool.links = {ln: v for ln, v in pool.links.items() if victim not in ln}
-        changes.append(
-            self._change("identity_evicted", victim, identity=victim, rule="4.3 graph size limit")
-        )
+        changes.append(self._change("identity_evicted", victim, identity=victim, rule=SIZE_LIMIT))
         rest = self._partition(pool, [k for k in comp if k != victim])
         return [[victim]] + [part for c in rest for part in self._fit(pool, c, changes)]
 

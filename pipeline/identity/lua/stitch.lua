@@ -120,7 +120,7 @@ local function fit(pool, comp, changes, out)
   end
   drop_links(pool, function(k) return k == victim end)
   changes[#changes + 1] = change('identity_evicted', victim,
-    {identity = victim, rule = '4.3 graph size limit'})
+    {identity = victim, rule = SIZE_LIMIT})
   out[#out + 1] = {victim, best = victim}
   for _, k in ipairs(comp) do
     if k ~= victim then rest[#rest + 1] = k end
@@ -566,7 +566,8 @@ local function stitch_event(o)
   assign(pool, fitted, changes)
   store_fragment(primary, o, seq)
   local rule = unique_conflict and '4.2 unique-namespace rebuild' or SHARED_DEVICE
-  finish(changes, cause, conflict and rule or '4.1 link')
+  -- fit adds a part per detachment: a split it made is the size limit's.
+  finish(changes, cause, conflict and rule or (#fitted > #comps and SIZE_LIMIT or '4.1 link'))
   if conflict then
     -- Followers (devices, cookies) are not counted: following the last person is their
     -- rule (4.2), so a family tablet or a kiosk is never taken for a junk identifier.

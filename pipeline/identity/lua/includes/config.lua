@@ -9,6 +9,7 @@
 -- them first), then partners, then persons.
 local KIND_RANK = {cookie = 0, device = 0, partner = 1, person = 2}
 local SHARED_DEVICE = '4.2 shared device'
+local SIZE_LIMIT = '4.3 graph size limit'
 local CFG = cmsgpack.unpack(ARGV[1])
 local UNKNOWN = {kind = 'partner', priority = CFG.unknown_priority, unique = false, follower = false}
 
