@@ -1,0 +1,61 @@
+"""A stack of its own for a fault test that stops Kafka or Redis: its own ports and state
+dir, so that the outage hits nobody else and the test runs alongside the rest of the
+suite (`make test`) rather than after it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cdp_tools.stack import control
+from cdp_tools.stack.redis_cluster import free_base
+from pipeline.settings import Settings
+from tests.conftest import PipelineEnv, new_pipeline_env
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def own_stack(
+    base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Kafka and Redis of this module alone, on free loopback ports below the ephemeral
+    range (a client cannot take one while a test has the service down); the stop and
+    start helpers of tests/faults/support.py act on it, through the environment."""
+    state = tmp_path_factory.mktemp("stack")
+    # The Kafka jars the suite's stack already resolved: no second download.
+    (state / "kafka").mkdir()
+    (state / "kafka" / "libs").symlink_to(
+        Path(base_settings.state_dir).absolute() / "kafka" / "libs"
+    )
+    base = free_base(3)  # Kafka, its controller, Redis
+    settings = replace(
+        base_settings,
+        kafka_bootstrap=f"127.0.0.1:{base}",
+        redis_url=f"redis://127.0.0.1:{base + 2}/0",
+        state_dir=str(state),
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CDP_STATE_DIR", settings.state_dir)
+        env.setenv("CDP_KAFKA_BOOTSTRAP", settings.kafka_bootstrap)
+        env.setenv("CDP_REDIS_URL", settings.redis_url)
+        try:
+            control.up(say=_quiet)
+            yield settings
+        finally:
+            control.down(wipe=True, say=_quiet)
+
+
+@pytest.fixture
+def pipeline_env(
+    request: pytest.FixtureRequest, base_settings: Settings, tmp_path: Path
+) -> PipelineEnv:
+    """A test's slice, on its module's own stack when the module is marked ``own_stack``."""
+    if request.node.get_closest_marker("own_stack"):
+        base_settings = request.getfixturevalue("own_stack")
+    return new_pipeline_env(base_settings, tmp_path)
