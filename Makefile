@@ -39,7 +39,7 @@ with_stack = $(TEST_ENV) $(BIN)/cdp stack up --fresh; status=$$?; \
 # The suite in pytest-xdist processes, a file at a time per process (a file's tests
 # share its module's worker, browser or stack), longest files first (the order
 # tests/conftest.py gives them): they mostly wait on Kafka and the workers, so four
-# processes on two cores. The fault tests that stop Kafka or Redis do it on a stack of
+# processes on two cores. The fault tests that stop Kafka or Redis, or flood Redis, have
 # their own (tests/faults/conftest.py), so they run alongside the rest. The fault
 # workloads run at FAULT_SCALE of their full size (50,000 events killed into, 100,000
 # hostile inputs, ...); `make test-faults` runs them whole.

@@ -1,6 +1,8 @@
-"""A stack of its own for a fault test that stops Kafka or Redis: its own ports and state
-dir, so that the outage hits nobody else and the test runs alongside the rest of the
-suite (`make test`) rather than after it."""
+"""A stack of its own for a fault module marked ``own_stack("kafka", "redis")`` or
+``own_stack("redis")``: those services on their own ports and state dir. So an outage a
+test causes hits nobody else, the workload of a test that floods Redis does not slow
+every other test's, and the fault tests run alongside the rest of the suite (`make
+test`) rather than after it."""
 
 from __future__ import annotations
 
@@ -22,33 +24,39 @@ def _quiet(_: str) -> None:
 
 @pytest.fixture(scope="module")
 def own_stack(
-    base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    base_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Settings]:
-    """Kafka and Redis of this module alone, on free loopback ports below the ephemeral
-    range (a client cannot take one while a test has the service down); the stop and
-    start helpers of tests/faults/support.py act on it, through the environment."""
+    """The module's own services, on free loopback ports below the ephemeral range (a
+    client cannot take one while a test has the service down); the others are the
+    suite's. The stop and start helpers of tests/faults/support.py act on them, through
+    the environment."""
+    marker = request.node.get_closest_marker("own_stack")
+    services = set(marker.args) if marker else set()
+    assert services and services <= {"kafka", "redis"}, f"own_stack of {services}"
     state = tmp_path_factory.mktemp("stack")
-    # The Kafka jars the suite's stack already resolved: no second download.
-    (state / "kafka").mkdir()
-    (state / "kafka" / "libs").symlink_to(
-        Path(base_settings.state_dir).absolute() / "kafka" / "libs"
-    )
     base = free_base(3)  # Kafka, its controller, Redis
-    settings = replace(
-        base_settings,
-        kafka_bootstrap=f"127.0.0.1:{base}",
-        redis_url=f"redis://127.0.0.1:{base + 2}/0",
-        state_dir=str(state),
-    )
+    settings = replace(base_settings, state_dir=str(state))
+    if "kafka" in services:
+        # The Kafka jars the suite's stack already resolved: no second download.
+        (state / "kafka").mkdir()
+        (state / "kafka" / "libs").symlink_to(
+            Path(base_settings.state_dir).absolute() / "kafka" / "libs"
+        )
+        settings = replace(settings, kafka_bootstrap=f"127.0.0.1:{base}")
+    if "redis" in services:
+        settings = replace(settings, redis_url=f"redis://127.0.0.1:{base + 2}/0")
+    only = None if len(services) == 2 else "kafka" if "kafka" in services else "redis"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CDP_STATE_DIR", settings.state_dir)
         env.setenv("CDP_KAFKA_BOOTSTRAP", settings.kafka_bootstrap)
         env.setenv("CDP_REDIS_URL", settings.redis_url)
         try:
-            control.up(say=_quiet)
+            control.up(only=only, say=_quiet)
             yield settings
         finally:
-            control.down(wipe=True, say=_quiet)
+            control.down(only=only, wipe=True, say=_quiet)
 
 
 @pytest.fixture

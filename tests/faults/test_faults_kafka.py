@@ -26,7 +26,7 @@ from tests.faults.support import (
 )
 
 # It stops the broker: on a stack of its own (tests/faults/conftest.py).
-pytestmark = [*FAULTS, pytest.mark.own_stack]
+pytestmark = [*FAULTS, pytest.mark.own_stack("kafka", "redis")]
 
 EVENTS = fault_size(20_000)
 

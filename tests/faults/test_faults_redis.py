@@ -35,7 +35,7 @@ from tests.faults.support import (
 )
 
 # It stops Redis: on a stack of its own (tests/faults/conftest.py).
-pytestmark = [*FAULTS, pytest.mark.own_stack]
+pytestmark = [*FAULTS, pytest.mark.own_stack("kafka", "redis")]
 
 EVENTS = fault_size(18_000)
 # Long enough for several of the workers' retries (up to 2 s apart) and two lag readings.
