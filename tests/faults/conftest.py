@@ -6,6 +6,8 @@ test`) rather than after it."""
 
 from __future__ import annotations
 
+import os
+import random
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,13 +15,29 @@ from pathlib import Path
 import pytest
 
 from cdp_tools.stack import control
-from cdp_tools.stack.redis_cluster import free_base
+from cdp_tools.stack.proc import port_free
 from pipeline.settings import Settings
 from tests.conftest import PipelineEnv, new_pipeline_env
 
 
 def _quiet(_: str) -> None:
     pass
+
+
+def _free_ports(count: int = 3) -> int:
+    """The first of ``count`` free consecutive ports, in a band of this test process's own
+    (pytest-xdist's gwN): below the ephemeral range, so that no client takes one while a
+    test has the service down, and apart from the other processes' and from the
+    temporary clusters' (20000-22700 and +10000), so that none binds one while a Kafka
+    takes seconds to start. A random start within the band keeps another checkout's
+    suite on this machine off the same ports."""
+    band = 23000 + 400 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    start = random.randrange(0, 400, count)
+    for offset in range(0, 400, count):
+        base = band + (start + offset) % (400 - 400 % count)
+        if all(port_free(port) for port in range(base, base + count)):
+            return base
+    raise RuntimeError(f"no {count} free consecutive ports in {band}-{band + 399}")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +54,7 @@ def own_stack(
     services = set(marker.args) if marker else set()
     assert services and services <= {"kafka", "redis"}, f"own_stack of {services}"
     state = tmp_path_factory.mktemp("stack")
-    base = free_base(3)  # Kafka, its controller, Redis
+    base = _free_ports()  # Kafka, its controller, Redis
     settings = replace(base_settings, state_dir=str(state))
     if "kafka" in services:
         # The Kafka jars the suite's stack already resolved: no second download.
