@@ -24,20 +24,19 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _free_ports(count: int = 3) -> int:
-    """The first of ``count`` free consecutive ports, in a band of this test process's own
-    (pytest-xdist's gwN): below the ephemeral range, so that no client takes one while a
-    test has the service down, and apart from the other processes' and from the
+def _three_free_ports() -> int:
+    """The first of three free consecutive ports, in a band of 400 of this test process's
+    own (pytest-xdist's gwN): below the ephemeral range, so that no client takes one
+    while a test has the service down, and apart from the other processes' and from the
     temporary clusters' (20000-22700 and +10000), so that none binds one while a Kafka
-    takes seconds to start. A random start within the band keeps another checkout's
-    suite on this machine off the same ports."""
+    takes seconds to start. Tried in random order: another checkout's suite on this
+    machine stays off the same ports."""
     band = 23000 + 400 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
-    start = random.randrange(0, 400, count)
-    for offset in range(0, 400, count):
-        base = band + (start + offset) % (400 - 400 % count)
-        if all(port_free(port) for port in range(base, base + count)):
+    starts = random.sample(range(band, band + 398, 3), k=133)
+    for base in starts:
+        if all(port_free(port) for port in range(base, base + 3)):
             return base
-    raise RuntimeError(f"no {count} free consecutive ports in {band}-{band + 399}")
+    raise RuntimeError(f"no three free consecutive ports in {band}-{band + 399}")
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +45,13 @@ def own_stack(
     base_settings: Settings,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Settings]:
-    """The module's own services, on free loopback ports below the ephemeral range (a
-    client cannot take one while a test has the service down); the others are the
-    suite's. The stop and start helpers of tests/faults/support.py act on them, through
-    the environment."""
+    """The module's own services (the others are the suite's); the stop and start helpers
+    of tests/faults/support.py act on them, through the environment."""
     marker = request.node.get_closest_marker("own_stack")
     services = set(marker.args) if marker else set()
     assert services and services <= {"kafka", "redis"}, f"own_stack of {services}"
     state = tmp_path_factory.mktemp("stack")
-    base = _free_ports()  # Kafka, its controller, Redis
+    base = _three_free_ports()  # Kafka, its controller, Redis
     settings = replace(base_settings, state_dir=str(state))
     if "kafka" in services:
         # The Kafka jars the suite's stack already resolved: no second download.
