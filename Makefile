@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Tests and the demo get their own ports and state, so a developer's stack is untouched.
-TEST_ENV := CDP_STATE_DIR=$(CURDIR)/.cdp/test CDP_KAFKA_BOOTSTRAP=127.0.0.1:19092 \
+# Tests and the demo get their own ports and state, so a developer's stack is untouched;
+# TEST_ENV from the environment wins (another checkout's `.ci/run` on the same machine).
+TEST_ENV ?= CDP_STATE_DIR=$(CURDIR)/.cdp/test CDP_KAFKA_BOOTSTRAP=127.0.0.1:19092 \
 	CDP_REDIS_URL=redis://127.0.0.1:16379/0 CDP_HTTP_PORT=16066
 DEMO_ENV := CDP_STATE_DIR=$(CURDIR)/.cdp/demo
 
@@ -35,25 +36,27 @@ with_stack = $(TEST_ENV) $(BIN)/cdp stack up --fresh; status=$$?; \
 	if [ $$status -eq 0 ]; then $(1); status=$$?; fi; \
 	$(TEST_ENV) $(BIN)/cdp stack down; exit $$status
 
-# Tests at once besides the fault suite (pytest-xdist, one file per process): they mostly
-# wait on Kafka and the workers, so three processes on two cores (load average about 1.4)
-# take 244 s where two took 350. The fault suite stops and starts the services, so it runs
-# alone afterwards, its workloads at FAULT_SCALE of their full size (50,000 events killed
-# into, 100,000 hostile inputs, ...); `make test-faults` runs them whole.
-TEST_JOBS ?= 3
+# The suite in pytest-xdist processes, a file at a time per process (a file's tests
+# share its module's worker, browser or stack), longest files first (the order
+# tests/conftest.py gives them): they mostly wait on Kafka and the workers, so four
+# processes on two cores. The fault tests that stop Kafka or Redis, or flood Redis, have
+# their own (tests/faults/conftest.py), so they run alongside the rest. The fault
+# workloads run at FAULT_SCALE of their full size (50,000 events killed into, 100,000
+# hostile inputs, ...); `make test-faults` runs them whole.
+TEST_JOBS ?= 4
 FAULT_SCALE ?= 0.3
+XDIST = -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 # Everything: lint, unit, property, integration, browser and fault tests against real
 # services.
 test: lint
-	$(call with_stack,$(PYTEST) -m "not faults" -n $(TEST_JOBS) --dist loadfile && \
-		CDP_FAULT_SCALE=$(FAULT_SCALE) $(PYTEST) -m faults)
+	$(call with_stack,CDP_FAULT_SCALE=$(FAULT_SCALE) $(PYTEST) $(XDIST))
 
 test-unit: install
-	$(BIN)/python -m pytest -p no:cacheprovider -m "not integration" -n $(TEST_JOBS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not integration" $(XDIST) $(PYTEST_ARGS)
 
 test-integration: install
-	$(call with_stack,$(PYTEST) -m "integration and not faults" -n $(TEST_JOBS) --dist loadfile)
+	$(call with_stack,$(PYTEST) -m "integration and not faults" $(XDIST))
 
 test-faults: install
 	$(call with_stack,CDP_FAULT_SCALE=1 $(PYTEST) -m faults)

@@ -7,6 +7,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import redis.asyncio as aioredis
 
 from pipeline.identity.commands import GraphStore
@@ -30,7 +31,8 @@ from tests.faults.support import (
 )
 from tests.integration.support import view
 
-pytestmark = FAULTS
+# Its workload floods Redis: on a Redis of its own (tests/faults/conftest.py).
+pytestmark = [*FAULTS, pytest.mark.own_stack("redis")]
 
 EVENTS = fault_size(50_000)
 PEOPLE = fault_size(3_000)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
+
 from pipeline.settings import Topics
 from tests.faults.support import (
     CHANNELS,
@@ -21,7 +23,8 @@ from tests.faults.support import (
     settle,
 )
 
-pytestmark = FAULTS
+# Its workload floods Redis: on a Redis of its own (tests/faults/conftest.py).
+pytestmark = [*FAULTS, pytest.mark.own_stack("redis")]
 
 EVENTS = fault_size(10_000)
 COPIES = 3

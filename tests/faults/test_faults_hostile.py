@@ -7,6 +7,8 @@ import random
 import time
 from collections import Counter
 
+import pytest
+
 from pipeline.ingest import REJECT_REASONS
 from pipeline.settings import Topics
 from tests.faults.hostile import MAX_BYTES, expected_drops, generate
@@ -27,7 +29,8 @@ from tests.faults.support import (
 )
 from tests.integration.support import records
 
-pytestmark = FAULTS
+# Its workload floods Redis: on a Redis of its own (tests/faults/conftest.py).
+pytestmark = [*FAULTS, pytest.mark.own_stack("redis")]
 
 BAD = fault_size(100_000)
 GOOD = fault_size(8_000)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.faults.support import (
     FAULTS,
     alive,
@@ -23,7 +25,8 @@ from tests.faults.support import (
     wait_for,
 )
 
-pytestmark = FAULTS
+# It stops the broker: on a stack of its own (tests/faults/conftest.py).
+pytestmark = [*FAULTS, pytest.mark.own_stack("kafka", "redis")]
 
 EVENTS = fault_size(20_000)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.faults.support import (
     FAULTS,
     alive,
@@ -32,7 +34,8 @@ from tests.faults.support import (
     wait_for,
 )
 
-pytestmark = FAULTS
+# It stops Redis: on a stack of its own (tests/faults/conftest.py).
+pytestmark = [*FAULTS, pytest.mark.own_stack("kafka", "redis")]
 
 EVENTS = fault_size(18_000)
 # Long enough for several of the workers' retries (up to 2 s apart) and two lag readings.
