@@ -430,16 +430,29 @@ def bench_identity(events: int, batch: int, identities: int, yes: bool, cluster:
 @click.option("--seed", type=int, default=None, help="Default: a random seed (printed).")
 @click.option("--duplicates", is_flag=True, help="Deliver every event twice.")
 @click.option("--kill", is_flag=True, help="Two workers; SIGKILL one three times mid-stream.")
+@click.option(
+    "--identity-config",
+    "configs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="An identity configuration to score (repeatable). Default: the shipped default "
+    "and schemas/identity.shared-devices.toml, one run each on the same data.",
+)
 @click.option("--yes", is_flag=True, help="Confirm that the Redis DB may be wiped.")
-def bench_quality(people: int, seed: int | None, duplicates: bool, kill: bool, yes: bool) -> None:
+def bench_quality(
+    people: int, seed: int | None, duplicates: bool, kill: bool, configs: tuple[str, ...], yes: bool
+) -> None:
     """Stitching quality against ground truth. WIPES the Redis DB at CDP_REDIS_URL."""
     import random
 
+    from cdp_tools.quality.run import SHIPPED
     from cdp_tools.quality.run import main as run
 
     if not yes:
         raise click.UsageError("this wipes the Redis DB at CDP_REDIS_URL: pass --yes")
-    run(_settings(), people, random.randrange(1 << 30) if seed is None else seed, duplicates, kill)
+    chosen = {path: path for path in configs} or SHIPPED
+    seed = random.randrange(1 << 30) if seed is None else seed
+    run(_settings(), people, seed, duplicates, kill, chosen)
 
 
 @bench.command("lookup")

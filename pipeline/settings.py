@@ -53,7 +53,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "CDP_IDENTITY_CONFIG",
         "",
-        "Path of an identity configuration TOML file that replaces schemas/identity.default.toml.",
+        "Path of an identity configuration TOML file that replaces schemas/identity.default.toml "
+        "(schemas/identity.shared-devices.toml: the same with the opt-in shared-device rule).",
     ),
     Variable("CDP_TOPIC_PREFIX", "cdp.", "Prefix of every topic the pipeline reads or owns."),
     Variable("CDP_TOPIC_PARTITIONS", "4", "Partitions of the topics the pipeline creates."),

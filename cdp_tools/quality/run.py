@@ -24,6 +24,7 @@ from cdp_tools.quality.score import Score, report, score
 from cdp_tools.quiesce import wait_caught_up
 from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.publish.reader import latest_by_key, read_to_end
+from pipeline.resources import SHARED_DEVICES_CONFIG, schema_path
 from pipeline.settings import Settings, Topics
 
 KILLS = 3
@@ -69,13 +70,19 @@ def run_through_pipeline(
     kill: bool = False,
     seed: int = 0,
     log_dir: Path | None = None,
+    identity_config: str = "",
 ) -> Outcome:
     """Produce ``data`` to a fresh prefix, let one worker (two with ``kill``, one of them
-    SIGKILLed and restarted three times) stitch it, and score what ``cdp.profiles`` holds."""
+    SIGKILLed and restarted three times) stitch it under ``identity_config`` (a path for
+    CDP_IDENTITY_CONFIG; "" is the default), and score what ``cdp.profiles`` holds."""
     rng = random.Random(seed)
     tag = uuid.uuid4().hex[:6]
     s = replace(settings, topic_prefix=f"quality{tag}.", app_id=f"cdp-quality-{tag}")
-    env = {"CDP_TOPIC_PREFIX": s.topic_prefix, "CDP_APP_ID": s.app_id}
+    env = {
+        "CDP_TOPIC_PREFIX": s.topic_prefix,
+        "CDP_APP_ID": s.app_id,
+        "CDP_IDENTITY_CONFIG": identity_config,
+    }
     logs = log_dir or Path(s.state_dir) / "logs"
 
     def start(n: int) -> WorkerProcess:
@@ -112,14 +119,21 @@ def run_through_pipeline(
     )
 
 
+# What `cdp bench quality` compares by default: CONTRACT 4.1's connected set, and the
+# opt-in shared-device rule.
+SHIPPED = {"default": "", "shared devices": schema_path(SHARED_DEVICES_CONFIG)}
+
+
 def main(
     settings: Settings,
     people: int,
     seed: int,
     duplicates: bool,
     kill: bool,
+    configs: dict[str, str] = SHIPPED,
     echo: Callable[[str], None] = print,
-) -> Outcome:
+) -> dict[str, Outcome]:
+    """One run of the same data set per identity configuration (name -> path)."""
     data = generate(people, seed, int(time.time() * 1000) - 40 * 86_400_000)
     mode = " + ".join(m for m, on in (("duplicates", duplicates), ("kill", kill)) if on)
     echo(
@@ -127,10 +141,16 @@ def main(
         f"{len({c for c, _ in data.events})} channels, seed {seed}, "
         f"delivery: {mode or 'plain'}"
     )
-    outcome = run_through_pipeline(settings, data, duplicates=duplicates, kill=kill, seed=seed)
-    echo(report(outcome.score))
-    echo(
-        f"events counted     : {outcome.counted} of {outcome.events}, "
-        f"{outcome.dead_letters} dead-lettered ({outcome.seconds:.0f} s)"
-    )
-    return outcome
+    outcomes = {}
+    for name, path in configs.items():
+        outcome = run_through_pipeline(
+            settings, data, duplicates=duplicates, kill=kill, seed=seed, identity_config=path
+        )
+        echo(f"\n== identity configuration: {name}" + (f" ({path})" if path else ""))
+        echo(report(outcome.score))
+        echo(
+            f"events counted     : {outcome.counted} of {outcome.events}, "
+            f"{outcome.dead_letters} dead-lettered ({outcome.seconds:.0f} s)"
+        )
+        outcomes[name] = outcome
+    return outcomes

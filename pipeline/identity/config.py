@@ -15,9 +15,9 @@ from typing import Any
 from pipeline.resources import DEFAULT_IDENTITY_CONFIG, schema_text
 
 KINDS = ("person", "device", "cookie", "partner")
-# Rule 4.2's kinds when a file does not say (`follower_kinds = []` turns the rule off): a
-# file that leaves the key out gets them, as it gets the default graph size and breaker.
-DEFAULT_FOLLOWER_KINDS = ["device", "cookie"]
+# Kinds the circuit breaker never counts: a device or cookie changes hands as rule 4.2's
+# rebuild says (a family tablet follows the last login), shared-device rule on or off.
+ROAMING_KINDS = ("device", "cookie")
 NORMALIZERS = ("trim", "lowercase", "uppercase", "e164", "digits")
 NAMESPACE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # Rank of an identity whose namespace is not configured (left in Redis by an earlier
@@ -40,9 +40,14 @@ class Namespace:
     blocked: frozenset[str] = frozenset()
     hash: bool = False
     default_region: str = "US"
-    # Rule 4.2 shared devices: a follower (a device, a cookie) follows one person and
+    # The opt-in shared-device rule (follower_kinds): a follower follows one person and
     # never joins two parts of a graph that each hold a non-follower identity.
     follower: bool = False
+
+    @property
+    def counted(self) -> bool:
+        """Whether the circuit breaker counts this identity's moves between persons."""
+        return not (self.follower or self.kind in ROAMING_KINDS)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class IdentityConfig:
                     "priority": n.priority,
                     "unique": n.unique,
                     "follower": n.follower,
+                    "counted": n.counted,
                 }
                 for n in self.namespaces.values()
             },
@@ -178,7 +184,8 @@ def parse(text: str, path: str = "<config>") -> IdentityConfig:
     common = raw.get("blocked", [])
     if not isinstance(common, list):
         raise _fail(path, text, "blocked", "blocked must be a list of strings")
-    followers = raw.get("follower_kinds", DEFAULT_FOLLOWER_KINDS)
+    # None unless the file asks: CONTRACT 4.1 links every identity of an event, devices too.
+    followers = raw.get("follower_kinds", [])
     if not isinstance(followers, list) or any(kind not in KINDS for kind in followers):
         raise _fail(
             path, text, "follower_kinds", f"follower_kinds must be a list of kinds among {KINDS}"

@@ -13,9 +13,12 @@ import redis.asyncio
 
 from pipeline.identity.commands import DeleteResult, GraphStore, StitchEvent, StitchResult
 from pipeline.identity.config import IdentityConfig, load
+from pipeline.resources import SHARED_DEVICES_CONFIG, schema_path
 from tests.model.reference import Model
 
 DEFAULTS = load()
+# The shipped opt-in file: devices and cookies follow one person (rule `4.2 shared device`).
+SHARED_DEVICES = load(schema_path(SHARED_DEVICES_CONFIG))
 
 
 def redis_url() -> str:
@@ -25,14 +28,8 @@ def redis_url() -> str:
     return url
 
 
-def config(**changes: Any) -> IdentityConfig:
-    return dataclasses.replace(DEFAULTS, **changes)
-
-
-def without_followers(cfg: IdentityConfig) -> IdentityConfig:
-    """``cfg`` with the shared-device rule off: devices and cookies link like the rest."""
-    namespaces = {n: dataclasses.replace(ns, follower=False) for n, ns in cfg.namespaces.items()}
-    return dataclasses.replace(cfg, namespaces=namespaces)
+def config(base: IdentityConfig = DEFAULTS, **changes: Any) -> IdentityConfig:
+    return dataclasses.replace(base, **changes)
 
 
 def make_event(

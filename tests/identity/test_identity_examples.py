@@ -9,12 +9,13 @@ import pytest
 import redis.asyncio
 
 from pipeline.identity.commands import ChangeResult, GraphStore, StitchResult
+from pipeline.identity.config import IdentityConfig
 from tests.identity.support import (
     DEFAULTS,
+    SHARED_DEVICES,
     Both,
     config,
     make_event,
-    without_followers,
     without_time,
 )
 
@@ -97,8 +98,9 @@ async def test_older_id_survives_merge(client: redis.asyncio.Redis) -> None:
 async def test_split_keeps_id_with_highest_priority_and_ceases_ids(
     client: redis.asyncio.Redis,
 ) -> None:
-    # A cookie-to-device link joins two people only with the shared-device rule off.
-    both = Both(client, without_followers(DEFAULTS))
+    # A cookie-to-device link joins two people (CONTRACT 4.1; not with the opt-in
+    # shared-device rule).
+    both = Both(client)
     await both.stitch(make_event("e1", 1000, "email:a@x.com", "ecid:c1"))
     await both.stitch(make_event("e2", 1100, "crm_id:A", "device_id:d1"))
     await both.stitch(make_event("e3", 1200, "ecid:c1", "device_id:d1"))
@@ -276,9 +278,12 @@ async def test_quarantine_of_identity_moving_between_people(client: redis.asynci
 async def test_shared_device_follows_every_login_and_is_never_quarantined(
     client: redis.asyncio.Redis,
 ) -> None:
-    """Rule 4.2: a shared device follows the person who logged in last, however often
-    the people take turns; moving is its rule, not a sign of a junk identifier."""
-    both = Both(client, config(quarantine_max_reassignments=2, quarantine_window_s=60))
+    """The opt-in shared-device rule: a device follows the person who logged in last,
+    however often the people take turns; moving is its rule, not a sign of a junk
+    identifier."""
+    both = Both(
+        client, config(SHARED_DEVICES, quarantine_max_reassignments=2, quarantine_window_s=60)
+    )
     tablet = "device_id:family-tablet"
     parents = ["crm_id:mum", "email:dad@x.com"]
     for n in range(8):
@@ -317,9 +322,10 @@ def rules(result: StitchResult) -> set[object]:
 async def test_family_tablet_of_a_crm_parent_and_an_email_parent(
     client: redis.asyncio.Redis,
 ) -> None:
-    """No unique namespace sees a conflict, yet the tablet must not join the parents: it
-    follows the last login, and its anonymous events follow it."""
-    both = Both(client)
+    """The opt-in shared-device rule: no unique namespace sees a conflict, yet the tablet
+    does not join the parents: it follows the last login, and its anonymous events follow
+    it. (Under the default the parents are one graph: see the next test.)"""
+    both = Both(client, SHARED_DEVICES)
     await both.stitch(make_event("e1", 1000, "crm_id:mum", "device_id:tab"))
     await both.stitch(make_event("e2", 2000, "ecid:app", "device_id:tab", primary="ecid:app"))
     result = await both.stitch(make_event("e3", 3000, "email:dad@x.com", "device_id:tab"))
@@ -340,10 +346,48 @@ async def test_family_tablet_of_a_crm_parent_and_an_email_parent(
     await both.check()
 
 
-async def test_one_person_two_credentials_on_one_device(client: redis.asyncio.Redis) -> None:
-    """Nothing tells two credentials of one person from two people: the device follows
-    the last login until a record (here a loyalty sign-up with the email) joins them."""
+async def test_the_contract_joins_what_a_device_links_across_namespaces(
+    client: redis.asyncio.Redis,
+) -> None:
+    """CONTRACT 4.1 under the default configuration: a device used with a CRM id and then
+    an email links them (a connected set is one person). Only a second value of one
+    unique namespace (a second CRM id) makes rule 4.2 rebuild, most recent links first:
+    the device follows that last login, and the email, linked only through the device
+    and more recently than the first CRM id, goes with it."""
     both = Both(client)
+    await both.stitch(make_event("e1", 1000, "crm_id:mum", "device_id:tab"))
+    result = await both.stitch(make_event("e2", 2000, "email:dad@x.com", "device_id:tab"))
+    assert "link_removed" not in types(result)
+    assert await both.members("crm_id:mum") == ["crm_id:mum", "device_id:tab", "email:dad@x.com"]
+    await both.stitch(make_event("e3", 3000, "crm_id:kid", "device_id:tab"))
+    assert await both.members("crm_id:kid") == ["crm_id:kid", "device_id:tab", "email:dad@x.com"]
+    assert await both.members("crm_id:mum") == ["crm_id:mum"]
+    await both.check()
+
+
+async def test_a_login_by_email_then_by_crm_id_on_one_browser_is_one_person(
+    client: redis.asyncio.Redis,
+) -> None:
+    """Adobe's linking walkthrough, under the default configuration (CONTRACT 4.1): a
+    visitor logs in with their email, later with their CRM id on the same browser: one
+    graph of three identities, one profile holding both logins' events."""
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "ecid:X", "email:e@x.com"))
+    first = await both.pid("ecid:X")
+    result = await both.stitch(make_event("e2", 2000, "ecid:X", "crm_id:1"))
+    assert "link_removed" not in types(result) and result.ceased == set()
+    assert await both.members("crm_id:1") == ["crm_id:1", "ecid:X", "email:e@x.com"]
+    assert {await both.pid(k) for k in ("ecid:X", "email:e@x.com", "crm_id:1")} == {first}
+    profile = (await both.store.read_profiles([first or ""]))[first or ""]
+    assert profile is not None and profile.count == 2
+    await both.check()
+
+
+async def test_one_person_two_credentials_on_one_device(client: redis.asyncio.Redis) -> None:
+    """The opt-in shared-device rule's price: nothing tells two credentials of one person
+    from two people, so the device follows the last login until a record (here a loyalty
+    sign-up with the email) joins them. (The default joins them at once: above.)"""
+    both = Both(client, SHARED_DEVICES)
     await both.stitch(make_event("e1", 1000, "email:pat@x.com", "device_id:phone"))
     await both.stitch(make_event("e2", 2000, "loyalty_id:L9", "device_id:phone"))
     assert await both.members("loyalty_id:L9") == ["device_id:phone", "loyalty_id:L9"]
@@ -358,10 +402,14 @@ async def test_one_person_two_credentials_on_one_device(client: redis.asyncio.Re
     await both.check()
 
 
-async def test_kiosk_used_by_many_people_joins_none(client: redis.asyncio.Redis) -> None:
-    """A store kiosk follows each check-in in turn (rule 4.2), past the circuit breaker's
-    5 moves a day: a follower's moves are its rule, so it is never quarantined."""
-    both = Both(client)
+@pytest.mark.parametrize("cfg", [DEFAULTS, SHARED_DEVICES], ids=["default", "shared-devices"])
+async def test_kiosk_used_by_many_people_joins_none(
+    client: redis.asyncio.Redis, cfg: IdentityConfig
+) -> None:
+    """A store kiosk follows each check-in in turn (rule 4.2's rebuild: two CRM ids),
+    past the circuit breaker's 5 moves a day, under the default configuration and the
+    opt-in one alike: a device's moves are its rule, so it is never quarantined."""
+    both = Both(client, cfg)
     kiosk = "device_id:kiosk-7"
     for n in range(12):
         result = await both.stitch(make_event(f"k{n}", 1000 * (n + 1), f"crm_id:P{n}", kiosk))

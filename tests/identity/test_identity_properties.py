@@ -1,8 +1,10 @@
 """Property tests: random operation sequences give the same state in Redis and the model.
 
 Small universe so that shared devices, unique-namespace conflicts, size overflow
-(max_graph_size 4), quarantine (a second move within 8 s), duplicates and deletes all happen,
-with the shared-device rule on (devices and cookies follow one person) and off.
+(max_graph_size 4, a partner namespace among the defaults), quarantine (a second move
+within 8 s), duplicates and deletes all happen, under the default configuration
+(CONTRACT 4.1's connected set) and under the shipped opt-in shared-device file (devices
+and cookies follow one person), drawn per example.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline.identity.commands import GraphStore, StitchEvent
-from pipeline.identity.config import IdentityConfig
+from pipeline.identity.config import IdentityConfig, Namespace
 from pipeline.identity.connect import connect
 from tests.cluster import flush
 from tests.identity.support import (
+    DEFAULTS,
+    SHARED_DEVICES,
     assert_same_state,
     config,
     make_event,
-    without_followers,
     without_time,
 )
 from tests.model.reference import Model
@@ -40,9 +43,17 @@ UNIVERSE = [
     "device_id:dev1",
     "device_id:dev2",
     *(f"ecid:k{i}" for i in range(4)),
+    "partner_id:P1",
+    "partner_id:P2",
 ]
-CONFIG = config(max_graph_size=4, quarantine_max_reassignments=1, quarantine_window_s=8)
-NO_FOLLOWERS = without_followers(CONFIG)
+# A partner namespace besides the defaults: rule 4.3's middle tier, and identities the
+# breaker counts that are no person (it never counts devices and cookies).
+PARTNER = Namespace("partner_id", "partner", 5, False)
+SMALL = {"max_graph_size": 4, "quarantine_max_reassignments": 1, "quarantine_window_s": 8}
+CONFIG, FOLLOWERS = (
+    config(base, namespaces={**base.namespaces, "partner_id": PARTNER}, **SMALL)
+    for base in (DEFAULTS, SHARED_DEVICES)
+)
 EXAMPLES = 300
 POOL = 24
 
@@ -191,4 +202,4 @@ def test_redis_matches_reference_model(
     target_url: str, pool: list[StitchEvent], ops: list[tuple[str, Any]], follow: bool
 ) -> None:
     event("shared-device rule " + ("on" if follow else "off"))
-    asyncio.run(_scenario(target_url, pool, ops, CONFIG if follow else NO_FOLLOWERS))
+    asyncio.run(_scenario(target_url, pool, ops, FOLLOWERS if follow else CONFIG))

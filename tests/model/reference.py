@@ -184,9 +184,7 @@ class Model:
         self._assign(pool, comps, res, changes)
         self._store_fragment(e, primary)
         moved = sorted(
-            k
-            for k in old_of
-            if conflict and self.index[k] != old_of[k] and not self.info(k)["follower"]
+            k for k in old_of if conflict and self.index[k] != old_of[k] and self._counted(k)
         )
         rule = "4.2 unique-namespace rebuild" if unique_conflict else SHARED_DEVICE
         # _fit adds a part per detachment: a split it made is the size limit's.
@@ -195,6 +193,12 @@ class Model:
         for k in [k for k in moved if self._count_move(k, ts)]:
             self._quarantine(k, res, cause)
         self.seen[e.event_id] = [c for c in res.changes if c["event"] is cause]
+
+    def _counted(self, key: str) -> bool:
+        """The breaker counts no device, cookie or follower: moving with the last login is
+        their rule (4.2), shared-device rule on or off."""
+        info = self.info(key)
+        return not info["follower"] and info["kind"] not in ("device", "cookie")
 
     def _names_deleted(self, change: dict[str, Any]) -> bool:
         """Whether a recorded change names an identity deleted since (rule 4.6)."""

@@ -23,6 +23,7 @@ from pipeline.identity.commands import (
 from pipeline.identity.config import IdentityConfig, load
 from pipeline.publish.profiles import PublishSettings
 from pipeline.records import Outputs
+from pipeline.resources import SHARED_DEVICES_CONFIG, schema_path
 from pipeline.stages.privacy import Receipt
 from pipeline.timefmt import iso_ms
 
@@ -146,12 +147,17 @@ async def test_explain_gives_the_path_and_its_evidence(api: Api) -> None:
     assert body["path"][0]["a"] == {"namespace": "crm_id", "id": "C-1"}
 
 
-async def test_explain_says_why_not(api: Api) -> None:
+async def test_explain_says_why_not(api: Api, store: FakeStore) -> None:
     _, apart = await api.explain({"a": "crm_id:C-1", "b": "crm_id:C-2"})
     assert apart["linked"] is False
     assert "different profiles" in apart["reason"]
     assert "shared device" not in apart["reason"]
+    # The default has no followers (CONTRACT 4.1); the opt-in file names the rule.
     _, device = await api.explain({"a": "device_id:dev-1", "b": "crm_id:C-2"})
+    assert "shared device" not in device["reason"]
+    shared = load(schema_path(SHARED_DEVICES_CONFIG))
+    opted_in = Api(cast(GraphStore, store), shared, PublishSettings())
+    _, device = await opted_in.explain({"a": "device_id:dev-1", "b": "crm_id:C-2"})
     assert "device_id:dev-1 follows one person (rule 4.2 shared device)" in device["reason"]
     _, unknown = await api.explain({"a": "crm_id:C-1", "b": "crm_id:NOBODY"})
     assert unknown == {

@@ -569,11 +569,11 @@ local function stitch_event(o)
   -- fit adds a part per detachment: a split it made is the size limit's.
   finish(changes, cause, conflict and rule or (#fitted > #comps and SIZE_LIMIT or '4.1 link'))
   if conflict then
-    -- Followers (devices, cookies) are not counted: following the last person is their
-    -- rule (4.2), so a family tablet or a kiosk is never taken for a junk identifier.
+    -- Devices, cookies and followers are not counted (config.py, counted): following the
+    -- last person is their rule (4.2), so a family tablet or a kiosk is no junk identifier.
     local moved, hits = {}, {}
     for k, old in pairs(old_of) do
-      if pid_of(k) ~= old and not info(k).follower then moved[#moved + 1] = k end
+      if pid_of(k) ~= old and info(k).counted then moved[#moved + 1] = k end
     end
     table.sort(moved, lt)
     for _, k in ipairs(moved) do

@@ -3,6 +3,7 @@ errors that name the line."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.identity.config import ConfigError, load, parse
+from pipeline.resources import SHARED_DEVICES_CONFIG, schema_path
 
 CUSTOM = """
 max_graph_size = 3
@@ -59,30 +61,46 @@ def test_a_file_replaces_the_defaults_whole(tmp_path: Path) -> None:
         "priority": 1,
         "unique": True,
         "follower": False,
+        "counted": True,
     }
 
 
-def test_devices_and_cookies_follow_a_person_by_default_and_a_namespace_overrides() -> None:
-    followers = {n.name for n in load().namespaces.values() if n.follower}
-    assert followers == {"device_id", "ecid"}
-    # A file without follower_kinds has the default kinds, as it has the default graph
-    # size and circuit breaker: its cookies follow a person (rule 4.2), unless opted out.
-    config = parse(CUSTOM)
-    assert [n.name for n in config.namespaces.values() if n.follower] == ["cookie"]
-    opted_out = parse(CUSTOM.replace('blocked = ["anonymous"]', "follower = false"))
-    assert not any(n.follower for n in opted_out.namespaces.values())
-    # follower_kinds = [] turns the rule off; a namespace can still opt in alone.
-    alone = parse(
-        "follower_kinds = []\n"
-        + CUSTOM.replace('blocked = ["anonymous"]', "follower = true")
-        + '[namespaces.tablet]\nkind = "device"\npriority = 5\n'
-    )
-    assert [n.name for n in alone.namespaces.values() if n.follower] == ["cookie"]
+def test_no_namespace_follows_a_person_unless_the_file_asks() -> None:
+    """CONTRACT 4.1 by default: the shipped file and a file without follower_kinds have
+    no followers (the shared-device rule is opt-in); a namespace overrides its kind."""
+    assert not any(n.follower for n in load().namespaces.values())
+    assert not any(n.follower for n in parse(CUSTOM).namespaces.values())
+    # follower_kinds = [...] turns the rule on; a namespace can opt out...
     off = parse(
         'follower_kinds = ["cookie"]\n'
         + CUSTOM.replace("priority = 9", "follower = false\npriority = 9")
     )
     assert not any(n.follower for n in off.namespaces.values())
+    # ...or in alone.
+    alone = parse(
+        CUSTOM.replace('blocked = ["anonymous"]', "follower = true")
+        + '[namespaces.tablet]\nkind = "device"\npriority = 5\n'
+    )
+    assert [n.name for n in alone.namespaces.values() if n.follower] == ["cookie"]
+
+
+def test_the_shipped_shared_devices_file_is_the_default_with_the_rule_on() -> None:
+    """schemas/identity.shared-devices.toml is a whole file (CDP_IDENTITY_CONFIG replaces
+    the default whole): it may differ from the default only in its followers."""
+    default, shared = load(), load(schema_path(SHARED_DEVICES_CONFIG))
+    assert {n.name for n in shared.namespaces.values() if n.follower} == {"device_id", "ecid"}
+    as_default = {n: dataclasses.replace(ns, follower=False) for n, ns in shared.namespaces.items()}
+    assert dataclasses.replace(shared, namespaces=as_default) == default
+
+
+def test_the_breaker_never_counts_a_device_or_a_cookie() -> None:
+    """A shared device follows the last login (rule 4.2) however often people take turns,
+    shared-device rule on or off; a follower of another kind is not counted either."""
+    for config in (load(), load(schema_path(SHARED_DEVICES_CONFIG))):
+        counted = {n.name for n in config.namespaces.values() if n.counted}
+        assert counted == {"crm_id", "loyalty_id", "email", "phone"}
+    alone = parse(CUSTOM.replace('kind = "person"', 'kind = "partner"\nfollower = true'))
+    assert [n.name for n in alone.namespaces.values() if n.counted] == []
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 --[[
   config: the identity configuration (ARGV[1], msgpack {namespaces = {name = {kind,
-  priority, unique, follower}}, unknown_priority, max_graph_size, quarantine_max,
+  priority, unique, follower, counted}}, unknown_priority, max_graph_size, quarantine_max,
   quarantine_window_ms, dedupe_ttl_s, recent_limit}) and what it says of an identity.
 ]]
 --@include base
@@ -11,7 +11,10 @@ local KIND_RANK = {cookie = 0, device = 0, partner = 1, person = 2}
 local SHARED_DEVICE = '4.2 shared device'
 local SIZE_LIMIT = '4.3 graph size limit'
 local CFG = cmsgpack.unpack(ARGV[1])
-local UNKNOWN = {kind = 'partner', priority = CFG.unknown_priority, unique = false, follower = false}
+local UNKNOWN = {
+  kind = 'partner', priority = CFG.unknown_priority, unique = false, follower = false,
+  counted = true,
+}
 
 local INFO = {}
 local function info(key)
