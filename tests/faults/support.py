@@ -16,7 +16,9 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -58,6 +60,26 @@ def fault_size(full: int) -> int:
 def fault_seed() -> int:
     """The run's seed: CDP_FAULT_SEED replays a failed run (each test prints its seed)."""
     return int(os.environ.get("CDP_FAULT_SEED") or random.randrange(1 << 30))
+
+
+@dataclass
+class Run:
+    """One fault test's run: its seed (in the line it prints, for CDP_FAULT_SEED), a random
+    stream of its own from that seed, and when it started."""
+
+    seed: int = field(default_factory=fault_seed)
+    started: float = field(default_factory=time.monotonic)
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def report(self, name: str, details: str, summary: dict[str, int], settled_s: float) -> None:
+        """The line `pytest -s` shows of the run."""
+        print(
+            f"\n[faults] {name}: seed={self.seed} {details} {summary} "
+            f"settle={settled_s:.1f}s wall={time.monotonic() - self.started:.1f}s"
+        )
 
 
 def people_workload(
@@ -234,6 +256,19 @@ def expected_state(events: Sequence[tuple[str, dict[str, Any]]], prefix: str = "
             [msgpack.unpackb(s)["event_id"] for _, s in recent[:20]],
         )
     return expected
+
+
+@contextmanager
+def model_alongside(
+    settings: Settings, events: Sequence[tuple[str, dict[str, Any]]]
+) -> Iterator[Future[Expected]]:
+    """The reference end state of ``events``, computed in a thread while the test drives
+    the workers (the model is the slowest part of the check); the channel topics exist
+    once this is entered."""
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(expected_state, events, settings.topic_prefix)
+        ensure_topics(settings)
+        yield future
 
 
 def published_state(settings: Settings) -> State:
