@@ -31,7 +31,7 @@ from cdp_tools.quiesce import lag, wait_caught_up
 from cdp_tools.stack import StackError, control
 from cdp_tools.workerproc import WorkerProcess
 from pipeline.identity import config as identity_config
-from pipeline.identity.commands import AttributeValue, GraphStore, RawProfile
+from pipeline.identity.commands import AttributeValue, GraphStore, RawProfile, StitchEvent
 from pipeline.identity.connect import connect
 from pipeline.ingest import parse_event
 from pipeline.kafka import client_kwargs
@@ -213,34 +213,40 @@ class Expected:
     rejected: int = 0
 
 
+def stitch_event(
+    raw: bytes, channel: str, offset: int, prefix: str = "cdp.", now_ms: int | None = None
+) -> StitchEvent:
+    """A record value of a channel topic (partition 0) as the stitch script gets it, or
+    ``Rejected``."""
+    topic = Topics(prefix).events(channel)
+    event = parse_event(
+        raw,
+        topic=topic,
+        partition=0,
+        offset=offset,
+        config=CONFIG,
+        channel_default=channel,
+        max_bytes=1 << 20,
+        now_ms=now_ms,
+    )
+    return to_stitch_event(event, Record(topic, 0, offset, None, raw))
+
+
 def expected_state(events: Sequence[tuple[str, dict[str, Any]]], prefix: str = "cdp.") -> Expected:
     """Feed the reference model the events in production order; its partition, counts,
     merged attributes and recent event ids."""
     model = Model(CONFIG, recent_limit=20)
-    topics = Topics(prefix)
     now = int(time.time() * 1000)
     expected = Expected({})
     for i, (channel, envelope) in enumerate(events):
-        raw = encode(envelope, i)
-        topic = topics.events(channel)
         try:
-            event = parse_event(
-                raw,
-                topic=topic,
-                partition=0,
-                offset=i,
-                config=CONFIG,
-                channel_default=channel,
-                max_bytes=1 << 20,
-                now_ms=now,
-            )
+            event = stitch_event(encode(envelope, i), channel, i, prefix, now)
         except Rejected:
             expected.rejected += 1
             continue
-        stitch_event = to_stitch_event(event, Record(topic, 0, i, None, raw))
-        expected.primary_of.setdefault(event.event_id, stitch_event.primary)
+        expected.primary_of.setdefault(event.event_id, event.primary)
         # One call per event: a Result's change list grows with its batch.
-        model.stitch([stitch_event])
+        model.stitch([event])
     for graph in model.graphs.values():
         frags = [model.fragments[k] for k in graph.members if k in model.fragments]
         values = [

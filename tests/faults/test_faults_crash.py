@@ -9,9 +9,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from pipeline.identity.commands import GraphStore
-from pipeline.ingest import parse_event
-from pipeline.records import Record
-from pipeline.stages.stitch import to_stitch_event
 from tests.faults.support import (
     CONFIG,
     FAULTS,
@@ -26,6 +23,7 @@ from tests.faults.support import (
     people_workload,
     produce_envelopes,
     settle,
+    stitch_event,
 )
 from tests.integration.support import view
 
@@ -92,21 +90,10 @@ def test_redelivered_merge_still_tombstones(pipeline_env, start_worker):
     assert len(before) == 2
 
     async def apply_without_outputs() -> None:
-        raw = encode(merge, 0)
-        event = parse_event(
-            raw,
-            topic=topics.events("web"),
-            partition=0,
-            offset=0,
-            config=CONFIG,
-            channel_default="web",
-            max_bytes=1 << 20,
-        )
+        event = stitch_event(encode(merge, 0), "web", 0, s.topic_prefix)
         client = aioredis.from_url(s.redis_url)
         try:
-            result = await GraphStore(client, CONFIG).stitch(
-                [to_stitch_event(event, Record(topics.events("web"), 0, 0, None, raw))]
-            )
+            result = await GraphStore(client, CONFIG).stitch([event])
         finally:
             await client.aclose()
         assert len(result.ceased) == 1
