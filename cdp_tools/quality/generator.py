@@ -57,7 +57,6 @@ class Generator:
         self.kiosks = [
             f"kiosk-{self.rng.getrandbits(40):010x}" for _ in range(max(1, people // 150))
         ]
-        self.placeholder_of: dict[int, str] = {}
         self._households()
         self._recycle_phones()
 

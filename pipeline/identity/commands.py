@@ -250,7 +250,7 @@ def _fragment(identity: str, fields: list[bytes], recent: list[tuple[int, bytes]
             channel, _, path = name.decode().partition("|")
             value, ts, seq = unpack(stored, raw=True)
             attributes.append(AttributeValue(path, channel, value, ts, seq, identity))
-        elif name == b"#n":  # counts (includes/base.lua: cdp:a:<key>): all, by type, by channel
+        elif name == b"#n":  # counts (includes/base.lua: {cdp}:a:<key>): all, by type, by channel
             count_text = stored
         elif (counts := tallies.get(name[:3])) is not None:
             counts[name[3:].decode()] = int(stored)

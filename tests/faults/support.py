@@ -16,7 +16,9 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,7 +31,7 @@ from cdp_tools.quiesce import lag, wait_caught_up
 from cdp_tools.stack import StackError, control
 from cdp_tools.workerproc import WorkerProcess
 from pipeline.identity import config as identity_config
-from pipeline.identity.commands import AttributeValue, GraphStore, RawProfile
+from pipeline.identity.commands import AttributeValue, GraphStore, RawProfile, StitchEvent
 from pipeline.identity.connect import connect
 from pipeline.ingest import parse_event
 from pipeline.kafka import client_kwargs
@@ -58,6 +60,26 @@ def fault_size(full: int) -> int:
 def fault_seed() -> int:
     """The run's seed: CDP_FAULT_SEED replays a failed run (each test prints its seed)."""
     return int(os.environ.get("CDP_FAULT_SEED") or random.randrange(1 << 30))
+
+
+@dataclass
+class Run:
+    """One fault test's run: its seed (in the line it prints, for CDP_FAULT_SEED), a random
+    stream of its own from that seed, and when it started."""
+
+    seed: int = field(default_factory=fault_seed)
+    started: float = field(default_factory=time.monotonic)
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def report(self, name: str, details: str, summary: dict[str, int], settled_s: float) -> None:
+        """The line `pytest -s` shows of the run."""
+        print(
+            f"\n[faults] {name}: seed={self.seed} {details} {summary} "
+            f"settle={settled_s:.1f}s wall={time.monotonic() - self.started:.1f}s"
+        )
 
 
 def people_workload(
@@ -191,34 +213,40 @@ class Expected:
     rejected: int = 0
 
 
+def stitch_event(
+    raw: bytes, channel: str, offset: int, prefix: str = "cdp.", now_ms: int | None = None
+) -> StitchEvent:
+    """A record value of a channel topic (partition 0) as the stitch script gets it, or
+    ``Rejected``."""
+    topic = Topics(prefix).events(channel)
+    event = parse_event(
+        raw,
+        topic=topic,
+        partition=0,
+        offset=offset,
+        config=CONFIG,
+        channel_default=channel,
+        max_bytes=1 << 20,
+        now_ms=now_ms,
+    )
+    return to_stitch_event(event, Record(topic, 0, offset, None, raw))
+
+
 def expected_state(events: Sequence[tuple[str, dict[str, Any]]], prefix: str = "cdp.") -> Expected:
     """Feed the reference model the events in production order; its partition, counts,
     merged attributes and recent event ids."""
     model = Model(CONFIG, recent_limit=20)
-    topics = Topics(prefix)
     now = int(time.time() * 1000)
     expected = Expected({})
     for i, (channel, envelope) in enumerate(events):
-        raw = encode(envelope, i)
-        topic = topics.events(channel)
         try:
-            event = parse_event(
-                raw,
-                topic=topic,
-                partition=0,
-                offset=i,
-                config=CONFIG,
-                channel_default=channel,
-                max_bytes=1 << 20,
-                now_ms=now,
-            )
+            event = stitch_event(encode(envelope, i), channel, i, prefix, now)
         except Rejected:
             expected.rejected += 1
             continue
-        stitch_event = to_stitch_event(event, Record(topic, 0, i, None, raw))
-        expected.primary_of.setdefault(event.event_id, stitch_event.primary)
+        expected.primary_of.setdefault(event.event_id, event.primary)
         # One call per event: a Result's change list grows with its batch.
-        model.stitch([stitch_event])
+        model.stitch([event])
     for graph in model.graphs.values():
         frags = [model.fragments[k] for k in graph.members if k in model.fragments]
         values = [
@@ -234,6 +262,19 @@ def expected_state(events: Sequence[tuple[str, dict[str, Any]]], prefix: str = "
             [msgpack.unpackb(s)["event_id"] for _, s in recent[:20]],
         )
     return expected
+
+
+@contextmanager
+def model_alongside(
+    settings: Settings, events: Sequence[tuple[str, dict[str, Any]]]
+) -> Iterator[Future[Expected]]:
+    """The reference end state of ``events``, computed in a thread while the test drives
+    the workers (the model is the slowest part of the check); the channel topics exist
+    once this is entered."""
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(expected_state, events, settings.topic_prefix)
+        ensure_topics(settings)
+        yield future
 
 
 def published_state(settings: Settings) -> State:

@@ -16,7 +16,6 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,12 @@ from tests.cluster import local_cluster, sync_client
 from tests.conftest import PipelineEnv, new_pipeline_env, worker_starter
 from tests.faults.support import (
     FAULTS,
+    Run,
     alive,
     check_end_state,
     current_lag,
-    ensure_topics,
-    expected_state,
-    fault_seed,
     fault_size,
+    model_alongside,
     people_workload,
     produce_envelopes,
     settle,
@@ -67,6 +65,12 @@ def _holder(cluster: LocalCluster, url: str) -> int:
     return [n.port for n in cluster.nodes].index(port)
 
 
+def _kill_9(node: ClusterNode) -> None:
+    recorded = node.running()
+    assert recorded is not None, "the cluster node is not running"
+    os.kill(recorded[0], signal.SIGKILL)
+
+
 def _role(node: ClusterNode) -> dict[str, Any]:
     client = node.client()
     try:
@@ -81,22 +85,17 @@ def test_master_crash_and_worker_kill_on_a_cluster(
     pipeline_env: PipelineEnv, start_worker, local_redis_cluster: LocalCluster, cluster_url: str
 ) -> None:
     s = pipeline_env.settings
-    seed = fault_seed()
-    started = time.monotonic()
-    events = people_workload(EVENTS, fault_size(1_500), seed)
+    run = Run()
+    events = people_workload(EVENTS, fault_size(1_500), run.seed)
     third = EVENTS // 3
     node = local_redis_cluster.nodes[_holder(local_redis_cluster, cluster_url)]
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(expected_state, events, s.topic_prefix)
-        ensure_topics(s)
+    with model_alongside(s, events) as model:
         workers = [start_worker(), start_worker()]
 
         # 1. kill -9 of the master holding the graph mid-stream; input goes on meanwhile.
         produce_envelopes(s, events[:third])
         time.sleep(0.3)
-        recorded = node.running()
-        assert recorded is not None, "the cluster node is not running"
-        os.kill(recorded[0], signal.SIGKILL)
+        _kill_9(node)
         try:
             produce_envelopes(s, events[third : 2 * third], start=third)
             time.sleep(DOWN_S)
@@ -113,14 +112,16 @@ def test_master_crash_and_worker_kill_on_a_cluster(
         workers[0].kill()
         workers[0] = start_worker()
         settled_s = settle(s, timeout_s=240)
-        expected = future.result()
+        expected = model.result()
     summary = check_end_state(s, expected)
     assert all(alive(w) for w in workers)
     assert lag_while_down > 0, "the workers consumed while the graph's master was dead"
-    print(
-        f"\n[faults] cluster: seed={seed} events={EVENTS} master {node.port} killed; lag "
-        f"while down={lag_while_down}, at the worker kill={lag_at_kill}; {summary} "
-        f"settle={settled_s:.1f}s wall={time.monotonic() - started:.1f}s"
+    run.report(
+        "cluster",
+        f"events={EVENTS} master {node.port} killed; lag while down={lag_while_down}, at the "
+        f"worker kill={lag_at_kill};",
+        summary,
+        settled_s,
     )
 
 
@@ -139,23 +140,18 @@ def test_failover_to_a_replica_loses_no_acknowledged_event(
     url = url_of(replicated_cluster)
     env = new_pipeline_env(replace(base_settings, redis_url=url), tmp_path)
     s = env.settings
-    seed = fault_seed()
-    started = time.monotonic()
-    events = people_workload(FAILOVER_EVENTS, fault_size(1_000), seed)
+    run = Run()
+    events = people_workload(FAILOVER_EVENTS, fault_size(1_000), run.seed)
     half = FAILOVER_EVENTS // 2
     master = replicated_cluster.nodes[_holder(replicated_cluster, url)]
     (replica,) = [n for n in replicated_cluster.nodes if _role(n).get("master_port") == master.port]
-    with ThreadPoolExecutor(1) as pool, worker_starter(env) as start_worker:
-        future = pool.submit(expected_state, events, s.topic_prefix)
-        ensure_topics(s)
+    with model_alongside(s, events) as model, worker_starter(env) as start_worker:
         workers = [start_worker(CDP_REDIS_MIN_REPLICAS="1") for _ in range(2)]
 
         # kill -9 of the master holding the graph mid-stream; its replica takes over.
         produce_envelopes(s, events[:half])
         time.sleep(0.3)
-        recorded = master.running()
-        assert recorded is not None, "the cluster node is not running"
-        os.kill(recorded[0], signal.SIGKILL)
+        _kill_9(master)
         produce_envelopes(s, events[half:], start=half)
         wait_for(lambda: _role(replica).get("role") == "master", 60, "the replica promoted")
         # The promoted replica has no replica of its own: nothing can be acknowledged.
@@ -165,13 +161,14 @@ def test_failover_to_a_replica_loses_no_acknowledged_event(
         master.start(lambda _: None)  # it rejoins as the new master's replica
         wait_for(replicated_cluster.ok, 60, "cluster_state:ok with every replica synced")
         settled_s = settle(s, timeout_s=240)
-        expected = future.result()
+        expected = model.result()
     summary = check_end_state(s, expected)
     assert _role(master).get("role") == "slave", "the old master did not rejoin as a replica"
     assert lag_unreplicated > 0, "events were acknowledged while no replica held them"
-    print(
-        f"\n[faults] cluster failover: seed={seed} events={FAILOVER_EVENTS} master "
-        f"{master.port} killed, replica {replica.port} promoted; lag while unreplicated="
-        f"{lag_unreplicated}; {summary} settle={settled_s:.1f}s "
-        f"wall={time.monotonic() - started:.1f}s"
+    run.report(
+        "cluster failover",
+        f"events={FAILOVER_EVENTS} master {master.port} killed, replica {replica.port} "
+        f"promoted; lag while unreplicated={lag_unreplicated};",
+        summary,
+        settled_s,
     )

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis.asyncio as aioredis
 
 from pipeline.identity.commands import GraphStore
-from pipeline.ingest import parse_event
-from pipeline.records import Record
-from pipeline.stages.stitch import to_stitch_event
 from tests.faults.support import (
     CONFIG,
     FAULTS,
+    Run,
     alive,
     check_end_state,
     current_lag,
     encode,
     ensure_topics,
-    expected_state,
-    fault_seed,
     fault_size,
+    model_alongside,
     people_workload,
     produce_envelopes,
     settle,
+    stitch_event,
 )
 from tests.integration.support import view
 
@@ -41,14 +37,9 @@ KILLS = 3
 
 def test_kill_workers_mid_stream(pipeline_env, start_worker):
     s = pipeline_env.settings
-    seed = fault_seed()
-    rng = random.Random(seed)
-    started = time.monotonic()
-    events = people_workload(EVENTS, PEOPLE, seed)
-    with ThreadPoolExecutor(1) as pool:
-        # The model runs while the workers work: it is the slowest part of the check.
-        future = pool.submit(expected_state, events, s.topic_prefix)
-        ensure_topics(s)
+    run = Run()
+    events = people_workload(EVENTS, PEOPLE, run.seed)
+    with model_alongside(s, events) as model:
         workers = [start_worker(), start_worker()]
         chunk = EVENTS // (KILLS + 1)
         lags = []
@@ -59,21 +50,18 @@ def test_kill_workers_mid_stream(pipeline_env, start_worker):
             # A kill lands mid-stream: the wait shrinks with the chunk at smaller scales.
             # Two workers drain a 3,750-event chunk within a second on a quiet machine and
             # commit it in one step: waits of up to 0.45 s found it committed.
-            time.sleep(rng.uniform(0.05, 0.4) * min(1.0, chunk / 12_500))
-            victim = rng.randrange(len(workers))
+            time.sleep(run.rng.uniform(0.05, 0.4) * min(1.0, chunk / 12_500))
+            victim = run.rng.randrange(len(workers))
             lags.append(current_lag(s))
             workers[victim].kill()  # SIGKILL: no commit, no goodbye to the group
             workers[victim] = start_worker()
         settled_s = settle(s, timeout_s=240)
-        expected = future.result()
+        expected = model.result()
     summary = check_end_state(s, expected)
     assert all(alive(w) for w in workers)
     # Most kills must land mid-batch, with input not yet committed.
     assert sum(1 for lag in lags if lag > 0) >= KILLS - 1, lags
-    print(
-        f"\n[faults] kills: seed={seed} events={EVENTS} kills={KILLS} lag at kills={lags} "
-        f"{summary} settle={settled_s:.1f}s wall={time.monotonic() - started:.1f}s"
-    )
+    run.report("kills", f"events={EVENTS} kills={KILLS} lag at kills={lags}", summary, settled_s)
 
 
 def test_redelivered_merge_still_tombstones(pipeline_env, start_worker):
@@ -102,21 +90,10 @@ def test_redelivered_merge_still_tombstones(pipeline_env, start_worker):
     assert len(before) == 2
 
     async def apply_without_outputs() -> None:
-        raw = encode(merge, 0)
-        event = parse_event(
-            raw,
-            topic=topics.events("web"),
-            partition=0,
-            offset=0,
-            config=CONFIG,
-            channel_default="web",
-            max_bytes=1 << 20,
-        )
+        event = stitch_event(encode(merge, 0), "web", 0, s.topic_prefix)
         client = aioredis.from_url(s.redis_url)
         try:
-            result = await GraphStore(client, CONFIG).stitch(
-                [to_stitch_event(event, Record(topics.events("web"), 0, 0, None, raw))]
-            )
+            result = await GraphStore(client, CONFIG).stitch([event])
         finally:
             await client.aclose()
         assert len(result.ceased) == 1

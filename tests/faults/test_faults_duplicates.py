@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import random
-import time
-
 import pytest
 
 from pipeline.settings import Topics
 from tests.faults.support import (
     CHANNELS,
     FAULTS,
+    Run,
     check_end_state,
     encode,
     ensure_topics,
     expected_state,
-    fault_seed,
     fault_size,
     metric,
     people_workload,
@@ -33,22 +30,20 @@ COPIES = 3
 def test_triplicates_count_once(pipeline_env, start_worker):
     s = pipeline_env.settings
     topics = Topics(s.topic_prefix)
-    seed = fault_seed()
-    rng = random.Random(seed)
-    started = time.monotonic()
+    run = Run()
     # No shared devices: without unique-namespace conflicts the end state does not depend
     # on which copy of an event arrives first.
-    events = people_workload(EVENTS, fault_size(1_000), seed, shared_devices=False)
+    events = people_workload(EVENTS, fault_size(1_000), run.seed, shared_devices=False)
     expected = expected_state(events, s.topic_prefix)
     copies = []
     for i, (channel, envelope) in enumerate(events):
-        c, p = CHANNELS.index(channel), rng.randrange(4)
+        c, p = CHANNELS.index(channel), run.rng.randrange(4)
         for k in range(COPIES):
             # Each copy in another channel topic and partition; JSON and msgpack mixed.
             copies.append(
                 (topics.events(CHANNELS[(c + k) % 4]), encode(envelope, i + k), (p + k) % 4)
             )
-    rng.shuffle(copies)
+    run.rng.shuffle(copies)
     ensure_topics(s)
     workers = [start_worker(), start_worker()]
     produce(s, copies)
@@ -61,8 +56,5 @@ def test_triplicates_count_once(pipeline_env, start_worker):
                 if f'outcome="{outcome}"' in labels:
                     outcomes[outcome] += value
     assert outcomes == {"ok": EVENTS, "duplicate": EVENTS * (COPIES - 1)}, outcomes
-    print(
-        f"\n[faults] duplicates: seed={seed} events={EVENTS} copies={len(copies)} "
-        f"outcomes={outcomes} {summary} settle={settled_s:.1f}s "
-        f"wall={time.monotonic() - started:.1f}s"
-    )
+    details = f"events={EVENTS} copies={len(copies)} outcomes={outcomes}"
+    run.report("duplicates", details, summary, settled_s)

@@ -3,8 +3,6 @@ dead-letter topic with its reason, dropped identities counted, every valid event
 
 from __future__ import annotations
 
-import random
-import time
 from collections import Counter
 
 import pytest
@@ -16,11 +14,11 @@ from tests.faults.support import (
     CHANNELS,
     CONFIG,
     FAULTS,
+    Run,
     alive,
     check_end_state,
     ensure_topics,
     expected_state,
-    fault_seed,
     fault_size,
     log_has_traceback,
     metric,
@@ -39,11 +37,9 @@ GOOD = fault_size(8_000)
 def test_hostile_input_never_crashes(pipeline_env, start_worker):
     s = pipeline_env.settings
     topics = Topics(s.topic_prefix)
-    seed = fault_seed()
-    rng = random.Random(seed)
-    started = time.monotonic()
-    items = generate(seed, BAD, GOOD)
-    channels = [rng.choice(CHANNELS) for _ in items]
+    run = Run()
+    items = generate(run.seed, BAD, GOOD)
+    channels = [run.rng.choice(CHANNELS) for _ in items]
     good = [(c, item.envelope) for c, item in zip(channels, items, strict=True) if not item.reject]
     expected = expected_state(good, s.topic_prefix)
     assert expected.rejected == 0
@@ -88,9 +84,10 @@ def test_hostile_input_never_crashes(pipeline_env, start_worker):
 
     summary = check_end_state(s, expected)
     assert alive(worker)
-    print(
-        f"\n[faults] hostile: seed={seed} bad={len(must_reject)} valid={len(good)} "
-        f"dead letters={len(dead)} reasons={dict(reasons.most_common())} "
-        f"dropped identities={sum(dropped.values())} {summary} settle={settled_s:.1f}s "
-        f"wall={time.monotonic() - started:.1f}s"
+    run.report(
+        "hostile",
+        f"bad={len(must_reject)} valid={len(good)} dead letters={len(dead)} "
+        f"reasons={dict(reasons.most_common())} dropped identities={sum(dropped.values())}",
+        summary,
+        settled_s,
     )

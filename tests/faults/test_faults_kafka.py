@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.faults.support import (
     FAULTS,
+    Run,
     alive,
     check_end_state,
     current_lag,
-    ensure_topics,
-    expected_state,
-    fault_seed,
     fault_size,
+    model_alongside,
     people_workload,
     produce_envelopes,
     ready,
@@ -33,13 +31,10 @@ EVENTS = fault_size(20_000)
 
 def test_broker_restart_mid_stream(pipeline_env, start_worker):
     s = pipeline_env.settings
-    seed = fault_seed()
-    started = time.monotonic()
-    events = people_workload(EVENTS, fault_size(1_500), seed)
+    run = Run()
+    events = people_workload(EVENTS, fault_size(1_500), run.seed)
     half = EVENTS // 2
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(expected_state, events, s.topic_prefix)
-        ensure_topics(s)
+    with model_alongside(s, events) as model:
         workers = [start_worker(), start_worker()]
         produce_envelopes(s, events[:half])
         time.sleep(0.5)
@@ -54,11 +49,13 @@ def test_broker_restart_mid_stream(pipeline_env, start_worker):
         resumed_s = wait_for(lambda: all(ready(w) for w in workers), 120, "ready again")
         produce_envelopes(s, events[half:], start=half)
         settled_s = settle(s, timeout_s=240)
-        expected = future.result()
+        expected = model.result()
     summary = check_end_state(s, expected)
     assert all(alive(w) for w in workers), "a worker died with the broker"
-    print(
-        f"\n[faults] kafka: seed={seed} events={EVENTS} lag at stop={lag_at_stop} "
-        f"broker away {outage_s:.1f}s, workers ready {resumed_s:.1f}s later; {summary} "
-        f"settle={settled_s:.1f}s wall={time.monotonic() - started:.1f}s"
+    run.report(
+        "kafka",
+        f"events={EVENTS} lag at stop={lag_at_stop} broker away {outage_s:.1f}s, workers "
+        f"ready {resumed_s:.1f}s later;",
+        summary,
+        settled_s,
     )

@@ -12,19 +12,17 @@ their offsets were committed.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.faults.support import (
     FAULTS,
+    Run,
     alive,
     check_end_state,
     current_lag,
-    ensure_topics,
-    expected_state,
-    fault_seed,
     fault_size,
+    model_alongside,
     people_workload,
     produce_envelopes,
     ready,
@@ -44,13 +42,10 @@ OUTAGE_S = max(12.0, 30.0 * fault_size(1000) / 1000)
 
 def test_redis_restart_and_outage(pipeline_env, start_worker):
     s = pipeline_env.settings
-    seed = fault_seed()
-    started = time.monotonic()
-    events = people_workload(EVENTS, fault_size(1_500), seed)
+    run = Run()
+    events = people_workload(EVENTS, fault_size(1_500), run.seed)
     third = EVENTS // 3
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(expected_state, events, s.topic_prefix)
-        ensure_topics(s)
+    with model_alongside(s, events) as model:
         workers = [start_worker(), start_worker()]
 
         # 1. A restart mid-stream: half of the input before it, half while Redis is down.
@@ -88,12 +83,14 @@ def test_redis_restart_and_outage(pipeline_env, start_worker):
 
         produce_envelopes(s, events[2 * third :], start=2 * third)
         settled_s = settle(s, timeout_s=240)
-        expected = future.result()
+        expected = model.result()
     summary = check_end_state(s, expected)
     assert all(alive(w) for w in workers), "a worker restarted or died"
-    print(
-        f"\n[faults] redis: seed={seed} events={EVENTS} lag at restart={lag_at_restart} "
-        f"not ready {not_ready_after:.1f}s into the outage, lag during outage={lags}, "
-        f"ready {resumed_s:.1f}s after Redis came back; {summary} settle={settled_s:.1f}s "
-        f"wall={time.monotonic() - started:.1f}s"
+    run.report(
+        "redis",
+        f"events={EVENTS} lag at restart={lag_at_restart} not ready {not_ready_after:.1f}s "
+        f"into the outage, lag during outage={lags}, ready {resumed_s:.1f}s after Redis came "
+        "back;",
+        summary,
+        settled_s,
     )

@@ -2,7 +2,7 @@
   lookup: the profile id holding each identity.
 
   KEYS[1]: the keyspace tag `{cdp}` (includes/keyspace.lua); every key it touches is in its slot
-  ARGV[1]: msgpack config
+  ARGV[1]: msgpack config (unused)
   ARGV[2]: msgpack list of identity keys
   Returns: msgpack list of profile id or false, one per key.
   Effects: none.

@@ -2,7 +2,7 @@
   quarantined: the identities the circuit breaker holds in quarantine.
 
   KEYS[1]: the keyspace tag `{cdp}` (includes/keyspace.lua); every key it touches is in its slot
-  ARGV[1]: msgpack config
+  ARGV[1]: msgpack config (unused)
   ARGV[2]: unused
   Returns: msgpack list of identity keys, sorted.
   Effects: none.

@@ -3,7 +3,7 @@
   its next event on (its graph is left as it is).
 
   KEYS[1]: the keyspace tag `{cdp}` (includes/keyspace.lua); every key it touches is in its slot
-  ARGV[1]: msgpack config
+  ARGV[1]: msgpack config (unused)
   ARGV[2]: msgpack {identity key, request_id}
   Returns: msgpack {released (boolean), changes}
   Effects: removes the identity from {cdp}:q and its reassignment history from {cdp}:mv.

@@ -54,6 +54,16 @@ def test_every_script_has_its_header() -> None:
             assert part in header, (name, part)
 
 
+def test_a_header_calls_argv_1_unused_exactly_when_the_script_does_not_read_it() -> None:
+    """commands.py sends every script its ARGV[1]; only those that decode it may say what
+    it holds."""
+    for name in SCRIPTS:
+        header = lua_text(f"{name}.lua").split("]]")[0]
+        (argv_1,) = re.findall(r"ARGV\[1\]: (.*)", header)
+        reads = "cmsgpack.unpack(ARGV[1])" in script_source(name)
+        assert argv_1.endswith("(unused)") != reads, (name, argv_1)
+
+
 def test_every_key_is_named_in_the_declared_slot() -> None:
     """Keys are built from P (KEYS[1] and a colon), never spelled out: a script touches
     only the slot it declares, which a Redis Cluster requires."""
