@@ -142,7 +142,7 @@ def _namespace(
     if kind not in KINDS:
         raise fail("kind", f"namespace {name!r}: kind must be one of {KINDS}")
     priority = raw.get("priority")
-    if not _whole(priority, 1):
+    if not isinstance(priority, int) or isinstance(priority, bool) or priority < 1:
         raise fail("priority", f"namespace {name!r}: priority must be an integer >= 1")
     unique = raw.get("unique", False)
     if not isinstance(unique, bool):
