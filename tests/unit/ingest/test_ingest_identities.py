@@ -80,6 +80,7 @@ def test_default_namespaces_normalise(
         ("loyalty_id", "n/a"),
         ("phone", "null"),  # blocked, not a bad phone number
         ("phone", "(234) 567-8900"),  # +12345678900: valid, blocked once normalised
+        ("phone", "123-456-7890"),  # the placeholder of every form; +1 123 is no area code
         ("device_id", "00000000-0000-0000-0000-000000000000"),
         ("ecid", "undefined"),
     ],
