@@ -185,3 +185,17 @@ def test_null_and_undefined_are_blocked_whatever_the_file_lists() -> None:
     config = parse("blocked = ['n/a']\n" + CUSTOM)
     for namespace in config.namespaces.values():
         assert {"null", "undefined", "n/a"} <= namespace.blocked, namespace.name
+
+
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # What Windows editors write as "UTF-8": the mark is no TOML statement.
+    path = tmp_path / "identity.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + CUSTOM.encode())
+    assert set(load(str(path)).namespaces) == {"member_no", "cookie"}
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "identity.toml"
+    path.write_bytes(CUSTOM.replace("anonymous", "anónimo").encode("latin-1"))
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load(str(path))
