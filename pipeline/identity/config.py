@@ -250,7 +250,10 @@ def load(path: str | None = None) -> IdentityConfig:
     if not path:
         return parse(schema_text(DEFAULT_IDENTITY_CONFIG), DEFAULT_IDENTITY_CONFIG)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # utf-8-sig: Windows editors start "UTF-8" with a byte order mark, no TOML.
+        text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"cannot read identity configuration {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: a TOML file is UTF-8; byte {exc.start} is not") from exc
     return parse(text, path)
