@@ -78,7 +78,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "CDP_SOURCE_PRECEDENCE",
         "crm,loyalty,pos,callcenter,mobile,web",
-        "Channel order for the source_precedence policy, strongest first.",
+        "Channel order for the source_precedence policy, strongest first (channel names, "
+        "[a-z0-9_-]+; an unlisted channel ranks after every listed one).",
     ),
     Variable("CDP_RECENT_EVENTS", "20", "Length of events.recent in a profile."),
     Variable(
@@ -117,6 +118,8 @@ N = TypeVar("N", int, float)
 
 # Kafka's legal topic characters: a prefix of others names no topic a worker can create.
 _TOPIC_PREFIX = re.compile(r"[A-Za-z0-9._-]*")
+# A channel name (CONTRACT 2): the suffix of its topic, the `channel` of its events.
+_CHANNEL = re.compile(r"[a-z0-9_-]+")
 
 
 def _number(name: str, kind: Callable[[str], N], low: N, high: N | None = None) -> N:
@@ -131,6 +134,16 @@ def _number(name: str, kind: Callable[[str], N], low: N, high: N | None = None) 
         bound = f"at least {low}" if high is None else f"from {low} to {high}"
         raise ValueError(f"{name} must be {bound}, not {raw!r}")
     return value
+
+
+def _channels(name: str) -> tuple[str, ...]:
+    """A comma-separated list of channel names: one that no event can carry (CRM) would
+    rank nothing, so it is refused rather than ignored."""
+    channels = tuple(c.strip() for c in env(name).split(",") if c.strip())
+    for channel in channels:
+        if not _CHANNEL.fullmatch(channel):
+            raise ValueError(f"{name} lists channels, each [a-z0-9_-]+, not {channel!r}")
+    return channels
 
 
 def _choice(name: str, choices: tuple[str, ...], fold: Callable[[str], str] = str) -> str:
@@ -197,9 +210,7 @@ class Settings:
             api_token=env("CDP_API_TOKEN"),
             output_encoding=_choice("CDP_OUTPUT_ENCODING", ENCODINGS),
             merge_policy=_choice("CDP_MERGE_POLICY", POLICIES),
-            source_precedence=tuple(
-                c.strip() for c in env("CDP_SOURCE_PRECEDENCE").split(",") if c.strip()
-            ),
+            source_precedence=_channels("CDP_SOURCE_PRECEDENCE"),
             recent_events=_number("CDP_RECENT_EVENTS", int, 0),
             batch_size=_number("CDP_BATCH_SIZE", int, 1),
             dedupe_ttl_s=_number("CDP_DEDUPE_TTL_S", int, 1),

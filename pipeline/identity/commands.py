@@ -112,6 +112,9 @@ class DeleteResult:
     dirty: set[str]
     ceased: set[str]
     changes: list[dict[str, Any]]
+    # When Redis carried it out (epoch ms), the first time for a redelivered request; None
+    # in an answer an earlier version stored.
+    done_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -518,8 +521,15 @@ class GraphStore:
         return _graph(profile_id, raw) if raw else None
 
     async def _delete(self, mode: str, targets: list[str], request_id: str) -> DeleteResult:
-        deleted, dirty, ceased, changes = await self._call("delete", [request_id, mode, targets])
-        return DeleteResult(_text(deleted), set(_text(dirty)), set(_text(ceased)), _text(changes))
+        reply = await self._call("delete", [request_id, mode, targets])
+        deleted, dirty, ceased, changes, *done = reply
+        return DeleteResult(
+            _text(deleted),
+            set(_text(dirty)),
+            set(_text(ceased)),
+            _text(changes),
+            done[0] if done else None,
+        )
 
     async def delete_identities(
         self, identity_keys: Sequence[str], request_id: str

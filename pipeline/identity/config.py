@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
+
 from pipeline.resources import DEFAULT_IDENTITY_CONFIG, schema_text
 
 KINDS = ("person", "device", "cookie", "partner")
@@ -23,6 +25,11 @@ NAMESPACE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # Rank of an identity whose namespace is not configured (left in Redis by an earlier
 # configuration): after every configured one. The scripts get it through for_redis().
 UNKNOWN_PRIORITY = 1_000_000
+# Blocked in every namespace whatever a file lists: CONTRACT 3 names them (with empty,
+# which normalising blocks itself), and no producer means a person by them.
+ALWAYS_BLOCKED = ("null", "undefined")
+TOP_KEYS = ("max_graph_size", "blocked", "follower_kinds", "quarantine", "namespaces")
+QUARANTINE_KEYS = ("max_reassignments", "window_seconds")
 
 
 class ConfigError(ValueError):
@@ -149,16 +156,28 @@ def _namespace(
     pattern = raw.get("format")
     compiled = None
     if pattern is not None:
+        if not isinstance(pattern, str):
+            raise fail("format", f"namespace {name!r}: format must be a string (a regex)")
         try:
-            compiled = re.compile(str(pattern))
+            compiled = re.compile(pattern)
         except re.error as exc:
             raise fail("format", f"namespace {name!r}: bad format regex: {exc}") from exc
     blocked = raw.get("blocked", [])
     if not isinstance(blocked, list) or not all(isinstance(b, str) for b in blocked):
         raise fail("blocked", f"namespace {name!r}: blocked must be a list of strings")
     follower = raw.get("follower", kind in followers)
-    if not isinstance(follower, bool):
-        raise fail("follower", f"namespace {name!r}: follower must be true or false")
+    hashed = raw.get("hash", False)
+    for key, flag in (("follower", follower), ("hash", hashed)):
+        if not isinstance(flag, bool):
+            raise fail(key, f"namespace {name!r}: {key} must be true or false")
+    # phonenumbers knows a region by its upper-case ISO code and takes an unknown one as
+    # no region: every number written without a country code would then be bad_format.
+    region = raw.get("default_region", "US")
+    if not isinstance(region, str) or region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise fail(
+            "default_region",
+            f"namespace {name!r}: default_region must be a two-letter region code such as US or GB",
+        )
     return Namespace(
         name=name,
         kind=kind,
@@ -166,9 +185,9 @@ def _namespace(
         unique=unique,
         normalize=tuple(normalize),
         format=compiled,
-        blocked=frozenset(b.casefold() for b in [*blocked, *common_blocked]),
-        hash=bool(raw.get("hash", False)),
-        default_region=str(raw.get("default_region", "US")),
+        blocked=frozenset(b.casefold() for b in [*blocked, *common_blocked, *ALWAYS_BLOCKED]),
+        hash=hashed,
+        default_region=region.upper(),
         follower=follower,
     )
 
@@ -181,8 +200,12 @@ def parse(text: str, path: str = "<config>") -> IdentityConfig:
     namespaces_raw = raw.get("namespaces")
     if not isinstance(namespaces_raw, dict) or not namespaces_raw:
         raise _fail(path, text, "[namespaces", "at least one [namespaces.<name>] table is needed")
+    # A misspelt setting would leave its default in force without a word.
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise _fail(path, text, key, f"unknown key {key!r}; the keys are {TOP_KEYS}")
     common = raw.get("blocked", [])
-    if not isinstance(common, list):
+    if not isinstance(common, list) or not all(isinstance(b, str) for b in common):
         raise _fail(path, text, "blocked", "blocked must be a list of strings")
     # None unless the file asks: CONTRACT 4.1 links every identity of an event, devices too.
     followers = raw.get("follower_kinds", [])
@@ -195,16 +218,31 @@ def parse(text: str, path: str = "<config>") -> IdentityConfig:
         for name, spec in namespaces_raw.items()
     }
     size = raw.get("max_graph_size", 50)
-    if not isinstance(size, int) or size < 2:
+    if not _whole(size, 2):
         raise _fail(path, text, "max_graph_size", "max_graph_size must be an integer >= 2")
     quarantine = raw.get("quarantine", {})
+    if not isinstance(quarantine, dict):
+        raise _fail(path, text, "quarantine", "quarantine must be a table ([quarantine])")
+    for key in quarantine:
+        if key not in QUARANTINE_KEYS:
+            raise _fail(
+                path,
+                text,
+                key,
+                f"[quarantine]: unknown key {key!r}; the keys are {QUARANTINE_KEYS}",
+            )
     max_moves = quarantine.get("max_reassignments", 5)
     window = quarantine.get("window_seconds", 86400)
-    if not isinstance(max_moves, int) or max_moves < 1:
+    if not _whole(max_moves, 1):
         raise _fail(path, text, "max_reassignments", "max_reassignments must be an integer >= 1")
-    if not isinstance(window, int) or window < 1:
+    if not _whole(window, 1):
         raise _fail(path, text, "window_seconds", "window_seconds must be an integer >= 1")
     return IdentityConfig(namespaces, size, max_moves, window)
+
+
+def _whole(value: Any, least: int) -> bool:
+    """An integer of at least ``least``; TOML's true and false are no numbers here."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def load(path: str | None = None) -> IdentityConfig:
@@ -212,7 +250,10 @@ def load(path: str | None = None) -> IdentityConfig:
     if not path:
         return parse(schema_text(DEFAULT_IDENTITY_CONFIG), DEFAULT_IDENTITY_CONFIG)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # utf-8-sig: Windows editors start "UTF-8" with a byte order mark, no TOML.
+        text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"cannot read identity configuration {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: a TOML file is UTF-8; byte {exc.start} is not") from exc
     return parse(text, path)

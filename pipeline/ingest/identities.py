@@ -78,7 +78,10 @@ def normalise_value(namespace: Namespace, value: object) -> str:
         value = _STEPS[step](value, namespace)
     _check_blocked(namespace, value)
     if namespace.format is not None and not namespace.format.fullmatch(value):
-        raise InvalidIdentity("bad_format", f"{namespace.name} does not match its format")
+        raise InvalidIdentity(
+            "bad_format",
+            f"{namespace.name} does not match its format '{namespace.format.pattern}'",
+        )
     return hashlib.sha256(value.encode()).hexdigest() if namespace.hash else value
 
 
@@ -122,6 +125,7 @@ def resolve_identities(
     # By key: a str caches its hash, where an Identity's dataclass hash is a Python call.
     kept: dict[str, Identity] = {}  # first-seen order; duplicates merge here
     dropped: list[DroppedIdentity] = []
+    why: list[str] = []  # what to fix, should no identity be left
     flagged: set[tuple[str, str]] = set()
     chosen: Identity | None = None  # the first kept identity flagged primary
     for entry in entries:
@@ -131,6 +135,7 @@ def resolve_identities(
             identity = normalise_identity(config, namespace, value)
         except InvalidIdentity as exc:
             dropped.append(DroppedIdentity(namespace, exc.reason))
+            why.append(f"{_short(namespace)} ({exc.reason}: {exc.detail})")
             if is_primary:
                 flagged.add((namespace, str(value)))
             continue
@@ -139,8 +144,7 @@ def resolve_identities(
             flagged.add((identity.namespace, identity.id))
             chosen = chosen or identity
     if not kept:
-        why = ", ".join(f"{_short(d.namespace)} ({d.reason})" for d in dropped)
-        raise Rejected("no_valid_identity", f"no valid identity left; dropped: {why}")
+        raise Rejected("no_valid_identity", f"no valid identity left; dropped: {', '.join(why)}")
     identities = list(kept.values())
     _check_unique(identities, config)
     if len(flagged) > 1:

@@ -43,7 +43,8 @@ async def execute(
         result = await store.delete_profile_of(identity.key, request.request_id)
     else:
         result = await store.delete_identities([identity.key], request.request_id)
-    done = {"completed_at": iso_ms(int(time.time() * 1000))}
+    # When Redis deleted it: a redelivered request's receipt says when the first did.
+    done = {"completed_at": iso_ms(result.done_ms or int(time.time() * 1000))}
     if not result.deleted:
         return {
             **receipt,

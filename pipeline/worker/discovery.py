@@ -41,7 +41,10 @@ class ChannelDiscovery:
         self.app = app
         self.settings = settings
         self.events_topic = events_topic
-        self._pattern = re.compile(Topics(settings.topic_prefix).events_pattern)
+        topics = Topics(settings.topic_prefix)
+        self._pattern = re.compile(topics.events_pattern)
+        self._channel_prefix = topics.events("")
+        self._strays: set[str] = set()  # named like a channel topic but none: told once
         self._admin: Any = None  # used on the discovery thread only
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -53,12 +56,32 @@ class ChannelDiscovery:
         names = await asyncio.wrap_future(
             asyncio.run_coroutine_threadsafe(self._list_topics(), self._loop)
         )
+        self._name_strays(names)
         topic = self.events_topic
         new = sorted(n for n in names if self._pattern.match(n) and n not in topic.topics)
         if new:
             log.info("new channel topics: %s", ", ".join(new))
             self._subscribe(new)
         return new
+
+    def _name_strays(self, names: list[str]) -> None:
+        """A producer writing to cdp.events.Kiosk expects it read, and nothing would say
+        that it never is."""
+        strays = sorted(
+            n
+            for n in names
+            if n.startswith(self._channel_prefix)
+            and n not in self._strays
+            and not self._pattern.match(n)
+        )
+        if strays:
+            self._strays.update(strays)
+            log.warning(
+                "not read, as no channel topic's name: %s (a channel topic is %s<channel>, "
+                "the channel [a-z0-9_-]+)",
+                ", ".join(strays),
+                self._channel_prefix,
+            )
 
     async def _list_topics(self) -> list[str]:
         """Every topic's name (on the discovery thread's loop)."""

@@ -158,6 +158,9 @@ async def test_a_custom_size_limit_detaches_the_least_recently_seen_and_keeps_it
     evicted = [c for c in result.changes if c["type"] == "identity_evicted"]
     assert [(c["identity"], c["rule"]) for c in evicted] == [("ecid:c1", "4.3 graph size limit")]
     assert await both.members("crm_id:A") == ["crm_id:A", "ecid:c2", "phone:+15550100"]
+    # The record names the profile the identity was detached from (its key is its own).
+    assert evicted[0]["from"] == await both.pid("crm_id:A")
+    assert evicted[0]["profile_id"] == await both.pid("ecid:c1")
     # Detached, the cookie is a profile of its own with its data: not silently excluded.
     assert await both.members("ecid:c1") == ["ecid:c1"]
     assert await count_of(both, "ecid:c1") == 1 and await count_of(both, "crm_id:A") == 2
@@ -168,6 +171,21 @@ async def test_a_custom_size_limit_detaches_the_least_recently_seen_and_keeps_it
     evicted = [c for c in result.changes if c["type"] == "identity_evicted"]
     assert [c["identity"] for c in evicted] == ["phone:+15550101"]
     assert await both.members("crm_id:A") == ["crm_id:A", "phone:+15550100", "phone:+15550102"]
+    await both.check()
+
+
+async def test_an_identity_detached_as_it_arrives_names_the_graph_it_was_kept_from(
+    client: redis.asyncio.Redis,
+) -> None:
+    """A cookie new to a full graph is detached by the event that brings it: no split
+    says where from, so its identity_evicted record does."""
+    both = Both(client, parse(SMALL))
+    await both.stitch(make_event("f1", 5000, "crm_id:A", "phone:+15550100", "phone:+15550101"))
+    pid = await both.pid("crm_id:A")
+    result = await both.stitch(make_event("f2", 6000, "crm_id:A", "ecid:late"))
+    (evicted,) = [c for c in result.changes if c["type"] == "identity_evicted"]
+    assert evicted["identity"] == "ecid:late" and evicted["from"] == pid
+    assert evicted["profile_id"] == await both.pid("ecid:late") != pid
     await both.check()
 
 

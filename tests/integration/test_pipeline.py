@@ -383,6 +383,7 @@ def test_identity_configuration_file_replaces_the_defaults(pipeline_env, start_w
                 envelope(
                     ident("member_no", " m-77 "),
                     ident("visitor", "v1"),
+                    ident("visitor", "undefined"),  # blocked though the file lists nothing
                     ident("email", "a@example.com"),
                     at=1,
                     kind="record",
@@ -393,6 +394,7 @@ def test_identity_configuration_file_replaces_the_defaults(pipeline_env, start_w
     )
     settle(s)
     profile = by_identity(view(s, pipeline_env.topics.profiles), "member_no:M-77")
-    # email is not configured in this file: left out, the event goes on without it.
+    # email is not configured in this file: left out, the event goes on without it; so
+    # is the visitor "undefined" (CONTRACT 3 blocks it whatever the file lists).
     assert identity_set(profile) == {"member_no:M-77", "visitor:v1"}
     assert profile["attributes"] == {"tier": "gold"}

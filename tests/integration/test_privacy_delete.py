@@ -27,6 +27,7 @@ from tests.integration.support import (
     reasons,
     records,
     send,
+    send_raw,
     settle,
     view,
 )
@@ -140,6 +141,27 @@ def test_delete_identity_by_topic_removes_it_and_replays_leave_it_deleted(
     assert by_identity(replayed, "crm_id:PD-1")["attributes"] == {"firstName": "Pat"}
     assert worker.get("/v1/profiles?namespace=email&id=pd@example.com")[0] == 404
     assert reasons(s, topics.deadletter)["all_identities_deleted"] == 1
+
+
+def test_a_redelivered_request_gets_the_first_receipt_and_its_time(pipeline_env, start_worker):
+    # A request delivered again (a crash before its offset was committed, a requester
+    # that re-sends) changes nothing; its receipt, the last of its key on the compacted
+    # topic, must still say when the identity was deleted, not when it was asked again.
+    s, topics = pipeline_env.settings, pipeline_env.topics
+    start_worker()
+    send(s, PERSON[:1])
+    settle(s)
+    body = {"request_id": "again-1", "action": "delete_identity", "namespace": "crm_id"}
+    value = json.dumps({**body, "id": "PD-1"}).encode()
+    for _ in range(2):
+        send_raw(s, topics.privacy_requests, [value])
+        settle(s)
+        time.sleep(0.05)  # a later clock reading for the second delivery
+    first, second = [r.value for r in records(s, topics.privacy_receipts)]
+    assert first["status"] == second["status"] == "deleted"
+    assert first["deleted_identities"] == second["deleted_identities"] == ["crm_id:PD-1"]
+    assert second["completed_at"] == first["completed_at"]
+    assert second["received_at"] > first["received_at"]  # this delivery's
 
 
 def test_delete_identity_over_http_tombstones_a_profile_that_ceases(pipeline_env, start_worker):

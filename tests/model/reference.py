@@ -311,8 +311,15 @@ class Model:
         info = self.info
         victim = min(comp, key=lambda k: (KIND_RANK[info(k)["kind"]], pool.members[k][1], k))
         pool.links = {ln: v for ln, v in pool.links.items() if victim not in ln}
-        changes.append(self._change("identity_evicted", victim, identity=victim, rule=SIZE_LIMIT))
-        rest = self._partition(pool, [k for k in comp if k != victim])
+        others = [k for k in comp if k != victim]
+        # "from": the profile the highest-priority identity left behind ends in (_finish).
+        anchor = min(others, key=self.rank)
+        changes.append(
+            self._change(
+                "identity_evicted", victim, identity=victim, rule=SIZE_LIMIT, anchor=anchor
+            )
+        )
+        rest = self._partition(pool, others)
         return [[victim]] + [part for c in rest for part in self._fit(pool, c, changes)]
 
     def _assign(
@@ -365,6 +372,8 @@ class Model:
             subject = c.pop("subject", None)
             if subject is not None:
                 c["profile_id"] = self.index.get(subject, c.get("from"))
+            if "anchor" in c:
+                c["from"] = self.index[c.pop("anchor")]
             c.setdefault("rule", rule)
             c["event"] = cause
         res.changes += changes

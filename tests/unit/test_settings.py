@@ -39,6 +39,10 @@ def test_the_defaults_are_valid() -> None:
         ("CDP_KAFKA_SECURITY_PROTOCOL", "FOO", "must be PLAINTEXT, SSL, SASL_PLAINTEXT or"),
         ("CDP_KAFKA_SASL_MECHANISM", "GSSAPI", "must be PLAIN, SCRAM-SHA-256 or"),
         ("CDP_TOPIC_PREFIX", "a b", "may hold only letters, digits"),
+        # A channel is [a-z0-9_-]+ (its topic's suffix): "CRM" or "in store" would never
+        # rank any value, and the policy would quietly fall back to time alone.
+        ("CDP_SOURCE_PRECEDENCE", "CRM,web", "not 'CRM'"),
+        ("CDP_SOURCE_PRECEDENCE", "crm,in store", "not 'in store'"),
     ],
 )
 def test_unusable_values_are_refused_by_name(

@@ -8,7 +8,8 @@
            or {one identity key} whose whole graph goes (that identity alone when it is
            in no graph). Finding the graph here, not in a lookup before the call, means
            a merge can never slip in between and leave part of the profile behind.
-  Returns: msgpack {deleted identity keys, dirty, ceased, changes}; the same request
+  Returns: msgpack {deleted identity keys, dirty, ceased, changes, done}: done is when the
+           deletion was made (epoch ms, the Redis clock, as the changes' `at`); the same request
            (request id, mode and targets) seen within dedupe_ttl_s gets the first answer
            again and changes nothing, so a request redelivered after a crash still names
            the profiles to republish (and to tombstone) and its receipt still says what
@@ -61,6 +62,6 @@ assign(pool, partition(pool, member_list(pool)), changes)
 finish(changes, {request_id = request[1]}, '4.6 privacy delete')
 flush()
 local dirty, ceased = result_lists()
-local answer = cmsgpack.pack({present, dirty, ceased, RES.changes})
+local answer = cmsgpack.pack({present, dirty, ceased, RES.changes, NOW})
 redis.call('SET', done_key, answer, 'EX', CFG.dedupe_ttl_s)
 return answer

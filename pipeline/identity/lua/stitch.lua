@@ -119,12 +119,14 @@ local function fit(pool, comp, changes, out)
     if evict_before(pool, comp[i], victim) then victim = comp[i] end
   end
   drop_links(pool, function(k) return k == victim end)
-  changes[#changes + 1] = change('identity_evicted', victim,
-    {identity = victim, rule = SIZE_LIMIT})
-  out[#out + 1] = {victim, best = victim}
   for _, k in ipairs(comp) do
     if k ~= victim then rest[#rest + 1] = k end
   end
+  -- from: the profile that the rest's highest-priority identity ends in (finish), the
+  -- one graph that names where a new identity, detached as it came, was kept from.
+  changes[#changes + 1] = change('identity_evicted', victim,
+    {identity = victim, rule = SIZE_LIMIT, from_of = best(rest)})
+  out[#out + 1] = {victim, best = victim}
   for _, part in ipairs(partition(pool, rest)) do fit(pool, part, changes, out) end
 end
 

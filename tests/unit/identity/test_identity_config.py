@@ -118,6 +118,32 @@ def test_the_breaker_never_counts_a_device_or_a_cookie() -> None:
         ('follower_kinds = ["tablet"]\n' + CUSTOM, 1, "follower_kinds"),
         (CUSTOM.replace('blocked = ["anonymous"]', 'follower = "yes"'), 18, "follower must be"),
         ("x = 1\nmax_graph_size = = 3\n", 2, ""),
+        # Every value of the wrong shape is a ConfigError naming its line, never a
+        # traceback, and never taken in silently (a string "no" for a flag is no false).
+        (
+            "quarantine = 5\n"
+            + CUSTOM.replace("[quarantine]\n", "").replace("max_r", "#").replace("window", "#"),
+            1,
+            "quarantine must be a table",
+        ),
+        ("blocked = [1]\n" + CUSTOM, 1, "blocked must be a list of strings"),
+        (
+            CUSTOM.replace('blocked = ["anonymous"]', 'hash = "no"'),
+            18,
+            "hash must be true or false",
+        ),
+        (CUSTOM.replace('blocked = ["anonymous"]', 'default_region = "UK"'), 18, "default_region"),
+        (CUSTOM.replace('blocked = ["anonymous"]', "default_region = 44"), 18, "default_region"),
+        (CUSTOM.replace("format = 'M[0-9]{4}'", "format = 5"), 13, "format must be a string"),
+        (
+            CUSTOM.replace("max_reassignments = 2", "max_reassignments = true"),
+            5,
+            "max_reassignments",
+        ),
+        (CUSTOM.replace("window_seconds = 60", "window_seconds = false"), 6, "window_seconds"),
+        # A misspelt setting would leave its default in force without a word.
+        ("max_graph_sizes = 3\n" + CUSTOM, 1, "unknown key 'max_graph_sizes'"),
+        (CUSTOM.replace("max_reassignments", "max_reassignment"), 5, "unknown key"),
     ],
 )
 def test_a_bad_file_names_the_line(text: str, line: int | None, words: str) -> None:
@@ -147,3 +173,29 @@ def test_a_worker_with_a_bad_file_stops_at_once_and_says_why(tmp_path: Path) -> 
     )
     assert done.returncode == 2
     assert f"{path}, line 17" in done.stderr and "priority" in done.stderr
+
+
+def test_a_region_is_read_in_either_case() -> None:
+    config = parse(CUSTOM.replace('blocked = ["anonymous"]', 'default_region = "gb"'))
+    assert config.namespaces["cookie"].default_region == "GB"
+
+
+def test_null_and_undefined_are_blocked_whatever_the_file_lists() -> None:
+    # CONTRACT 3 names them blocked values; a file with a list of its own keeps them.
+    config = parse("blocked = ['n/a']\n" + CUSTOM)
+    for namespace in config.namespaces.values():
+        assert {"null", "undefined", "n/a"} <= namespace.blocked, namespace.name
+
+
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # What Windows editors write as "UTF-8": the mark is no TOML statement.
+    path = tmp_path / "identity.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + CUSTOM.encode())
+    assert set(load(str(path)).namespaces) == {"member_no", "cookie"}
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "identity.toml"
+    path.write_bytes(CUSTOM.replace("anonymous", "anónimo").encode("latin-1"))
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load(str(path))

@@ -80,6 +80,7 @@ def test_default_namespaces_normalise(
         ("loyalty_id", "n/a"),
         ("phone", "null"),  # blocked, not a bad phone number
         ("phone", "(234) 567-8900"),  # +12345678900: valid, blocked once normalised
+        ("phone", "123-456-7890"),  # the placeholder of every form; +1 123 is no area code
         ("device_id", "00000000-0000-0000-0000-000000000000"),
         ("ecid", "undefined"),
     ],
@@ -190,8 +191,19 @@ def test_no_valid_identity_names_what_was_dropped(parse: Parse, envelope: Envelo
     with pytest.raises(Rejected) as caught:
         parse(envelope(identities=ids(("email", "null"), ("twitter", "x"))))
     assert caught.value.reason == "no_valid_identity"
-    assert "'email' (blocked_value)" in caught.value.detail
-    assert "'twitter' (unknown_namespace)" in caught.value.detail
+    assert "'email' (blocked_value" in caught.value.detail
+    assert "'twitter' (unknown_namespace" in caught.value.detail
+
+
+def test_no_valid_identity_says_what_to_fix_in_each(parse: Parse, envelope: Envelope) -> None:
+    # The dead letter's detail is all a producer sees: each identity's own sentence,
+    # and for a format its pattern, so that the fix needs no look at the configuration.
+    with pytest.raises(Rejected) as caught:
+        parse(envelope(identities=ids(("email", "null"), ("twitter", "x"), ("crm_id", "a b"))))
+    detail = caught.value.detail
+    assert "email 'null' is blocked" in detail
+    assert "namespace 'twitter' is not configured" in detail
+    assert "crm_id does not match its format '[A-Za-z0-9._\\-]{1,128}'" in detail, detail
 
 
 def test_duplicates_merge_keeping_the_primary_flag(parse: Parse, envelope: Envelope) -> None:

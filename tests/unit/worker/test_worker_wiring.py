@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 import gc
 import inspect
+import logging
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import faust
+import pytest
 from faust.assignor.leader_assignor import LeaderAssignor
 from faust.transport.conductor import Conductor
 
@@ -19,7 +22,7 @@ from pipeline.identity.commands import GraphStore
 from pipeline.identity.connect import connect
 from pipeline.settings import Settings
 from pipeline.worker.app import COMMIT_EVERY_MESSAGES, create_app
-from pipeline.worker.discovery import RESUBSCRIBE_ATTRIBUTE
+from pipeline.worker.discovery import RESUBSCRIBE_ATTRIBUTE, ChannelDiscovery
 from pipeline.worker.run import LowPauseWorker
 
 
@@ -91,3 +94,24 @@ def test_the_worker_reads_no_topic_outside_the_prefix(tmp_path: Path) -> None:
     assert "if not self.app.conf.topic_disable_leader:" in inspect.getsource(
         LeaderAssignor.on_start
     )
+
+
+async def test_a_topic_named_like_a_channel_that_is_none_is_named_once_in_the_log(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A producer that writes to cdp.events.Kiosk or cdp.events.in.store expects it read;
+    it never is (a channel is [a-z0-9_-]+), so the worker says so instead of nothing."""
+    topic = SimpleNamespace(topics=["cdp.events.web"], config={})
+    discovery = ChannelDiscovery(faust.App("discovery-test"), Settings.from_env(), topic)
+    names = ["cdp.events.web", "cdp.events.Kiosk", "cdp.events.in.store", "cdp.profiles"]
+
+    async def listed() -> list[str]:
+        return names
+
+    monkeypatch.setattr(discovery, "_list_topics", listed)
+    with caplog.at_level(logging.WARNING, logger="pipeline.worker.discovery"):
+        assert await discovery.discover() == []
+        assert await discovery.discover() == []
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "cdp.events.Kiosk" in warning and "cdp.events.in.store" in warning
+    assert "cdp.profiles" not in warning and "[a-z0-9_-]+" in warning

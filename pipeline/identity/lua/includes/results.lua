@@ -33,6 +33,7 @@ local function finish(changes, cause, rule)
       c.profile_id = pid_of(c.subject) or c.from
       c.subject = nil
     end
+    if c.from_of then c.from, c.from_of = pid_of(c.from_of), nil end
     c.rule = c.rule or rule
     c.event, c.at = cause, NOW
     RES.changes[#RES.changes + 1] = c
