@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import re
 import unicodedata
@@ -73,10 +75,9 @@ def normalise_value(namespace: Namespace, value: object) -> str:
     # "e" and a combining accent, as macOS and Windows type it): NFC before the steps.
     value = unicodedata.normalize("NFC", value)
     # Junk such as "null" is blocked before the steps too: e164 would call it bad_format.
-    _check_blocked(namespace, value.strip())
-    for step in namespace.normalize:
-        value = _STEPS[step](value, namespace)
-    _check_blocked(namespace, value)
+    _check_blocked(namespace, value.strip(), namespace.blocked)
+    value = _normalised(namespace, value)
+    _check_blocked(namespace, value, _blocked_forms(namespace))
     if namespace.format is not None and not namespace.format.fullmatch(value):
         raise InvalidIdentity(
             "bad_format",
@@ -85,10 +86,27 @@ def normalise_value(namespace: Namespace, value: object) -> str:
     return hashlib.sha256(value.encode()).hexdigest() if namespace.hash else value
 
 
-def _check_blocked(namespace: Namespace, value: str) -> None:
+def _normalised(namespace: Namespace, value: str) -> str:
+    for step in namespace.normalize:
+        value = _STEPS[step](value, namespace)
+    return value
+
+
+@functools.cache
+def _blocked_forms(namespace: Namespace) -> frozenset[str]:
+    """The blocked values and their normalised forms: an entry written as people write
+    it ("555-555-0123") blocks every spelling of that identity ("(555) 555-0123")."""
+    forms = set(namespace.blocked)
+    for blocked in namespace.blocked:
+        with contextlib.suppress(InvalidIdentity):  # "null" is no phone: kept as written
+            forms.add(_normalised(namespace, blocked).casefold())
+    return frozenset(forms)
+
+
+def _check_blocked(namespace: Namespace, value: str, blocked: frozenset[str]) -> None:
     if not value:
         raise InvalidIdentity("blocked_value", f"{namespace.name} is empty")
-    if value.casefold() in namespace.blocked:
+    if value.casefold() in blocked:
         raise InvalidIdentity("blocked_value", f"{namespace.name} {value!r} is blocked")
 
 

@@ -403,3 +403,24 @@ def test_identities_resolve_as_the_rules_read(
     except Rejected as rejected:
         got = rejected.reason
     assert got == want
+
+
+@pytest.mark.parametrize("raw", ["(555) 555-0123", "+1 555 555 0123", "555.555.0123", "5555550123"])
+def test_a_blocked_value_blocks_every_form_of_it(raw: str) -> None:
+    """A file's blocked value written as people write it blocks each spelling that
+    normalises to the same identity, not only the spelling in the file."""
+    namespace = Namespace(
+        "phone", "person", 4, False, ("trim", "e164"), blocked=frozenset({"555-555-0123"})
+    )
+    with pytest.raises(InvalidIdentity) as caught:
+        normalise_value(namespace, raw)
+    assert caught.value.reason == "blocked_value"
+    assert normalise_value(namespace, "555-555-0124") == "+15555550124"
+
+
+def test_a_value_that_normalises_to_nothing_is_empty() -> None:
+    namespace = Namespace("account", "person", 4, False, ("trim", "digits"))
+    with pytest.raises(InvalidIdentity) as caught:
+        normalise_value(namespace, "n/a-x")
+    assert caught.value.reason == "blocked_value"
+    assert str(caught.value).endswith("account is empty")
