@@ -3,6 +3,8 @@ variable, rather than misbehaving later or failing deep inside a library."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.settings import VARIABLES, Settings
@@ -43,6 +45,9 @@ def test_the_defaults_are_valid() -> None:
         # rank any value, and the policy would quietly fall back to time alone.
         ("CDP_SOURCE_PRECEDENCE", "CRM,web", "not 'CRM'"),
         ("CDP_SOURCE_PRECEDENCE", "crm,in store", "not 'in store'"),
+        # redis-py's own ValueError came out of the worker as a traceback.
+        ("CDP_REDIS_URL", "localhost:6379", "must start with redis://, rediss://, unix://"),
+        ("CDP_REDIS_URL", "http://redis:6379", "must start with redis://, rediss://, unix://"),
     ],
 )
 def test_unusable_values_are_refused_by_name(
@@ -69,3 +74,43 @@ def test_edge_values_that_work(
 ) -> None:
     monkeypatch.setenv(name, value)
     assert getattr(Settings.from_env(), field) == read
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://localhost:6379/0",
+        "rediss://:secret@cache.example.com:6380/2",
+        "unix:///run/redis.sock",
+        "redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
+        "rediss+cluster://user:pw@config.example.com:6379",
+    ],
+)
+def test_redis_urls_of_every_documented_form_are_taken(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("CDP_REDIS_URL", url)
+    assert Settings.from_env().redis_url == url
+
+
+@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
+def test_a_ca_bundle_that_cannot_be_read_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, protocol: str
+) -> None:
+    """ssl.create_default_context's FileNotFoundError or SSLError came out of the worker
+    as a traceback from deep inside its Kafka client's set-up."""
+    monkeypatch.setenv("CDP_KAFKA_SECURITY_PROTOCOL", protocol)
+    missing, garbage = tmp_path / "missing.pem", tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    for bundle in (missing, garbage):
+        monkeypatch.setenv("CDP_KAFKA_SSL_CAFILE", str(bundle))
+        with pytest.raises(ValueError, match="CDP_KAFKA_SSL_CAFILE") as refused:
+            Settings.from_env()
+        assert str(bundle) in str(refused.value)
+
+
+def test_a_ca_bundle_is_not_opened_without_tls(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CDP_KAFKA_SSL_CAFILE", str(tmp_path / "missing.pem"))
+    assert Settings.from_env().kafka_ssl_cafile.endswith("missing.pem")
