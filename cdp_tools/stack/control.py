@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TextIO
 
 from cdp_tools.stack.config import StackConfig
 from cdp_tools.stack.errors import StackError
@@ -46,9 +46,7 @@ def _services(
     for the cluster nodes an earlier up started if there are any, else the single Redis
     (down, status: the single Redis's probe would answer on the first node's port)."""
     config = StackConfig.from_env()
-    config.run_dir.mkdir(parents=True, exist_ok=True)
-    with open(config.run_dir / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(config):
         # Redis first: it is up in a blink, so a Kafka failure is reported last and alone.
         redis: _Service = Redis(config)
         size = 0 if redis_cluster is None else redis_cluster or config.redis.cluster
@@ -58,6 +56,20 @@ def _services(
             redis = recorded
         services = [redis, Kafka(config)]
         yield [s for s in services if only in (None, s.name)]
+
+
+def _locked(config: StackConfig) -> TextIO:
+    """The state dir's lock file, open (the caller flocks it), or what to do instead."""
+    try:
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(config.run_dir / "lock", "w")
+    except OSError as exc:
+        raise StackError(
+            f"cannot write {config.run_dir} ({exc.strerror or exc}): set CDP_STATE_DIR to a "
+            "writable directory"
+        ) from None
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
 
 
 def up(
