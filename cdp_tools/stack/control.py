@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal, Protocol, TextIO
+from typing import Literal, Protocol
 
 from cdp_tools.stack.config import StackConfig
 from cdp_tools.stack.errors import StackError
@@ -58,18 +59,22 @@ def _services(
         yield [s for s in services if only in (None, s.name)]
 
 
-def _locked(config: StackConfig) -> TextIO:
-    """The state dir's lock file, open (the caller flocks it), or what to do instead."""
+@contextmanager
+def _locked(config: StackConfig) -> Iterator[None]:
+    """Hold the state dir's lock, or say what to do when the state dir cannot be written."""
     try:
         config.run_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(config.run_dir / "lock", "w")
+        lock = os.open(config.run_dir / "lock", os.O_WRONLY | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StackError(
             f"cannot write {config.run_dir} ({exc.strerror or exc}): set CDP_STATE_DIR to a "
             "writable directory"
         ) from None
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    return lock
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(lock)
 
 
 def up(
