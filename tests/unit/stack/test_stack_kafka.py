@@ -111,6 +111,24 @@ def test_maven_unreachable_message(tmp_path: Path) -> None:
     assert "MAVEN_OPTS" in message
 
 
+def test_maven_behind_a_proxy_that_serves_nothing(tmp_path: Path) -> None:
+    """What mvn printed with a proxy (-Dhttps.proxyHost) that answered without the files:
+    every artifact we ask for is on Maven Central, so "not found" is the repository's
+    doing, and the proxy advice applies (was a 15-line tail of mvn's output)."""
+    output = (
+        "[WARNING] The POM for org.apache.maven.plugins:maven-dependency-plugin:jar:3.8.1 is "
+        "missing, no dependency information available\n"
+        "[ERROR] Plugin org.apache.maven.plugins:maven-dependency-plugin:3.8.1 or one of its "
+        "dependencies could not be resolved: Could not find artifact "
+        "org.apache.maven.plugins:maven-dependency-plugin:jar:3.8.1 in central "
+        "(https://repo.maven.apache.org/maven2) -> [Help 1]\n"
+    )
+    message = maven_failure(output, 1, tmp_path / "maven.log")
+    assert message.startswith("could not download the Kafka jars from Maven Central")
+    assert "Could not find artifact" in message
+    assert "settings.xml" in message
+
+
 def test_maven_other_failure_shows_tail(tmp_path: Path) -> None:
     message = maven_failure("[ERROR] something else\n", 1, tmp_path / "maven.log")
     assert "mvn failed (exit 1)" in message
