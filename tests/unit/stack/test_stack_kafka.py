@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cdp_tools.stack import up
+from cdp_tools.stack import proc, up
 from cdp_tools.stack.errors import StackError
 from cdp_tools.stack.kafka import (
     KAFKA_VERSION,
@@ -177,3 +177,21 @@ def test_a_cluster_id_never_reads_as_an_option(monkeypatch: pytest.MonkeyPatch) 
     drawn = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x04" + bytes(15))])
     monkeypatch.setattr(uuid, "uuid4", lambda: next(drawn))
     assert cluster_id() == "BAAAAAAAAAAAAAAAAAAAAA"
+
+
+def test_port_held_by_a_client_connection(state: Path) -> None:
+    """Nothing listens, but a connection's local end holds the port (the kernel picks
+    client ports from the ephemeral range, where these test ports are): "in use by another
+    process", with no process to stop, sent people looking for a server."""
+    port = int(os.environ["CDP_KAFKA_BOOTSTRAP"].rpartition(":")[2])
+    low, high = proc.ephemeral_ports()
+    assert low <= port <= high  # free_port() draws from the same range
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.socket() as client:
+        client.bind(("127.0.0.1", port))
+        client.connect(server.getsockname())
+        with pytest.raises(StackError) as caught:
+            up(only="kafka", say=lambda _: None)
+    message = str(caught.value)
+    assert message.startswith(f"port {port} is held by a client connection")
+    assert f"{low}-{high}" in message
+    assert "CDP_KAFKA_BOOTSTRAP=127.0.0.1:<port below" in message
