@@ -129,6 +129,10 @@ def test_worker_settings_are_read_by_a_worker_at_values_it_takes(
     assert template["metadata"]["annotations"]["prometheus.io/port"] == str(port)
     assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
     assert resources["Service"]["spec"]["ports"][0]["targetPort"] == "http"
+    # A managed Redis's password belongs in the Secret with the others: a URL there (env)
+    # wins over the ConfigMap's (envFrom).
+    secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert secrets["CDP_REDIS_URL"] == {"name": "cdp-worker", "key": "redis-url", "optional": True}
     # The worker writes only Faust's (empty) data directory, a temporary one under /tmp.
     assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
 
