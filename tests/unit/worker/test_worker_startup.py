@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from pipeline.settings import VARIABLES, Settings
-from pipeline.worker.run import StartupError, check_http
+from pipeline.worker.run import StartupError, check_http, prepare
 
 
 @pytest.fixture(autouse=True)
@@ -45,3 +45,20 @@ def test_a_free_port_passes_and_is_left_free(monkeypatch: pytest.MonkeyPatch, ho
         port = probe.getsockname()[1]
     check_http(_settings(monkeypatch, host, port))
     socket.create_server(("127.0.0.1", port)).close()
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SASL_PLAINTEXT"])
+async def test_kafka_that_does_not_answer_names_the_security_protocol_when_it_is_set(
+    monkeypatch: pytest.MonkeyPatch, protocol: str
+) -> None:
+    """A broker that runs but refuses the handshake (SASL or TLS against another listener)
+    was told to be started with `cdp stack up`."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CDP_KAFKA_BOOTSTRAP", f"127.0.0.1:{port}")
+    monkeypatch.setenv("CDP_KAFKA_SECURITY_PROTOCOL", protocol)
+    monkeypatch.setenv("CDP_KAFKA_REQUEST_TIMEOUT_S", "2")
+    with pytest.raises(StartupError, match="cannot reach Kafka") as refused:
+        await prepare(Settings.from_env())
+    named = f"CDP_KAFKA_SECURITY_PROTOCOL={protocol}" in str(refused.value)
+    assert named == (protocol != "PLAINTEXT")
