@@ -47,9 +47,16 @@ async def prepare(settings: Settings) -> Prepared:
     try:
         await asyncio.wait_for(admin.start(), settings.kafka_request_timeout_s)
     except Exception as exc:
+        protocol = settings.kafka_security_protocol
+        secured = (
+            f" If it runs, check that its listener there takes CDP_KAFKA_SECURITY_PROTOCOL="
+            f"{protocol} with these credentials and CA."
+            if protocol != "PLAINTEXT"
+            else ""
+        )
         raise StartupError(
             f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc!r}). Start it with "
-            f"`cdp stack up` or point CDP_KAFKA_BOOTSTRAP at your brokers."
+            f"`cdp stack up` or point CDP_KAFKA_BOOTSTRAP at your brokers.{secured}"
         ) from exc
     try:
         await ensure_topics(settings, admin)
