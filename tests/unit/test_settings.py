@@ -45,6 +45,9 @@ def test_the_defaults_are_valid() -> None:
         # rank any value, and the policy would quietly fall back to time alone.
         ("CDP_SOURCE_PRECEDENCE", "CRM,web", "not 'CRM'"),
         ("CDP_SOURCE_PRECEDENCE", "crm,in store", "not 'in store'"),
+        # Faust's "App requires an id!" and a temporary directory's path, as tracebacks.
+        ("CDP_APP_ID", "", "must not be empty"),
+        ("CDP_APP_ID", "team/cdp", "may not hold '/'"),
         # redis-py's own ValueError came out of the worker as a traceback.
         ("CDP_REDIS_URL", "localhost:6379", "must start with redis://, rediss://, unix://"),
         ("CDP_REDIS_URL", "http://redis:6379", "must start with redis://, rediss://, unix://"),
