@@ -167,6 +167,16 @@ def _redis_url() -> str:
     return url
 
 
+def _app_id() -> str:
+    """Faust requires one, and it prefixes the worker's temporary directory's name."""
+    app_id = env("CDP_APP_ID")
+    if not app_id.strip():
+        raise ValueError("CDP_APP_ID must not be empty")
+    if "/" in app_id:
+        raise ValueError(f"CDP_APP_ID may not hold '/', not {app_id!r}")
+    return app_id
+
+
 def _ca_file(protocol: str) -> str:
     """The CA bundle, loaded once here when TLS will use it: a missing or unreadable file
     otherwise failed deep inside the Kafka client's set-up."""
@@ -233,7 +243,7 @@ class Settings:
             topic_prefix=prefix,
             topic_partitions=_number("CDP_TOPIC_PARTITIONS", int, 1),
             topic_replication=_number("CDP_TOPIC_REPLICATION", int, 1),
-            app_id=env("CDP_APP_ID"),
+            app_id=_app_id(),
             http_host=env("CDP_HTTP_HOST"),
             http_port=_number("CDP_HTTP_PORT", int, 1, 65535),
             api_token=env("CDP_API_TOKEN"),
