@@ -45,6 +45,9 @@ def test_the_defaults_are_valid() -> None:
         # rank any value, and the policy would quietly fall back to time alone.
         ("CDP_SOURCE_PRECEDENCE", "CRM,web", "not 'CRM'"),
         ("CDP_SOURCE_PRECEDENCE", "crm,in store", "not 'in store'"),
+        # Were "cannot reach Kafka at  (...)" and a ValueError from int() inside aiokafka.
+        ("CDP_KAFKA_BOOTSTRAP", " ", "must name at least one host:port"),
+        ("CDP_KAFKA_BOOTSTRAP", "kafka:9092,kafka2:x", "has a bad port in 'kafka2:x'"),
         # Faust's "App requires an id!" and a temporary directory's path, as tracebacks.
         ("CDP_APP_ID", "", "must not be empty"),
         ("CDP_APP_ID", "team/cdp", "may not hold '/'"),
@@ -70,6 +73,8 @@ def test_unusable_values_are_refused_by_name(
         ("CDP_TOPIC_PREFIX", "acme_eu-1.", "topic_prefix", "acme_eu-1."),
         ("CDP_KAFKA_REQUEST_TIMEOUT_S", "2.5", "kafka_request_timeout_s", 2.5),
         ("CDP_RECENT_EVENTS", "0", "recent_events", 0),  # no recent events listed
+        ("CDP_KAFKA_BOOTSTRAP", "kafka", "kafka_bootstrap", "kafka"),  # port 9092
+        ("CDP_KAFKA_BOOTSTRAP", "[::1]:9092, b:9093", "kafka_bootstrap", "[::1]:9092, b:9093"),
     ],
 )
 def test_edge_values_that_work(
