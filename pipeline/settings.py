@@ -167,6 +167,22 @@ def _redis_url() -> str:
     return url
 
 
+def _bootstrap() -> str:
+    """host[:port],...: aiokafka failed on these only once connecting, one with a bad
+    port inside int()."""
+    value = env("CDP_KAFKA_BOOTSTRAP")
+    servers = [server.strip() for server in value.split(",") if server.strip()]
+    if not servers:
+        raise ValueError(f"CDP_KAFKA_BOOTSTRAP must name at least one host:port, not {value!r}")
+    for server in servers:
+        host, colon, port = server.rpartition(":")
+        if colon and not host.endswith("]") and ":" in host:
+            continue  # a bare IPv6 address: aiokafka takes it with its default port
+        if colon and not port.isdigit():
+            raise ValueError(f"CDP_KAFKA_BOOTSTRAP has a bad port in {server!r}")
+    return value
+
+
 def _app_id() -> str:
     """Faust requires one, and it prefixes the worker's temporary directory's name."""
     app_id = env("CDP_APP_ID")
@@ -234,7 +250,7 @@ class Settings:
             )
         protocol = _choice("CDP_KAFKA_SECURITY_PROTOCOL", SECURITY_PROTOCOLS)
         return cls(
-            kafka_bootstrap=env("CDP_KAFKA_BOOTSTRAP"),
+            kafka_bootstrap=_bootstrap(),
             redis_url=_redis_url(),
             redis_min_replicas=_number("CDP_REDIS_MIN_REPLICAS", int, 0),
             # WAIT with a timeout of 0 blocks for ever.
