@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
@@ -116,6 +117,10 @@ def env(name: str) -> str:
 
 N = TypeVar("N", int, float)
 
+# What redis-py's from_url and pipeline.identity.connect take; redis-py's own refusal of
+# another came out of a worker as a traceback.
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+
 # Kafka's legal topic characters: a prefix of others names no topic a worker can create.
 _TOPIC_PREFIX = re.compile(r"[A-Za-z0-9._-]*")
 # A channel name (CONTRACT 2): the suffix of its topic, the `channel` of its events.
@@ -152,6 +157,55 @@ def _choice(name: str, choices: tuple[str, ...], fold: Callable[[str], str] = st
     if value not in choices:
         raise ValueError(f"{name} must be {listed(choices)}, not {env(name)!r}")
     return value
+
+
+def _redis_url() -> str:
+    url = env("CDP_REDIS_URL")
+    if url.partition("://")[0] not in REDIS_SCHEMES:
+        schemes = listed(tuple(f"{scheme}://" for scheme in REDIS_SCHEMES))
+        raise ValueError(f"CDP_REDIS_URL must start with {schemes}, not {url!r}")
+    return url
+
+
+def _bootstrap() -> str:
+    """host[:port],...: aiokafka failed on these only once connecting, one with a bad
+    port inside int()."""
+    value = env("CDP_KAFKA_BOOTSTRAP")
+    servers = [server.strip() for server in value.split(",") if server.strip()]
+    if not servers:
+        raise ValueError(f"CDP_KAFKA_BOOTSTRAP must name at least one host:port, not {value!r}")
+    for server in servers:
+        host, colon, port = server.rpartition(":")
+        if colon and not host.endswith("]") and ":" in host:
+            continue  # a bare IPv6 address: aiokafka takes it with its default port
+        if colon and not port.isdigit():
+            raise ValueError(f"CDP_KAFKA_BOOTSTRAP has a bad port in {server!r}")
+    return value
+
+
+def _app_id() -> str:
+    """Faust requires one, and it prefixes the worker's temporary directory's name."""
+    app_id = env("CDP_APP_ID")
+    if not app_id.strip():
+        raise ValueError("CDP_APP_ID must not be empty")
+    if "/" in app_id:
+        raise ValueError(f"CDP_APP_ID may not hold '/', not {app_id!r}")
+    return app_id
+
+
+def _ca_file(protocol: str) -> str:
+    """The CA bundle, loaded once here when TLS will use it: a missing or unreadable file
+    otherwise failed deep inside the Kafka client's set-up."""
+    path = env("CDP_KAFKA_SSL_CAFILE")
+    if path and "SSL" in protocol:
+        try:
+            ssl.create_default_context(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ValueError(
+                f"CDP_KAFKA_SSL_CAFILE must be a readable PEM CA bundle; {path!r}: {reason}"
+            ) from None
+    return path
 
 
 @dataclass(frozen=True)
@@ -194,9 +248,10 @@ class Settings:
             raise ValueError(
                 f"CDP_TOPIC_PREFIX may hold only letters, digits, '.', '_' and '-', not {prefix!r}"
             )
+        protocol = _choice("CDP_KAFKA_SECURITY_PROTOCOL", SECURITY_PROTOCOLS)
         return cls(
-            kafka_bootstrap=env("CDP_KAFKA_BOOTSTRAP"),
-            redis_url=env("CDP_REDIS_URL"),
+            kafka_bootstrap=_bootstrap(),
+            redis_url=_redis_url(),
             redis_min_replicas=_number("CDP_REDIS_MIN_REPLICAS", int, 0),
             # WAIT with a timeout of 0 blocks for ever.
             redis_replica_timeout_ms=_number("CDP_REDIS_REPLICA_TIMEOUT_MS", int, 1),
@@ -204,7 +259,7 @@ class Settings:
             topic_prefix=prefix,
             topic_partitions=_number("CDP_TOPIC_PARTITIONS", int, 1),
             topic_replication=_number("CDP_TOPIC_REPLICATION", int, 1),
-            app_id=env("CDP_APP_ID"),
+            app_id=_app_id(),
             http_host=env("CDP_HTTP_HOST"),
             http_port=_number("CDP_HTTP_PORT", int, 1, 65535),
             api_token=env("CDP_API_TOKEN"),
@@ -218,11 +273,11 @@ class Settings:
             state_dir=env("CDP_STATE_DIR"),
             log_format=_choice("CDP_LOG_FORMAT", LOG_FORMATS),
             log_level=_choice("CDP_LOG_LEVEL", LOG_LEVELS, str.lower),
-            kafka_security_protocol=_choice("CDP_KAFKA_SECURITY_PROTOCOL", SECURITY_PROTOCOLS),
+            kafka_security_protocol=protocol,
             kafka_sasl_mechanism=_choice("CDP_KAFKA_SASL_MECHANISM", SASL_MECHANISMS),
             kafka_sasl_username=env("CDP_KAFKA_SASL_USERNAME"),
             kafka_sasl_password=env("CDP_KAFKA_SASL_PASSWORD"),
-            kafka_ssl_cafile=env("CDP_KAFKA_SSL_CAFILE"),
+            kafka_ssl_cafile=_ca_file(protocol),
             kafka_request_timeout_s=_number("CDP_KAFKA_REQUEST_TIMEOUT_S", float, 0.001),
         )
 

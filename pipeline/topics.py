@@ -11,11 +11,12 @@ import contextlib
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from pipeline.kafka import client_kwargs
 from pipeline.records import OUTPUT_MAX_RECORD_BYTES
@@ -72,7 +73,7 @@ async def ensure_topics(settings: Settings, admin: AIOKafkaAdminClient) -> None:
     ]
     if missing:
         with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
-            await admin.create_topics(missing)
+            _refused(settings, await admin.create_topics(missing))
         log.info("created topics: %s", ", ".join(t.name for t in missing))
     policy = None
     for _ in range(50):  # a topic created a moment ago may not describe its config yet
@@ -85,6 +86,22 @@ async def ensure_topics(settings: Settings, admin: AIOKafkaAdminClient) -> None:
             f"{topics.profiles} has cleanup.policy={policy}, not compact: its last value per "
             f"key would not survive retention. Fix it with kafka-configs --alter "
             f"--add-config cleanup.policy=compact, or delete the topic."
+        )
+
+
+def _refused(settings: Settings, response: Any) -> None:
+    """aiokafka returns Kafka's per-topic errors rather than raising them: a replication
+    factor above the brokers, a denied ACL, a broker policy."""
+    refused: dict[str, list[str]] = {}  # Kafka's reason -> the topics it refused for it
+    for name, code, message in response.topic_errors:
+        if code not in (0, TopicAlreadyExistsError.errno):
+            refused.setdefault(message or for_code(code).__name__, []).append(name)
+    if refused:
+        what = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in refused.items())
+        raise TopicConfigError(
+            f"Kafka refused to create {what} (CDP_TOPIC_PARTITIONS={settings.topic_partitions}, "
+            f"CDP_TOPIC_REPLICATION={settings.topic_replication}): set them to what the cluster "
+            "allows, or create the topics yourself (README, Topics)."
         )
 
 

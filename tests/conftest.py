@@ -159,14 +159,26 @@ def _no_proxy() -> None:
 
 @pytest.fixture
 def worker_metrics_url(
-    pipeline_env: PipelineEnv, start_worker: Callable[..., WorkerProcess]
+    pipeline_env: PipelineEnv, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> str:
-    """A running worker that has processed good and bad events (tests/ops)."""
-    from tests.integration.support import envelope, ident, send, settle
+    """A running worker that has processed good and bad events (tests/ops): links, a
+    merge, splits, evictions, a quarantine, a dropped identity and a dead letter, so
+    that the panels' and alerts' label values are there to be checked."""
+    from pipeline.resources import DEFAULT_IDENTITY_CONFIG, schema_text
+    from tests.integration.support import envelope, ident, send, send_raw, settle
 
-    worker = start_worker()
+    # The default configuration with a breaker that trips on a phone's second move.
+    strict = tmp_path / "identity.toml"
+    strict.write_text(
+        schema_text(DEFAULT_IDENTITY_CONFIG).replace(
+            "max_reassignments = 5", "max_reassignments = 1"
+        ),
+        encoding="utf-8",
+    )
+    worker = start_worker(CDP_IDENTITY_CONFIG=str(strict))
+    settings = pipeline_env.settings
     send(
-        pipeline_env.settings,
+        settings,
         [
             ("web", envelope(ident("ecid", "m-1"), ident("email", "m@example.com"), at=1)),
             (
@@ -180,8 +192,25 @@ def worker_metrics_url(
                 ),
             ),
             ("pos", envelope(ident("email", "test@test.com"), at=3)),
+            ("web", envelope(ident("ecid", "g-1"), at=4)),
+            ("web", envelope(ident("email", "g@example.com"), at=5)),
+            # 1 email and 57 cookies: past max_graph_size (50), the oldest are evicted.
+            *(
+                ("web", envelope(ident("email", "e@example.com"), *cookies, at=6 + n))
+                for n, cookies in enumerate(
+                    [ident("ecid", f"e-{n}-{i}") for i in range(19)] for n in range(3)
+                )
+            ),
         ],
     )
-    settle(pipeline_env.settings)
+    send_raw(settings, pipeline_env.topics.events("web"), [b"\xff not an event"])
+    settle(settings)
+    send(settings, [("web", envelope(ident("ecid", "g-1"), ident("email", "g@example.com"), at=9))])
+    # A phone that moves between 3 people, one at a time (the partitions could reorder
+    # them): past the breaker's 1 reassignment it is quarantined.
+    for n in range(3):
+        person = ident("crm_id", f"Q-{n}")
+        send(settings, [("crm", envelope(person, ident("phone", "+14155550199"), at=10 + n))])
+        settle(settings)
     worker.get("/v1/profiles?namespace=crm_id&id=M-1")
     return worker.url + "/metrics"

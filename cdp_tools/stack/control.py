@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal, Protocol
@@ -46,9 +47,7 @@ def _services(
     for the cluster nodes an earlier up started if there are any, else the single Redis
     (down, status: the single Redis's probe would answer on the first node's port)."""
     config = StackConfig.from_env()
-    config.run_dir.mkdir(parents=True, exist_ok=True)
-    with open(config.run_dir / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(config):
         # Redis first: it is up in a blink, so a Kafka failure is reported last and alone.
         redis: _Service = Redis(config)
         size = 0 if redis_cluster is None else redis_cluster or config.redis.cluster
@@ -58,6 +57,24 @@ def _services(
             redis = recorded
         services = [redis, Kafka(config)]
         yield [s for s in services if only in (None, s.name)]
+
+
+@contextmanager
+def _locked(config: StackConfig) -> Iterator[None]:
+    """Hold the state dir's lock, or say what to do when the state dir cannot be written."""
+    try:
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = os.open(config.run_dir / "lock", os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StackError(
+            f"cannot write {config.run_dir} ({exc.strerror or exc}): set CDP_STATE_DIR to a "
+            "writable directory"
+        ) from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(lock)
 
 
 def up(

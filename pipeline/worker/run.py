@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -46,9 +47,16 @@ async def prepare(settings: Settings) -> Prepared:
     try:
         await asyncio.wait_for(admin.start(), settings.kafka_request_timeout_s)
     except Exception as exc:
+        protocol = settings.kafka_security_protocol
+        secured = (
+            f" If it runs, check that its listener there takes CDP_KAFKA_SECURITY_PROTOCOL="
+            f"{protocol} with these credentials and CA."
+            if protocol != "PLAINTEXT"
+            else ""
+        )
         raise StartupError(
             f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc!r}). Start it with "
-            f"`cdp stack up` or point CDP_KAFKA_BOOTSTRAP at your brokers."
+            f"`cdp stack up` or point CDP_KAFKA_BOOTSTRAP at your brokers.{secured}"
         ) from exc
     try:
         await ensure_topics(settings, admin)
@@ -81,6 +89,28 @@ async def check_redis(url: str) -> None:
             "version (cdp:<name>, today {cdp}:<name>): stop every worker and run "
             "`cdp migrate-keys` once, then start them again."
         )
+
+
+def check_http(settings: Settings) -> None:
+    """Bind the API's addresses once, as asyncio's create_server will, and let them go:
+    Faust binds them only after the worker started, and a port in use or a foreign
+    address then ended in a traceback."""
+    host, port = settings.http_host, settings.http_port
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot serve the HTTP API on {host}:{port} ({exc.strerror or exc}): stop what "
+            "listens there, or set CDP_HTTP_PORT to a free port and CDP_HTTP_HOST to an "
+            "address of this machine."
+        ) from None
 
 
 # Python's default (700, 10, 10) collects the youngest objects every 700 net allocations,
@@ -120,6 +150,7 @@ def run(settings: Settings) -> None:
     mode.loop.use("uvloop")
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     config = identity_config.load(settings.identity_config or None)
+    check_http(settings)
     prepared = asyncio.run(prepare(settings))
     asyncio.run(check_redis(settings.redis_url))
     store = GraphStore.for_settings(settings, config)

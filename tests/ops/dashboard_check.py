@@ -321,12 +321,15 @@ def check_dashboard(
     timeout_s: float = 60.0,
     require_finite: bool = False,
     rule_files: Sequence[str | os.PathLike[str]] = (DEFAULT_RULES,),
+    check_labels: bool = False,
 ) -> list[str]:
     """Problems of the dashboard against the workers at ``metrics_urls`` (empty: none).
 
     A problem is a panel query that Prometheus rejects or that returns no series; with
     ``require_finite``, also one whose every value is NaN (a quantile over no observations).
     Alert rules in ``rule_files`` are loaded as well and reported if they fail to evaluate.
+    With ``check_labels``, the labels the panels and rules use are held to the series
+    scraped (label_problems).
     Raises PrometheusError if Prometheus cannot start or scrape the targets.
     """
     if not metrics_urls:
@@ -344,10 +347,93 @@ def check_dashboard(
                 timeout_s=timeout_s,
                 require_finite=require_finite,
                 rule_files=rule_files,
+                check_labels=check_labels,
             )
-    with Prometheus(metrics_urls, Path(workdir), [Path(p).resolve() for p in rule_files]) as prom:
+    rules = [Path(p).resolve() for p in rule_files]
+    with Prometheus(metrics_urls, Path(workdir), rules) as prom:
         prom.wait_scraped(scrapes, timeout_s)
-        return check_queries(prom, dashboard, require_finite=require_finite) + check_rules(prom)
+        problems = check_queries(prom, dashboard, require_finite=require_finite)
+        problems += check_rules(prom)
+        if check_labels:
+            problems += label_problems(prom, labelled_queries(dashboard, rules))
+        return problems
+
+
+# --- labels -------------------------------------------------------------------------------
+
+_SELECTOR_RE = re.compile(r"(?<![\w:$.])([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}")
+_MATCHER_RE = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|\'[^\']*\'|`[^`]*`)')
+_GROUPED_RE = re.compile(
+    r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", re.IGNORECASE
+)
+_TEMPLATE_RE = re.compile(r"\{\{\s*(?:\$labels\.)?(\w+)\s*\}\}")
+_LABEL_REPLACE_RE = re.compile(r'label_replace\(.*?\)\s*,\s*"(\w+)"')
+
+
+def labelled_queries(
+    dashboard: Mapping[str, Any], rule_files: Sequence[Path]
+) -> list[tuple[str, str, str]]:
+    """(where, expr, text naming labels) of every panel target (its legend) and alert rule
+    (its annotations), dashboard variables substituted."""
+    import yaml
+
+    variables = dashboard_variables(dashboard)
+    out = []
+    for panel in iter_panels(dashboard.get("panels", [])):
+        for target in panel.get("targets", []):
+            if target.get("expr") is None or target.get("hide"):
+                continue
+            where = f"panel {panel.get('title', '')!r} query {target.get('refId', '')}"
+            expr = substitute(str(target["expr"]), variables)
+            out.append((where, expr, str(target.get("legendFormat", ""))))
+    for path in rule_files:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    text = " ".join(map(str, rule.get("annotations", {}).values()))
+                    out.append((f"alert {rule['alert']!r}", str(rule["expr"]), text))
+    return out
+
+
+def label_problems(prom: Prometheus, queries: Sequence[tuple[str, str, str]]) -> list[str]:
+    """Labels the queries name that no scraped series has: a matcher's label, or its
+    value when it must equal one (=), on the metric it selects; a label grouped by or
+    shown in a legend or annotation on the metrics of the query. A metric with no series
+    at all (a counter nothing has counted yet) is not judged. Such queries still return
+    data where they group by nothing or end in `or on() vector(0)`: a renamed label or
+    value would go unnoticed by check_queries."""
+    seen: dict[str, set[str]] = {}
+
+    def labels_of(name: str) -> set[str]:
+        if name not in seen:
+            series = prom.query(name)["result"]
+            seen[name] = {label for s in series for label in s["metric"]} - {"__name__"}
+        return seen[name]
+
+    problems = []
+    for where, expr, text in queries:
+        for name, matchers in _SELECTOR_RE.findall(expr):
+            if not labels_of(name):
+                continue
+            for label, op, value in _MATCHER_RE.findall(matchers):
+                if label not in labels_of(name):
+                    problems.append(f"{where}: {name} has no label {label!r}")
+                elif op == "=" and not prom.query(f"{name}{{{label}={value}}}")["result"]:
+                    problems.append(f"{where}: no series of {name}{{{label}={value}}}")
+        names = metric_names_in(expr)
+        present = set().union(*(labels_of(n) for n in names))
+        if not present:
+            continue
+        used = {
+            label.strip()
+            for group in _GROUPED_RE.findall(_STRINGS_RE.sub('""', expr))
+            for label in group.split(",")
+        }
+        used |= set(_TEMPLATE_RE.findall(text))
+        unknown = used - present - set(_LABEL_REPLACE_RE.findall(expr)) - {""}
+        if unknown:
+            problems.append(f"{where}: no series of {sorted(names)} has {sorted(unknown)}")
+    return problems
 
 
 # --- metric names -------------------------------------------------------------------------

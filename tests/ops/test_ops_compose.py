@@ -15,17 +15,14 @@ from pipeline.records import BROKER_MAX_RECORD_BYTES
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
-# The broker version the local stack (`cdp stack up`) and the tests run; cdp_tools/stack
-# defines KAFKA_VERSION once it exists, else this fallback applies.
-KAFKA_VERSION_FALLBACK = "3.9.1"
 
 
 def kafka_version() -> str:
-    for path in sorted((REPO / "pipeline" / "stack").glob("*.py")):
-        match = re.search(r'^KAFKA_VERSION\s*(?::\s*str)?\s*=\s*"([^"]+)"', path.read_text(), re.M)
-        if match:
-            return match.group(1)
-    return KAFKA_VERSION_FALLBACK
+    # The local stack's broker (the scan of pipeline/stack/ it replaces found nothing once
+    # the stack moved to cdp_tools/, and the fallback then always passed).
+    from cdp_tools.stack.kafka import KAFKA_VERSION
+
+    return KAFKA_VERSION
 
 
 def compose() -> dict[str, Any]:
@@ -123,12 +120,26 @@ def test_workers() -> None:
         assert "healthcheck" in doc["services"][dep]
 
 
-def test_worker_environment_uses_only_documented_variables() -> None:
-    from pipeline.settings import VARIABLES
+def test_worker_environment_is_read_by_a_worker_at_values_it_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Settings a worker reads (CDP_STATE_DIR is `cdp stack`'s), at values it accepts
+    (${VAR:-default} at its default), on the port Prometheus and the host ports use."""
+    from pipeline.settings import VARIABLES, Settings
 
-    documented = {v.name for v in VARIABLES}
-    env = compose()["services"]["worker"]["environment"]
-    assert set(env) <= documented, set(env) - documented
+    doc = compose()
+    env = doc["services"]["worker"]["environment"]
+    read = {v.name for v in VARIABLES} - {"CDP_STATE_DIR"}
+    assert set(env) <= read, set(env) - read
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable.name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value)))
+    port = Settings.from_env().http_port
+    assert all(p.endswith(f":{port}") for p in doc["services"]["worker"]["ports"])
+    prometheus = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "cdp-worker"]
+    assert job["dns_sd_configs"][0]["port"] == port
 
 
 def test_named_volumes_and_monitoring_mounts() -> None:
@@ -155,6 +166,8 @@ def test_dockerfile() -> None:
     user = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert user and user[-1].split(":")[0] not in ("root", "0")
     assert "HEALTHCHECK" in text and "/healthz" in text
+    # The image runs workers; CDP_STATE_DIR is where `cdp stack` keeps its services.
+    assert "CDP_STATE_DIR" not in text
     assert re.search(r'^ENTRYPOINT \["cdp"\]\s*\nCMD \["worker"\]', text, re.M)
     ignore = (REPO / ".dockerignore").read_text().split()
     assert "!pipeline/" in ignore and "!schemas/" in ignore

@@ -238,7 +238,9 @@ def test_every_panel_returns_data_when_every_metric_is_set(tmp_path: Path) -> No
 
     with _simulated_worker(metrics.REGISTRY, tick) as url:
         exported = {s.name for f in metrics.REGISTRY.collect() for s in f.samples}
-        problems = dc.check_dashboard([url], DASHBOARD, tmp_path, require_finite=True)
+        problems = dc.check_dashboard(
+            [url], DASHBOARD, tmp_path, require_finite=True, check_labels=True
+        )
     # The simulation touched every metric the pipeline defines.
     missing = {n for n in dc.known_metric_names() if not n.endswith("_created")} - exported
     assert not missing, f"simulation leaves metrics unset: {sorted(missing)}"
@@ -280,6 +282,72 @@ def test_check_dashboard_reports_broken_queries(tmp_path: Path) -> None:
     assert "'syntax'" in problems[1] and "error" in problems[1]
 
 
+def test_check_labels_reports_labels_and_values_no_series_has(tmp_path: Path) -> None:
+    """A renamed label or label value still returns data where a query ends in
+    `or on() vector(0)`, or groups by nothing: the label check sees both."""
+    _need_prometheus()
+    dash = _dashboard()
+    retries = "rate(cdp_batch_retries_total[1m])"
+    dash["panels"] = [
+        {
+            "type": "timeseries",
+            "title": "grouped by a label the metric lacks",
+            "id": 1,
+            "targets": [
+                {"refId": "A", "expr": f"sum by (agnt) ({retries})", "legendFormat": "{{agnt}}"}
+            ],
+        },
+        {
+            "type": "timeseries",
+            "title": "a value no series has",
+            "id": 2,
+            "targets": [
+                {
+                    "refId": "A",
+                    "expr": 'sum(rate(cdp_graph_changes_total{type="graph_merged"}[1m])) '
+                    "or on() vector(0)",
+                }
+            ],
+        },
+        {
+            "type": "timeseries",
+            "title": "a matcher on a label the metric lacks",
+            "id": 3,
+            "targets": [
+                {"refId": "A", "expr": 'sum(rate(cdp_batch_retries_total{worker!="x"}[1m]))'}
+            ],
+        },
+        {
+            "type": "timeseries",
+            "title": "fine",
+            "id": 4,
+            "targets": [
+                {
+                    "refId": "A",
+                    "expr": "sum by (type, instance) (label_replace(rate(cdp_graph_changes_total"
+                    '{type="graphs_merged"}[1m]), "what", "$1", "type", "(.*)"))',
+                    "legendFormat": "{{what}} {{instance}}",
+                }
+            ],
+        },
+    ]
+    path = tmp_path / "dash.json"
+    path.write_text(json.dumps(dash))
+
+    def tick(n: int) -> None:
+        _tick(n)
+        _tick_troubles(n)
+
+    with _simulated_worker(metrics.REGISTRY, tick) as url:
+        problems = dc.check_dashboard(
+            [url], path, tmp_path / "prom", scrapes=2, rule_files=(), check_labels=True
+        )
+    assert len(problems) == 3, problems
+    assert "'grouped by a label the metric lacks'" in problems[0] and "'agnt'" in problems[0]
+    assert "'a value no series has'" in problems[1] and 'type="graph_merged"' in problems[1]
+    assert "'a matcher on a label the metric lacks'" in problems[2] and "'worker'" in problems[2]
+
+
 # --- against a real worker ------------------------------------------------------------------
 
 
@@ -291,5 +359,5 @@ def test_every_panel_returns_data_from_a_real_worker(
     that has processed events."""
     _need_prometheus()
     urls = [worker_metrics_url] if isinstance(worker_metrics_url, str) else worker_metrics_url
-    problems = dc.check_dashboard(list(urls), DASHBOARD, tmp_path)
+    problems = dc.check_dashboard(list(urls), DASHBOARD, tmp_path, check_labels=True)
     assert problems == []

@@ -106,6 +106,37 @@ def test_worker_deployment_essentials() -> None:
     assert container["ports"][0]["containerPort"] == int(config["CDP_HTTP_PORT"])
 
 
+def test_worker_settings_are_read_by_a_worker_at_values_it_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every variable the Deployment sets is one a worker reads, at a value it accepts; the
+    port it serves on is the one the probes, the scrape annotation and the Service use."""
+    from pipeline.settings import VARIABLES, Settings
+
+    resources = {d["kind"]: d for _, d in _resources()}
+    template = resources["Deployment"]["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    config = resources["ConfigMap"]["data"]
+    # CDP_STATE_DIR is where `cdp stack` keeps Kafka's jars and data: no worker reads it.
+    read = {v.name for v in VARIABLES} - {"CDP_STATE_DIR"}
+    named = set(config) | {e["name"] for e in container["env"]}
+    assert named <= read, named - read
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable.name, raising=False)
+    for name, value in config.items():
+        monkeypatch.setenv(name, value)
+    port = Settings.from_env().http_port
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    assert resources["Service"]["spec"]["ports"][0]["targetPort"] == "http"
+    # A managed Redis's password belongs in the Secret with the others: a URL there (env)
+    # wins over the ConfigMap's (envFrom).
+    secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert secrets["CDP_REDIS_URL"] == {"name": "cdp-worker", "key": "redis-url", "optional": True}
+    # The worker writes only Faust's (empty) data directory, a temporary one under /tmp.
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
+
+
 def _strimzi() -> list[dict[str, Any]]:
     return [d for p in sorted(STRIMZI.glob("*.yaml")) for d in _documents(p)]
 

@@ -3,6 +3,8 @@ variable, rather than misbehaving later or failing deep inside a library."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.settings import VARIABLES, Settings
@@ -43,6 +45,15 @@ def test_the_defaults_are_valid() -> None:
         # rank any value, and the policy would quietly fall back to time alone.
         ("CDP_SOURCE_PRECEDENCE", "CRM,web", "not 'CRM'"),
         ("CDP_SOURCE_PRECEDENCE", "crm,in store", "not 'in store'"),
+        # Were "cannot reach Kafka at  (...)" and a ValueError from int() inside aiokafka.
+        ("CDP_KAFKA_BOOTSTRAP", " ", "must name at least one host:port"),
+        ("CDP_KAFKA_BOOTSTRAP", "kafka:9092,kafka2:x", "has a bad port in 'kafka2:x'"),
+        # Faust's "App requires an id!" and a temporary directory's path, as tracebacks.
+        ("CDP_APP_ID", "", "must not be empty"),
+        ("CDP_APP_ID", "team/cdp", "may not hold '/'"),
+        # redis-py's own ValueError came out of the worker as a traceback.
+        ("CDP_REDIS_URL", "localhost:6379", "must start with redis://, rediss://, unix://"),
+        ("CDP_REDIS_URL", "http://redis:6379", "must start with redis://, rediss://, unix://"),
     ],
 )
 def test_unusable_values_are_refused_by_name(
@@ -62,6 +73,8 @@ def test_unusable_values_are_refused_by_name(
         ("CDP_TOPIC_PREFIX", "acme_eu-1.", "topic_prefix", "acme_eu-1."),
         ("CDP_KAFKA_REQUEST_TIMEOUT_S", "2.5", "kafka_request_timeout_s", 2.5),
         ("CDP_RECENT_EVENTS", "0", "recent_events", 0),  # no recent events listed
+        ("CDP_KAFKA_BOOTSTRAP", "kafka", "kafka_bootstrap", "kafka"),  # port 9092
+        ("CDP_KAFKA_BOOTSTRAP", "[::1]:9092, b:9093", "kafka_bootstrap", "[::1]:9092, b:9093"),
     ],
 )
 def test_edge_values_that_work(
@@ -69,3 +82,43 @@ def test_edge_values_that_work(
 ) -> None:
     monkeypatch.setenv(name, value)
     assert getattr(Settings.from_env(), field) == read
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://localhost:6379/0",
+        "rediss://:secret@cache.example.com:6380/2",
+        "unix:///run/redis.sock",
+        "redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
+        "rediss+cluster://user:pw@config.example.com:6379",
+    ],
+)
+def test_redis_urls_of_every_documented_form_are_taken(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("CDP_REDIS_URL", url)
+    assert Settings.from_env().redis_url == url
+
+
+@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
+def test_a_ca_bundle_that_cannot_be_read_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, protocol: str
+) -> None:
+    """ssl.create_default_context's FileNotFoundError or SSLError came out of the worker
+    as a traceback from deep inside its Kafka client's set-up."""
+    monkeypatch.setenv("CDP_KAFKA_SECURITY_PROTOCOL", protocol)
+    missing, garbage = tmp_path / "missing.pem", tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    for bundle in (missing, garbage):
+        monkeypatch.setenv("CDP_KAFKA_SSL_CAFILE", str(bundle))
+        with pytest.raises(ValueError, match="CDP_KAFKA_SSL_CAFILE") as refused:
+            Settings.from_env()
+        assert str(bundle) in str(refused.value)
+
+
+def test_a_ca_bundle_is_not_opened_without_tls(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CDP_KAFKA_SSL_CAFILE", str(tmp_path / "missing.pem"))
+    assert Settings.from_env().kafka_ssl_cafile.endswith("missing.pem")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cdp_tools.stack import up
+from cdp_tools.stack import proc, up
 from cdp_tools.stack.errors import StackError
 from cdp_tools.stack.kafka import (
     KAFKA_VERSION,
@@ -111,6 +111,24 @@ def test_maven_unreachable_message(tmp_path: Path) -> None:
     assert "MAVEN_OPTS" in message
 
 
+def test_maven_behind_a_proxy_that_serves_nothing(tmp_path: Path) -> None:
+    """What mvn printed with a proxy (-Dhttps.proxyHost) that answered without the files:
+    every artifact we ask for is on Maven Central, so "not found" is the repository's
+    doing, and the proxy advice applies (was a 15-line tail of mvn's output)."""
+    output = (
+        "[WARNING] The POM for org.apache.maven.plugins:maven-dependency-plugin:jar:3.8.1 is "
+        "missing, no dependency information available\n"
+        "[ERROR] Plugin org.apache.maven.plugins:maven-dependency-plugin:3.8.1 or one of its "
+        "dependencies could not be resolved: Could not find artifact "
+        "org.apache.maven.plugins:maven-dependency-plugin:jar:3.8.1 in central "
+        "(https://repo.maven.apache.org/maven2) -> [Help 1]\n"
+    )
+    message = maven_failure(output, 1, tmp_path / "maven.log")
+    assert message.startswith("could not download the Kafka jars from Maven Central")
+    assert "Could not find artifact" in message
+    assert "settings.xml" in message
+
+
 def test_maven_other_failure_shows_tail(tmp_path: Path) -> None:
     message = maven_failure("[ERROR] something else\n", 1, tmp_path / "maven.log")
     assert "mvn failed (exit 1)" in message
@@ -159,3 +177,21 @@ def test_a_cluster_id_never_reads_as_an_option(monkeypatch: pytest.MonkeyPatch) 
     drawn = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x04" + bytes(15))])
     monkeypatch.setattr(uuid, "uuid4", lambda: next(drawn))
     assert cluster_id() == "BAAAAAAAAAAAAAAAAAAAAA"
+
+
+def test_port_held_by_a_client_connection(state: Path) -> None:
+    """Nothing listens, but a connection's local end holds the port (the kernel picks
+    client ports from the ephemeral range, where these test ports are): "in use by another
+    process", with no process to stop, sent people looking for a server."""
+    port = int(os.environ["CDP_KAFKA_BOOTSTRAP"].rpartition(":")[2])
+    low, high = proc.ephemeral_ports()
+    assert low <= port <= high  # free_port() draws from the same range
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.socket() as client:
+        client.bind(("127.0.0.1", port))
+        client.connect(server.getsockname())
+        with pytest.raises(StackError) as caught:
+            up(only="kafka", say=lambda _: None)
+    message = str(caught.value)
+    assert message.startswith(f"port {port} is held by a client connection")
+    assert f"{low}-{high}" in message
+    assert "CDP_KAFKA_BOOTSTRAP=127.0.0.1:<port below" in message

