@@ -9,19 +9,26 @@ upstream handles it: the read offsets of the messages not delivered still advanc
 rebalance seeks back to the committed offsets anyway), and offsets are only committed
 for acknowledged messages, so nothing undelivered is ever committed.
 
-This replaces a private method: faust-streaming is pinned (pyproject.toml) and
-tests/unit/worker/test_worker_drain.py fails when the upstream function changes.
+Its ``wait_empty`` is upstream's with a deadline (the shutdown grace time): upstream's
+never ends while a batch waits out a Redis outage.
+
+This replaces a private method and a public one: faust-streaming is pinned
+(pyproject.toml) and tests/unit/worker/test_worker_drain.py fails when either upstream
+function changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Sequence
 
-from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import CONSUMER_FETCHING, CONSUMER_WAIT_EMPTY
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, AppT, Message
-from mode import ServiceT
+from mode import Service, ServiceT
+
+from pipeline.worker.acks import SHUTDOWN_GRACE_S
 
 YIELD_EVERY = 100  # messages delivered between two returns to the event loop, as upstream
 Fetched = Sequence[tuple[TP, Message]]
@@ -83,6 +90,32 @@ class LeanConsumer(driver.Consumer):
             r_offset = self._read_offset[tp]
             if r_offset is None or message.offset >= r_offset:
                 self._read_offset[tp] = message.offset
+
+    @Service.transitions_to(CONSUMER_WAIT_EMPTY)
+    async def wait_empty(self) -> None:
+        """Upstream's wait for every message taken to be acknowledged (on shutdown and on
+        a rebalance), within a bound. Upstream waits without a limit and swallows the
+        cancellation that could bound it from outside, and a batch waiting out a Redis
+        outage is never acknowledged: SIGTERM did not end the worker, nor would a
+        rebalance end. Past the grace time the batch is left unacknowledged, so it is
+        consumed again (its effects are idempotent); what was acknowledged is committed."""
+        deadline = self.loop.time() + SHUTDOWN_GRACE_S
+        while not self.should_stop and self._unacked_messages:
+            if self.loop.time() > deadline:
+                self.log.warning(
+                    "%d messages still unacknowledged after %.0f s; leaving them to be "
+                    "consumed again",
+                    len(self._unacked_messages),
+                    SHUTDOWN_GRACE_S,
+                )
+                break
+            gc.collect()  # messages dropped from the agents' buffers leave the weak set
+            await self.commit()
+            if not self._unacked_messages:
+                break
+            await self._wait_for_ack(timeout=1)
+            self._clean_unacked_messages()
+        await self.commit_and_end_transactions()
 
 
 class LeanTransport(driver.Transport):

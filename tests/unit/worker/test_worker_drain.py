@@ -17,10 +17,13 @@ import pytest
 from faust.transport.consumer import Consumer
 from faust.types import TP, Message
 
+from pipeline.worker import drain
 from pipeline.worker.drain import LeanConsumer, use_lean_consumer
 
 # sha256 of faust-streaming 0.15.3's faust.transport.consumer.Consumer._drain_messages.
 UPSTREAM_DRAIN_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+# And of its Consumer.wait_empty, which LeanConsumer.wait_empty bounds.
+UPSTREAM_WAIT_EMPTY_SHA256 = "e4662fe24f094819add590b2d75f233840e77823b432aea6504539768572102f"
 TOPIC = TP("cdp.events.web", 0)
 
 
@@ -29,6 +32,14 @@ def test_the_replaced_upstream_drain_loop_is_the_one_it_was_written_against() ->
     source = inspect.getsource(Consumer._drain_messages)
     assert hashlib.sha256(source.encode()).hexdigest() == UPSTREAM_DRAIN_SHA256, (
         "faust's Consumer._drain_messages changed: compare it with "
+        "pipeline/worker/drain.py, then update the hash"
+    )
+
+
+def test_the_bounded_wait_empty_is_upstreams_it_was_written_against() -> None:
+    source = inspect.getsource(Consumer.wait_empty)
+    assert hashlib.sha256(source.encode()).hexdigest() == UPSTREAM_WAIT_EMPTY_SHA256, (
+        "faust's Consumer.wait_empty changed: compare it with LeanConsumer.wait_empty in "
         "pipeline/worker/drain.py, then update the hash"
     )
 
@@ -105,3 +116,57 @@ async def test_commits_every_n_acknowledged_messages_as_upstream(commit_every: i
     c.commit = commit  # type: ignore[method-assign]
     await c._drain_messages(fetcher(c))  # type: ignore[arg-type]
     assert commits == [0] and delivered == [0, 1, 2] and c._n_acked == 0
+
+
+async def ended(c: LeanConsumer) -> bool:
+    """Whether ``wait_empty`` returned within 5 s. Not ``wait_for``: upstream's wait
+    swallows the cancellation, so a wait that never ends would hang the test. One that
+    did not end is ended by emptying what it waits for."""
+    waiting = asyncio.ensure_future(c.wait_empty())
+    done, _ = await asyncio.wait({waiting}, timeout=5)
+    if not done:
+        c._unacked_messages.clear()
+        await waiting
+    return bool(done)
+
+
+async def test_wait_empty_gives_up_on_a_message_never_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch waiting out a Redis outage is never acknowledged: the stop (or rebalance)
+    goes on after the grace time, with what was acknowledged committed."""
+    monkeypatch.setattr(drain, "SHUTDOWN_GRACE_S", 0.2)
+    c = consumer([], [])
+    stuck = message(7)
+    c._unacked_messages.add(stuck)
+    commits: list[str] = []
+
+    async def commit(*args: object, **kwargs: object) -> bool:
+        commits.append("commit")
+        return True
+
+    c.commit = commit  # type: ignore[method-assign]
+    assert await ended(c)
+    assert stuck in c._unacked_messages  # left to be consumed again, not acknowledged
+    assert commits and commits[-1] == "commit"
+
+
+async def test_wait_empty_ends_once_the_message_is_acknowledged() -> None:
+    c = consumer([], [])
+    taken = message(8)
+    c._unacked_messages.add(taken)
+
+    async def commit(*args: object, **kwargs: object) -> bool:
+        return True
+
+    async def acknowledge() -> None:
+        await asyncio.sleep(0.05)
+        taken.acked = True
+        if c._waiting_for_ack is not None:
+            c._waiting_for_ack.set_result(None)
+
+    c.commit = commit  # type: ignore[method-assign]
+    acker = asyncio.ensure_future(acknowledge())
+    assert await ended(c)
+    await acker
+    assert not c._unacked_messages
