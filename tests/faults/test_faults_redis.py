@@ -1,4 +1,4 @@
-"""Issue 6.2: Redis restarts and a 30 s Redis outage mid-stream.
+"""Issue 6.2: Redis restarts and a 30 s Redis outage mid-stream; a worker stopped during one.
 
 The workers wait Redis out (pipeline/retry.py) without acknowledging anything:
 they stay alive, /readyz says 503 meanwhile, and they resume by themselves. The stack's
@@ -94,3 +94,23 @@ def test_redis_restart_and_outage(pipeline_env, start_worker):
         summary,
         settled_s,
     )
+
+
+def test_sigterm_ends_a_worker_waiting_redis_out(pipeline_env, start_worker):
+    """A worker holding a batch it cannot apply (Redis gone) still stops on SIGTERM,
+    within its grace times, leaving that batch unacknowledged (consumed again later)."""
+    s = pipeline_env.settings
+    worker = start_worker()
+    events = people_workload(200, 20, Run().seed)
+    try:
+        stop_service("redis")
+        produce_envelopes(s, events)
+        wait_for(
+            lambda: "redis unavailable during stitch" in worker.tail(200),
+            60,
+            "waiting Redis out",
+        )
+        # SIGKILL after 50 s (returncode None): Kubernetes' grace is 60 s, compose's 45 s.
+        assert worker.stop(timeout_s=50) is not None, "SIGTERM did not end the worker"
+    finally:
+        start_service("redis")
