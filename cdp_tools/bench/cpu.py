@@ -69,6 +69,12 @@ class CpuWindow:
     def spent(self) -> dict[str, float]:
         return {n: cpu_seconds(pid) - self.at_start[n] for n, pid in self.pids.items()}
 
+    def main_thread_spent(self, name: str) -> float:
+        """CPU seconds the main thread of the named process ran since the window opened:
+        the rest of the process's CPU is its other threads' (a worker's: Faust's consumer
+        thread, which every fetch goes through, and channel discovery's)."""
+        return main_thread_seconds(self.pids[name])[0] - self.threads_at_start[name][0]
+
     def main_threads(self, names: list[str], wall: float) -> str:
         """``worker1 on a core 60%, waiting for one 25%, asleep 15%``: the share of
         ``wall`` seconds in which the main thread of each named process ran, was ready to
