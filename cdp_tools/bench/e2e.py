@@ -116,7 +116,7 @@ def _batches_since(worker: WorkerProcess, before: tuple[float, float]) -> str:
     return f"{calls:.0f} stitch batches of {events / max(1, calls):.1f} events"
 
 
-def _thread_split(process_s: float, main_s: float, events: int) -> str:
+def thread_split(process_s: float, main_s: float, events: int) -> str:
     """``worker1 us/event: main thread 2100, other threads 1500``."""
     return (
         f"worker1 us/event: main thread {1e6 * main_s / events:.0f}, "
@@ -171,7 +171,7 @@ def main(
             threads = cpu.main_threads(["worker1"], time.monotonic() - cpu.opened)
             # Over the warm-up and the steady seconds, as the CPU line.
             events = int(rate * (seconds + WARMUP_S))
-            split = _thread_split(spent["worker1"], cpu.main_thread_spent("worker1"), events)
+            split = thread_split(spent["worker1"], cpu.main_thread_spent("worker1"), events)
             per_call = f"{_batches_since(workers[0], batches)}; main thread: {threads}; {split}"
             latency[rate] = asyncio.run(latencies(s, sent)), len(sent), spent, machine, per_call
         if not steady_only:
