@@ -22,6 +22,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14, 15)
 
 
+def age_seconds(pid: int) -> float | None:
+    """Seconds since ``pid`` started (None if it is gone). A broker that started less than
+    a minute or two before a run still compiles its hot paths and spends up to twice the
+    CPU per request of a warm one (docs/benchmarks.md)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except OSError:
+        return None
+    return uptime - int(fields[19]) / _TICK  # starttime (field 22), in ticks since boot
+
+
 def main_thread_seconds(pid: int) -> tuple[float, float]:
     """Seconds the main thread of ``pid`` (a worker's event loop) has run on a core and
     waited for one so far (Linux schedstat; zeros if it is gone)."""

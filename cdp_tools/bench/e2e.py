@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cdp_tools.bench.cpu import CpuWindow, stack_pids
+from cdp_tools.bench.cpu import CpuWindow, age_seconds, stack_pids
 from cdp_tools.bench.cpu import describe as cpu_describe
 from cdp_tools.bench.passthrough import passthroughs
 from cdp_tools.bench.steady import BROKER_TIME, Hops, describe, latencies, produce_steady
@@ -116,6 +116,13 @@ def _batches_since(worker: WorkerProcess, before: tuple[float, float]) -> str:
     return f"{calls:.0f} stitch batches of {events / max(1, calls):.1f} events"
 
 
+def _broker_age(cpu: CpuWindow) -> str:
+    """``, the broker up 25 s``, where the local stack's broker is known: one started
+    shortly before costs more CPU per request (docs/benchmarks.md)."""
+    age = age_seconds(cpu.pids["kafka"]) if "kafka" in cpu.pids else None
+    return "" if age is None else f", the broker up {age:.0f} s"
+
+
 def thread_split(process_s: float, main_s: float, events: int) -> str:
     """``worker1 us/event: main thread 2100, other threads 1500``."""
     return (
@@ -167,7 +174,7 @@ def main(
             sent = asyncio.run(produce_steady(s, rate, seconds, WARMUP_S, f"{rate:.0f}{tag}"))
             # While producing only: reading the profiles back afterwards is the
             # benchmark's own load (it cost the broker more than the pipeline did).
-            spent, machine = cpu.spent(), cpu.machine()
+            spent, machine = cpu.spent(), cpu.machine() + _broker_age(cpu)
             threads = cpu.main_threads(["worker1"], time.monotonic() - cpu.opened)
             # Over the warm-up and the steady seconds, as the CPU line.
             events = int(rate * (seconds + WARMUP_S))

@@ -62,3 +62,9 @@ def test_a_worker_s_cpu_splits_into_its_main_thread_s_and_its_other_threads(
     assert thread_split(4.0, 2.5, 1000) == (
         "worker1 us/event: main thread 2500, other threads 1500"
     )
+
+
+def test_a_process_s_age_is_read_from_proc() -> None:
+    age = cpu.age_seconds(os.getpid())
+    assert age is not None and 0 <= age < 3600  # this test process started moments ago
+    assert cpu.age_seconds(2**22 + 1) is None  # above Linux's largest pid: gone
