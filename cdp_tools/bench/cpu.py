@@ -22,6 +22,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14, 15)
 
 
+def age_seconds(pid: int) -> float | None:
+    """Seconds since ``pid`` started (None if it is gone). A broker that started less than
+    a minute or two before a run still compiles its hot paths and spends up to twice the
+    CPU per request of a warm one (docs/benchmarks.md)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except OSError:
+        return None
+    return uptime - int(fields[19]) / _TICK  # starttime (field 22), in ticks since boot
+
+
 def main_thread_seconds(pid: int) -> tuple[float, float]:
     """Seconds the main thread of ``pid`` (a worker's event loop) has run on a core and
     waited for one so far (Linux schedstat; zeros if it is gone)."""
@@ -68,6 +80,12 @@ class CpuWindow:
 
     def spent(self) -> dict[str, float]:
         return {n: cpu_seconds(pid) - self.at_start[n] for n, pid in self.pids.items()}
+
+    def main_thread_spent(self, name: str) -> float:
+        """CPU seconds the main thread of the named process ran since the window opened:
+        the rest of the process's CPU is its other threads' (a worker's: Faust's consumer
+        thread, which every fetch goes through, and channel discovery's)."""
+        return main_thread_seconds(self.pids[name])[0] - self.threads_at_start[name][0]
 
     def main_threads(self, names: list[str], wall: float) -> str:
         """``worker1 on a core 60%, waiting for one 25%, asleep 15%``: the share of

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cdp_tools.bench.cpu import CpuWindow, stack_pids
+from cdp_tools.bench.cpu import CpuWindow, age_seconds, stack_pids
 from cdp_tools.bench.cpu import describe as cpu_describe
 from cdp_tools.bench.passthrough import passthroughs
 from cdp_tools.bench.steady import BROKER_TIME, Hops, describe, latencies, produce_steady
@@ -30,6 +30,7 @@ from pipeline.publish.reader import read_to_end
 from pipeline.settings import Settings, Topics
 
 CHANNELS = ("web", "mobile", "crm", "pos")
+WARMUP_S = 3.0  # before each steady rate's measured seconds
 
 
 def _events(n: int, people: int, start_ms: int, tag: str) -> list[tuple[str, dict[str, Any]]]:
@@ -115,6 +116,21 @@ def _batches_since(worker: WorkerProcess, before: tuple[float, float]) -> str:
     return f"{calls:.0f} stitch batches of {events / max(1, calls):.1f} events"
 
 
+def _broker_age(cpu: CpuWindow) -> str:
+    """``, the broker up 25 s``, where the local stack's broker is known: one started
+    shortly before costs more CPU per request (docs/benchmarks.md)."""
+    age = age_seconds(cpu.pids["kafka"]) if "kafka" in cpu.pids else None
+    return "" if age is None else f", the broker up {age:.0f} s"
+
+
+def thread_split(process_s: float, main_s: float, events: int) -> str:
+    """``worker1 us/event: main thread 2100, other threads 1500``."""
+    return (
+        f"worker1 us/event: main thread {1e6 * main_s / events:.0f}, "
+        f"other threads {1e6 * (process_s - main_s) / events:.0f}"
+    )
+
+
 def _quantiles(hops: list[Hops]) -> str:
     if len(hops) < 2:
         return "too few samples"
@@ -155,12 +171,15 @@ def main(
         for rate in rates:
             print(f"one worker: {rate:.0f} new visitors/s for {seconds:.0f} s after a warm-up...")
             cpu, batches = _cpu_window(s, workers), _stitch_batches(workers[0])
-            sent = asyncio.run(produce_steady(s, rate, seconds, 3.0, f"{rate:.0f}{tag}"))
+            sent = asyncio.run(produce_steady(s, rate, seconds, WARMUP_S, f"{rate:.0f}{tag}"))
             # While producing only: reading the profiles back afterwards is the
             # benchmark's own load (it cost the broker more than the pipeline did).
-            spent, machine = cpu.spent(), cpu.machine()
+            spent, machine = cpu.spent(), cpu.machine() + _broker_age(cpu)
             threads = cpu.main_threads(["worker1"], time.monotonic() - cpu.opened)
-            per_call = f"{_batches_since(workers[0], batches)}; main thread: {threads}"
+            # Over the warm-up and the steady seconds, as the CPU line.
+            events = int(rate * (seconds + WARMUP_S))
+            split = thread_split(spent["worker1"], cpu.main_thread_spent("worker1"), events)
+            per_call = f"{_batches_since(workers[0], batches)}; main thread: {threads}; {split}"
             latency[rate] = asyncio.run(latencies(s, sent)), len(sent), spent, machine, per_call
         if not steady_only:
             print(f"two workers: a burst of {n} events...")
@@ -190,5 +209,5 @@ def main(
         )
         print(f"  {describe(hops)}")
         # Over the warm-up and the steady seconds.
-        events = int(rate * (seconds + 3.0))
-        print(f"  CPU: {cpu_describe(spent, seconds + 3.0, events)}; {machine}; {per_call}")
+        events = int(rate * (seconds + WARMUP_S))
+        print(f"  CPU: {cpu_describe(spent, seconds + WARMUP_S, events)}; {machine}; {per_call}")

@@ -41,7 +41,11 @@ class LeanConsumer(driver.Consumer):
             while not (self._stopped.is_set() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 fetched = [pair async for pair in self.getmany(timeout=1.0)]
-                await self.sleep(0)
+                # Upstream's Service.sleep(0) here is a wait_for on the stopped event: a
+                # task made and cancelled per fetch. A bare yield does what it is for (a
+                # getmany that never suspends cannot starve the loop); the loop's
+                # condition notices a stop.
+                await asyncio.sleep(0)
                 if fetched and not self.should_stop:
                     progress = [0]
                     await self.wait_first(

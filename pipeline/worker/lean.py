@@ -25,6 +25,13 @@ class LeanMonitor(PrometheusMonitor):
     tracked as Faust tracks them. A subclass of
     Monitor, as the consumer calls ``track_tp_end_offset`` and ``on_tp_commit`` on it."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The labelled series a batch updates, by topic and by partition: ``labels()``
+        # takes a lock and builds its key on every call, a few per batch.
+        self._received: dict[str, Any] = {}
+        self._end_offset: dict[Any, Any] = {}
+
     def on_message_in(self, tp: Any, offset: int, message: Message) -> None:
         return None
 
@@ -61,10 +68,19 @@ class LeanMonitor(PrometheusMonitor):
         m.messages_received.inc(len(batch))
         m.total_events.inc(len(batch))
         for topic, n in Counter(e.message.topic for e in batch).items():
-            m.messages_received_per_topics.labels(topic=topic).inc(n)
+            if (received := self._received.get(topic)) is None:
+                received = self._received[topic] = m.messages_received_per_topics.labels(
+                    topic=topic
+                )
+            received.inc(n)
         for tp in {e.message.tp for e in batch}:
-            if (end := self.tp_end_offsets.get(tp)) is not None:
-                m.topic_partition_end_offset.labels(topic=tp.topic, partition=tp.partition).set(end)
+            if (end := self.tp_end_offsets.get(tp)) is None:
+                continue
+            if (gauge := self._end_offset.get(tp)) is None:
+                gauge = self._end_offset[tp] = m.topic_partition_end_offset.labels(
+                    topic=tp.topic, partition=tp.partition
+                )
+            gauge.set(end)
 
 
 class RawSchema(faust.Schema):

@@ -8,6 +8,7 @@ import pytest
 
 from cdp_tools.bench import cpu
 from cdp_tools.bench.cpu import CpuWindow, cpu_pressure_us
+from cdp_tools.bench.e2e import thread_split
 from cdp_tools.bench.steady import Hops, describe, split
 
 
@@ -49,3 +50,21 @@ def test_a_main_thread_s_time_splits_into_running_waiting_for_a_core_and_asleep(
     assert window.main_threads(["worker1"], wall=10.0) == (
         "worker1 on a core 60%, waiting for one 20%, asleep 20%"
     )
+
+
+def test_a_worker_s_cpu_splits_into_its_main_thread_s_and_its_other_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readings = iter([(10.0, 1.0), (12.5, 2.0)])  # schedstat's seconds at open and at close
+    monkeypatch.setattr(cpu, "main_thread_seconds", lambda pid: next(readings))
+    window = CpuWindow({"worker1": 1234})
+    assert window.main_thread_spent("worker1") == 2.5
+    assert thread_split(4.0, 2.5, 1000) == (
+        "worker1 us/event: main thread 2500, other threads 1500"
+    )
+
+
+def test_a_process_s_age_is_read_from_proc() -> None:
+    age = cpu.age_seconds(os.getpid())
+    assert age is not None and 0 <= age < 3600  # this test process started moments ago
+    assert cpu.age_seconds(2**22 + 1) is None  # above Linux's largest pid: gone

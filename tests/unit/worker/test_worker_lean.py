@@ -116,3 +116,11 @@ def test_the_monitor_counts_per_batch_not_per_message() -> None:
     per_topic = "faust_messages_received_per_topic_total"
     assert registry.get_sample_value(per_topic, {"topic": "cdp.events.web"}) == 2
     assert registry.get_sample_value(per_topic, {"topic": "cdp.events.pos"}) == 1
+
+    # The next batch counts on the series kept from the first.
+    monitor.track_tp_end_offset(TP("cdp.events.web", 0), 50)
+    monitor.received(events[:1])
+    assert registry.get_sample_value(per_topic, {"topic": "cdp.events.web"}) == 3
+    assert (
+        registry.get_sample_value(end_offset, {"topic": "cdp.events.web", "partition": "0"}) == 50
+    )
