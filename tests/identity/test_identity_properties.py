@@ -69,7 +69,7 @@ OTHER = {a: b for pair in (CRM_IDS, EMAILS) for a, b in (pair, pair[::-1])}
 MOVERS = ["phone:+15550001", "partner_id:P1"]
 ROAMERS = ["device_id:dev1", "ecid:k0"]  # along for the ride, never counted
 BREAKER_UNIVERSE = CRM_IDS + EMAILS + MOVERS + ROAMERS
-BREAKER_EXAMPLES = 200
+BREAKER_EXAMPLES = 120
 BREAKER_POOL = 16
 
 
