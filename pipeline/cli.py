@@ -127,12 +127,37 @@ def topology() -> None:
     click.echo(render(wiring.app, wiring.flows))
 
 
-@main.command("config")
-def config_cmd() -> None:
-    """List every environment variable with its default (markdown)."""
-    click.echo("| variable | default | meaning |\n| --- | --- | --- |")
-    for v in VARIABLES:
-        click.echo(f"| `{v.name}` | `{v.default}` | {v.doc} |")
+@main.group("config", invoke_without_command=True)
+@click.pass_context
+def config_cmd(ctx: click.Context) -> None:
+    """List every environment variable with its default (markdown); `cdp config identity`
+    shows identity configurations."""
+    if ctx.invoked_subcommand is None:
+        click.echo("| variable | default | meaning |\n| --- | --- | --- |")
+        for v in VARIABLES:
+            click.echo(f"| `{v.name}` | `{v.default}` | {v.doc} |")
+
+
+@config_cmd.command("identity")
+@click.argument("name", required=False)
+@click.option("--list", "listing", is_flag=True, help="The packaged configurations by name.")
+@click.option("--path", "path_only", is_flag=True, help="Print where the file is, not its text.")
+def config_identity(name: str | None, listing: bool, path_only: bool) -> None:
+    """Print the identity configuration NAME: a packaged one's name or a path, as
+    CDP_IDENTITY_CONFIG takes them; without NAME, the one CDP_IDENTITY_CONFIG selects.
+    It is checked as a worker checks it. `cdp config identity shared-devices > mine.toml`
+    makes a copy to edit."""
+    from pipeline.identity.config import parse, read
+    from pipeline.resources import PACKAGED_CONFIGS, schema_path
+    from pipeline.settings import env
+
+    if listing:
+        for c in PACKAGED_CONFIGS:
+            click.echo(f"{c.name}\t{c.summary}\t{schema_path(c.file)}")
+        return
+    where, text = read(name or env("CDP_IDENTITY_CONFIG"))
+    parse(text, where)
+    click.echo(where if path_only else text, nl=path_only)
 
 
 @main.command()

@@ -54,8 +54,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "CDP_IDENTITY_CONFIG",
         "",
-        "Path of an identity configuration TOML file that replaces schemas/identity.default.toml "
-        "(schemas/identity.shared-devices.toml: the same with the opt-in shared-device rule).",
+        "Identity configuration replacing schemas/identity.default.toml: a TOML file's path, or "
+        "a packaged configuration's name (shared-devices: the default with the opt-in "
+        "shared-device rule; `cdp config identity --list`).",
     ),
     Variable("CDP_TOPIC_PREFIX", "cdp.", "Prefix of every topic the pipeline reads or owns."),
     Variable("CDP_TOPIC_PARTITIONS", "4", "Partitions of the topics the pipeline creates."),

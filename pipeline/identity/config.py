@@ -14,7 +14,7 @@ from typing import Any
 
 import phonenumbers
 
-from pipeline.resources import DEFAULT_IDENTITY_CONFIG, schema_text
+from pipeline.resources import PACKAGED_CONFIGS, packaged_config, schema_path, schema_text
 
 KINDS = ("person", "device", "cookie", "partner")
 # Kinds the circuit breaker never counts: a device or cookie changes hands as rule 4.2's
@@ -245,15 +245,29 @@ def _whole(value: Any, least: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
-def load(path: str | None = None) -> IdentityConfig:
-    """The configuration at ``path`` (CDP_IDENTITY_CONFIG), else the shipped defaults."""
-    if not path:
-        return parse(schema_text(DEFAULT_IDENTITY_CONFIG), DEFAULT_IDENTITY_CONFIG)
+def read(value: str | None) -> tuple[str, str]:
+    """Where the configuration that ``value`` (CDP_IDENTITY_CONFIG) names is, and its
+    text: a file, or else a packaged configuration by name (``shared-devices``); the
+    packaged default without a value. A file wins over a name, so every path that
+    worked before names the same file."""
+    name = value or "default"
+    packaged = packaged_config(name)
+    if packaged is not None and not (value and Path(value).exists()):
+        return schema_path(packaged.file), schema_text(packaged.file)
     try:
         # utf-8-sig: Windows editors start "UTF-8" with a byte order mark, no TOML.
-        text = Path(path).read_text(encoding="utf-8-sig")
+        return name, Path(name).read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ConfigError(f"cannot read identity configuration {path}: {exc}") from exc
+        names = ", ".join(c.name for c in PACKAGED_CONFIGS)
+        raise ConfigError(
+            f"cannot read identity configuration {name}: {exc} (or name a packaged one: "
+            f"{names}; `cdp config identity --list`)"
+        ) from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: a TOML file is UTF-8; byte {exc.start} is not") from exc
-    return parse(text, path)
+        raise ConfigError(f"{name}: a TOML file is UTF-8; byte {exc.start} is not") from exc
+
+
+def load(path: str | None = None) -> IdentityConfig:
+    """The configuration CDP_IDENTITY_CONFIG names (see ``read``), else the default."""
+    where, text = read(path)
+    return parse(text, where)

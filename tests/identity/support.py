@@ -11,7 +11,13 @@ import msgpack
 import pytest
 import redis.asyncio
 
-from pipeline.identity.commands import DeleteResult, GraphStore, StitchEvent, StitchResult
+from pipeline.identity.commands import (
+    KEYSPACE,
+    DeleteResult,
+    GraphStore,
+    StitchEvent,
+    StitchResult,
+)
 from pipeline.identity.config import IdentityConfig, load
 from pipeline.resources import SHARED_DEVICES_CONFIG, schema_path
 from tests.model.reference import Model
@@ -125,12 +131,15 @@ async def assert_same_state(
     for key in keys:
         assert await store.lookup(key) == model.index.get(key), key
         # Stored timelines are trimmed, not just read up to the limit.
-        assert await store.redis.zcard(f"cdp:r:{key}") <= model.recent_limit, key
+        assert await store.redis.zcard(f"{KEYSPACE}:r:{key}") <= model.recent_limit, key
     for pid in sorted(model.graphs):
         assert await store_profile(store, pid) == model_profile(model, pid), pid
     for pid in ceased:
         assert await store_profile(store, pid) is None, pid
     assert await store.quarantined() == sorted(model.quarantined)
+    # The breaker's reassignment history, which decides the next quarantine.
+    moves = await store.redis.hgetall(f"{KEYSPACE}:mv")
+    assert {k.decode(): msgpack.unpackb(v) for k, v in moves.items()} == model.moves
     counts = await store.counts()
     assert counts.identities == dict(sorted(Counter(k.split(":")[0] for k in model.index).items()))
     assert counts.graph_sizes == dict(

