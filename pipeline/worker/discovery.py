@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # The conductor waits this long before resubscribing, so that agent restarts batch up
 # (45 s upstream); a new channel topic should be consumed within seconds instead. It is
-# a class attribute without a setting: tests/unit/worker/test_worker_faust_pins.py fails
+# a class attribute without a setting: tests/unit/worker/test_worker_wiring.py fails
 # if faust-streaming changes how it is used.
 RESUBSCRIBE_DELAY_S = 1.0
 RESUBSCRIBE_ATTRIBUTE = "_resubscribe_sleep_lock_seconds"
