@@ -459,9 +459,9 @@ def bench_identity(events: int, batch: int, identities: int, yes: bool, cluster:
     "--identity-config",
     "configs",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="An identity configuration to score (repeatable). Default: the shipped default "
-    "and schemas/identity.shared-devices.toml, one run each on the same data.",
+    help="An identity configuration to score, a file or a packaged name as "
+    "CDP_IDENTITY_CONFIG takes (repeatable). Default: default and shared-devices, one run "
+    "each on the same data.",
 )
 @click.option("--yes", is_flag=True, help="Confirm that the Redis DB may be wiped.")
 def bench_quality(
@@ -475,7 +475,14 @@ def bench_quality(
 
     if not yes:
         raise click.UsageError("this wipes the Redis DB at CDP_REDIS_URL: pass --yes")
-    chosen = {path: path for path in configs} or SHIPPED
+    from pipeline.identity import config as identity_config
+
+    for config in configs:
+        try:
+            identity_config.read(config)
+        except identity_config.ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--identity-config") from exc
+    chosen = {config: config for config in configs} or SHIPPED
     seed = random.randrange(1 << 30) if seed is None else seed
     run(_settings(), people, seed, duplicates, kill, chosen)
 

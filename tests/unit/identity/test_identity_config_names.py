@@ -87,3 +87,10 @@ def test_cdp_config_alone_still_prints_the_settings_table() -> None:
     assert output.splitlines()[2:] == [
         f"| `{v.name}` | `{v.default}` | {v.doc} |" for v in VARIABLES
     ]
+
+
+def test_bench_quality_takes_names_and_refuses_what_is_neither() -> None:
+    """`--identity-config` takes what CDP_IDENTITY_CONFIG takes; a value that is neither
+    stops before anything is wiped or started."""
+    status, output = cdp("bench", "quality", "--yes", "--identity-config", "nope")
+    assert status == 2 and "default, shared-devices" in output
