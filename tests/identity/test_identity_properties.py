@@ -260,6 +260,7 @@ async def _apply(
             model.delete_profile_of(key, request),
         )
     assert deleted.deleted == expected.outcomes
+    assert deleted.already == expected.already
     assert (deleted.dirty, deleted.ceased) == (expected.dirty, expected.ceased)
     assert without_time(deleted.changes) == expected.changes
     return deleted.ceased
