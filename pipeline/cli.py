@@ -151,6 +151,8 @@ def config_identity(name: str | None, listing: bool, path_only: bool) -> None:
     from pipeline.resources import PACKAGED_CONFIGS, schema_path
     from pipeline.settings import env
 
+    if listing and (name is not None or path_only):
+        raise click.UsageError("--list takes no NAME and no --path: it lists every packaged one")
     if listing:
         for c in PACKAGED_CONFIGS:
             click.echo(f"{c.name}\t{c.summary}\t{schema_path(c.file)}")

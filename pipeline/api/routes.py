@@ -101,6 +101,7 @@ def mount(
     *,
     token: str,
     ready: Callable[[], Mapping[str, bool]],
+    why: Callable[[], Mapping[str, str]],
     exposition: Callable[[], bytes],
 ) -> None:
     def get(fn: Callable[[Mapping[str, str]], Awaitable[Reply]]) -> dict[str, Handler]:
@@ -111,7 +112,10 @@ def mount(
 
     async def readyz(query: Mapping[str, str]) -> Reply:
         checks = dict(ready())
-        return (200 if all(checks.values()) else 503), {"ready": all(checks.values()), **checks}
+        if all(checks.values()):
+            return 200, {"ready": True, **checks}
+        said = why()  # the failing checks a sentence explains
+        return 503, {"ready": False, **checks, **({"why": dict(said)} if said else {})}
 
     routes: dict[str, tuple[dict[str, Handler], str]] = {
         "/v1/profiles": (

@@ -115,6 +115,9 @@ class DeleteResult:
     # When Redis carried it out (epoch ms), the first time for a redelivered request; None
     # in an answer an earlier version stored.
     done_ms: int | None = None
+    # Targets suppressed before the request (deleted by an earlier one); empty in an
+    # answer an earlier version stored.
+    already: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -522,13 +525,15 @@ class GraphStore:
 
     async def _delete(self, mode: str, targets: list[str], request_id: str) -> DeleteResult:
         reply = await self._call("delete", [request_id, mode, targets])
-        deleted, dirty, ceased, changes, *done = reply
+        # An answer stored by an earlier version lacks the later fields.
+        deleted, dirty, ceased, changes, *later = reply
         return DeleteResult(
             _text(deleted),
             set(_text(dirty)),
             set(_text(ceased)),
             _text(changes),
-            done[0] if done else None,
+            later[0] if later else None,
+            _text(later[1]) if len(later) > 1 else [],
         )
 
     async def delete_identities(

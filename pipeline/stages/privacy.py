@@ -19,6 +19,10 @@ from pipeline.retry import until_redis_answers
 from pipeline.timefmt import iso_ms
 
 Receipt = dict[str, Any]
+NOT_FOUND = "no such identity in the graph"
+# The identity was in the suppression set already: an earlier request deleted it, or
+# found nothing of it and suppressed it all the same.
+NOT_FOUND_AGAIN = "already deleted by an earlier privacy request"
 
 
 async def execute(
@@ -46,12 +50,9 @@ async def execute(
     # When Redis deleted it: a redelivered request's receipt says when the first did.
     done = {"completed_at": iso_ms(result.done_ms or int(time.time() * 1000))}
     if not result.deleted:
-        return {
-            **receipt,
-            **done,
-            "status": "not_found",
-            "reason": "no such identity in the graph",
-        }, result
+        # Still not_found (requesters match on it); the reason tells a repeat apart.
+        reason = NOT_FOUND_AGAIN if identity.key in result.already else NOT_FOUND
+        return {**receipt, **done, "status": "not_found", "reason": reason}, result
     return {
         **receipt,
         **done,

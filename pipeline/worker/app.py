@@ -227,6 +227,7 @@ def create_app(
         api,
         token=settings.api_token,
         ready=health.checks,
+        why=health.why,
         exposition=lambda: generate_latest(metrics.REGISTRY) + generate_latest(faust_registry),
     )
 

@@ -14,6 +14,7 @@ from faust.types import TP, EventT
 
 from pipeline import metrics
 from pipeline.identity.commands import GraphStore
+from pipeline.identity.replicas import describe, replicas
 from pipeline.settings import Settings, Topics
 from pipeline.topics import admin_client
 
@@ -30,6 +31,10 @@ class Health:
         self.store = store
         self.settings = settings
         self.state = {"kafka": False, "redis": False, "partitions_assigned": False}
+        if settings.redis_min_replicas:
+            self.state["redis_replicas"] = False
+        # Why a check failed, where a sentence says more than its name (/readyz).
+        self._why: dict[str, str] = {}
         self._admin: AIOKafkaAdminClient | None = None
         # Kafka answers a metadata request for one topic it holds (created at start): the
         # whole cluster's metadata cost the event loop 12 ms every probe at 228 topics.
@@ -57,6 +62,9 @@ class Health:
     def checks(self) -> dict[str, bool]:
         return dict(self.state)
 
+    def why(self) -> dict[str, str]:
+        return {name: said for name, said in self._why.items() if not self.state[name]}
+
     def _publish_ready(self) -> None:
         metrics.READY.set(1 if all(self.state.values()) else 0)
 
@@ -78,10 +86,25 @@ class Health:
         except Exception as exc:
             self.state["kafka"] = False
             log.warning("kafka unreachable: %r", exc)
+        if "redis_replicas" in self.state:
+            await self._replicas()
         metrics.UP.labels("redis").set(int(self.state["redis"]))
         metrics.UP.labels("kafka").set(int(self.state["kafka"]))
         self._publish_ready()
         self._lag()
+
+    async def _replicas(self) -> None:
+        """Enough replicas for CDP_REDIS_MIN_REPLICAS: with fewer, every write waits for
+        them and is retried. Not a reason to stop: a replica may be restarting."""
+        minimum = self.settings.redis_min_replicas
+        try:
+            now = await asyncio.wait_for(replicas(self.store.redis), PROBE_TIMEOUT_S)
+        except Exception as exc:
+            self.state["redis_replicas"] = False
+            self._why["redis_replicas"] = f"cannot count the replicas of Redis ({exc!r})"
+            return
+        self.state["redis_replicas"] = now.graph >= minimum
+        self._why["redis_replicas"] = describe(now, minimum)
 
     def _lag(self) -> None:
         consumer: Any = self.app.consumer

@@ -18,6 +18,7 @@ from pipeline.identity import config as identity_config
 from pipeline.identity.commands import GraphStore
 from pipeline.identity.connect import RedisUrlError, connect
 from pipeline.identity.migrate import holds_old_layout
+from pipeline.identity.replicas import Replicas, describe, replicas
 from pipeline.logs import logging_config
 from pipeline.settings import Settings, Topics
 from pipeline.topics import (
@@ -68,7 +69,9 @@ async def prepare(settings: Settings) -> Prepared:
         await admin.close()
 
 
-async def check_redis(url: str) -> None:
+async def check_redis(url: str, min_replicas: int = 0) -> Replicas | None:
+    """Refuse a Redis the worker cannot use; with CDP_REDIS_MIN_REPLICAS, say how many
+    replicas it has now (fewer is no reason to refuse: a replica may be restarting)."""
     try:
         client = connect(url)
     except RedisUrlError as exc:
@@ -76,6 +79,7 @@ async def check_redis(url: str) -> None:
     try:
         await asyncio.wait_for(client.ping(), 10)
         old = await holds_old_layout(client)
+        now = await replicas(client) if min_replicas else None
     except Exception as exc:
         raise StartupError(
             f"cannot reach Redis at {url} ({exc!r}). Start it with `cdp stack up` or point "
@@ -89,6 +93,7 @@ async def check_redis(url: str) -> None:
             "version (cdp:<name>, today {cdp}:<name>): stop every worker and run "
             "`cdp migrate-keys` once, then start them again."
         )
+    return now
 
 
 def check_http(settings: Settings) -> None:
@@ -140,9 +145,15 @@ def freeze_heap() -> None:
 
 
 class LowPauseWorker(Worker):
+    # What the checks before the start found to report (level, message), logged once
+    # Faust has set logging up.
+    startup_notes: tuple[tuple[int, str], ...] = ()
+
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
         freeze_heap()  # once Faust's services, clients and agents exist
+        for level, note in self.startup_notes:
+            log.log(level, note)
 
 
 def run(settings: Settings) -> None:
@@ -152,7 +163,8 @@ def run(settings: Settings) -> None:
     config = identity_config.load(settings.identity_config or None)
     check_http(settings)
     prepared = asyncio.run(prepare(settings))
-    asyncio.run(check_redis(settings.redis_url))
+    minimum = settings.redis_min_replicas
+    now = asyncio.run(check_redis(settings.redis_url, minimum))
     store = GraphStore.for_settings(settings, config)
     # Faust makes a data directory (default `<app id>-data/` in the working directory)
     # even with tables in memory, as this worker keeps them: a temporary one, removed on
@@ -165,4 +177,7 @@ def run(settings: Settings) -> None:
             quiet=True,
             redirect_stdouts=False,
         )
+        if now is not None:
+            level = logging.INFO if now.graph >= minimum else logging.WARNING
+            worker.startup_notes = ((level, describe(now, minimum)),)
         worker.execute_from_commandline()

@@ -1,15 +1,17 @@
 """Fixtures of the identity graph tests: a real Redis at CDP_REDIS_URL and a local
-3-master Redis Cluster, each flushed per test; ``client`` runs a test on both."""
+3-master Redis Cluster, each flushed per test; ``client`` runs a test on both, and
+``target`` a property test's examples, one client for all of them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from pipeline.identity.connect import Client, connect
 from tests.cluster import flush
-from tests.identity.support import redis_url
+from tests.identity.support import Target, redis_url
 
 
 @pytest.fixture(params=["redis", "cluster"])
@@ -24,3 +26,13 @@ async def client(target_url: str) -> AsyncIterator[Client]:
     conn = connect(target_url)
     yield conn
     await conn.aclose()
+
+
+@pytest.fixture
+def target(target_url: str) -> Iterator[Target]:
+    with asyncio.Runner() as runner:
+        conn = connect(target_url)
+        try:
+            yield Target(runner, conn)
+        finally:
+            runner.run(conn.aclose())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 from collections import Counter
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import msgpack
 import pytest
@@ -19,12 +21,16 @@ from pipeline.identity.commands import (
     StitchResult,
 )
 from pipeline.identity.config import IdentityConfig, load
+from pipeline.identity.connect import Client
 from pipeline.resources import SHARED_DEVICES_CONFIG, schema_path
 from tests.model.reference import Model
 
 DEFAULTS = load()
 # The shipped opt-in file: devices and cookies follow one person (rule `4.2 shared device`).
 SHARED_DEVICES = load(schema_path(SHARED_DEVICES_CONFIG))
+
+
+T = TypeVar("T")
 
 
 def redis_url() -> str:
@@ -191,3 +197,23 @@ class Both:
         assert (got.dirty, got.ceased) == (want.dirty, want.ceased)
         self.ceased |= got.ceased
         return got
+
+
+class Target:
+    """The Redis (or cluster) of a property test's examples, with one event loop, client
+    and store per configuration for all of them (the ``target`` fixture): a cluster
+    client's first call (slots, scripts) cost a fifth of an example, and a store holds a
+    connection of its own. Each example empties it itself (``store.redis.flushdb()``)."""
+
+    def __init__(self, runner: asyncio.Runner, conn: Client) -> None:
+        self.runner, self.conn = runner, conn
+        self.stores: dict[tuple[bytes, int], GraphStore] = {}
+
+    def store(self, cfg: IdentityConfig, recent_limit: int = 3) -> GraphStore:
+        spec = (msgpack.packb(cfg.for_redis()), recent_limit)
+        if spec not in self.stores:
+            self.stores[spec] = GraphStore(self.conn, cfg, recent_limit=recent_limit)
+        return self.stores[spec]
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.runner.run(coro)

@@ -439,3 +439,27 @@ async def test_a_namespace_made_unique_rebuilds_a_graph_on_its_next_event(
     assert "link_removed" in types(result)
     assert await both.members("crm_id:A") == ["crm_id:A", "phone:+15550100"]
     await both.check()
+
+
+async def test_a_delete_of_an_identity_already_deleted_says_so(
+    client: redis.asyncio.Redis,
+) -> None:
+    """A later request (a new request id) for an identity deleted before finds nothing,
+    and its answer names the target as suppressed already, so that its receipt can say
+    why; a target no request named before is not; a redelivery answers as the first."""
+    both = Both(client)
+    await both.stitch(make_event("e1", 1000, "email:a@x.com", "ecid:c1"))
+    requests = [
+        (["email:a@x.com"], "req-1", [], ["email:a@x.com"]),
+        (["email:a@x.com", "phone:+15550100"], "req-2", ["email:a@x.com"], []),
+        (["email:a@x.com"], "req-1", [], ["email:a@x.com"]),  # redelivered
+    ]
+    for targets, request, already, deleted in requests:
+        result = await both.store.delete_identities(targets, request)
+        expected = both.model.delete_identities(targets, request)
+        assert result.already == expected.already == already
+        assert result.deleted == expected.outcomes == deleted
+    profile = await both.store.delete_profile_of("email:a@x.com", "req-3")
+    assert profile.already == both.model.delete_profile_of("email:a@x.com", "req-3").already
+    assert profile.already == ["email:a@x.com"] and profile.deleted == []
+    await both.check()

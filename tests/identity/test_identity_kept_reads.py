@@ -10,7 +10,6 @@ timelines are trimmed.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -18,11 +17,10 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline.identity.commands import GraphStore, StitchEvent
-from pipeline.identity.connect import Client, connect
+from pipeline.identity.connect import Client
 from pipeline.publish.encode import encode
 from pipeline.publish.profiles import Publisher, PublishSettings
-from tests.cluster import flush
-from tests.identity.support import make_event
+from tests.identity.support import Target, make_event
 from tests.identity.test_identity_properties import CONFIG, OPS, _again, events
 
 pytestmark = pytest.mark.integration
@@ -55,25 +53,20 @@ async def _same_as_full_read(store: GraphStore, publisher: Publisher, ids: list[
 
 
 async def _scenario(
-    url: str, pool: list[StitchEvent], ops: list[tuple[str, Any]], data: st.DataObject
+    store: GraphStore, pool: list[StitchEvent], ops: list[tuple[str, Any]], data: st.DataObject
 ) -> None:
-    flush(url)
-    conn = connect(url)
-    try:
-        store = GraphStore(conn, CONFIG, recent_limit=3)
-        publishers = [Publisher(store, CONFIG, SETTINGS) for _ in range(2)]
-        touched: set[str] = set()
-        for op in ops:
-            touched |= await _apply(store, op, pool)
-            for publisher in publishers:
-                if data.draw(st.integers(0, 9)) == 0:
-                    event("a cache emptied midway")
-                    publisher.kept.clear()
-                if touched:
-                    ids = data.draw(st.lists(st.sampled_from(sorted(touched)), unique=True))
-                    await _same_as_full_read(store, publisher, ids)
-    finally:
-        await conn.aclose()
+    await store.redis.flushdb()  # every master of a cluster
+    publishers = [Publisher(store, CONFIG, SETTINGS) for _ in range(2)]
+    touched: set[str] = set()
+    for op in ops:
+        touched |= await _apply(store, op, pool)
+        for publisher in publishers:
+            if data.draw(st.integers(0, 9)) == 0:
+                event("a cache emptied midway")
+                publisher.kept.clear()
+            if touched:
+                ids = data.draw(st.lists(st.sampled_from(sorted(touched)), unique=True))
+                await _same_as_full_read(store, publisher, ids)
 
 
 @settings(
@@ -85,9 +78,9 @@ async def _scenario(
 )
 @given(pool=events(), ops=OPS, data=st.data())
 def test_kept_fragments_publish_what_a_full_read_does(
-    target_url: str, pool: list[StitchEvent], ops: list[tuple[str, Any]], data: st.DataObject
+    target: Target, pool: list[StitchEvent], ops: list[tuple[str, Any]], data: st.DataObject
 ) -> None:
-    asyncio.run(_scenario(target_url, pool, ops, data))
+    target.run(_scenario(target.store(CONFIG), pool, ops, data))
 
 
 async def test_only_what_changed_comes_back(client: Client) -> None:

@@ -11,9 +11,7 @@ namespaces pull between persons, a threshold of 1 or 2 moves) and releases them.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import msgpack
@@ -23,10 +21,10 @@ from hypothesis import strategies as st
 
 from pipeline.identity.commands import GraphStore, StitchEvent
 from pipeline.identity.config import IdentityConfig, Namespace
-from pipeline.identity.connect import Client, connect
 from tests.identity.support import (
     DEFAULTS,
     SHARED_DEVICES,
+    Target,
     assert_same_state,
     config,
     make_event,
@@ -260,42 +258,10 @@ async def _apply(
             model.delete_profile_of(key, request),
         )
     assert deleted.deleted == expected.outcomes
+    assert deleted.already == expected.already
     assert (deleted.dirty, deleted.ceased) == (expected.dirty, expected.ceased)
     assert without_time(deleted.changes) == expected.changes
     return deleted.ceased
-
-
-class Target:
-    """The Redis (or cluster) of a test's examples, with one event loop, client and store
-    per configuration for all of them: a cluster client's first call (slots, scripts)
-    cost a fifth of an example, and a store holds a connection of its own."""
-
-    def __init__(self, runner: asyncio.Runner, conn: Client) -> None:
-        self.runner, self.conn = runner, conn
-        self.stores: dict[bytes, GraphStore] = {}
-
-    def check(
-        self,
-        pool: list[StitchEvent],
-        ops: list[tuple[str, Any]],
-        cfg: IdentityConfig,
-        universe: list[str],
-    ) -> None:
-        """Apply ``ops`` to an emptied Redis and a new model; compare them all along."""
-        spec = msgpack.packb(cfg.for_redis())
-        if spec not in self.stores:
-            self.stores[spec] = GraphStore(self.conn, cfg, recent_limit=3)
-        self.runner.run(_scenario(self.stores[spec], Model(cfg, 3), pool, ops, universe))
-
-
-@pytest.fixture
-def target(target_url: str) -> Iterator[Target]:
-    with asyncio.Runner() as runner:
-        conn = connect(target_url)
-        try:
-            yield Target(runner, conn)
-        finally:
-            runner.run(conn.aclose())
 
 
 async def _scenario(
@@ -312,6 +278,17 @@ async def _scenario(
     await assert_same_state(store, model, universe, ceased)
     if model.quarantined:
         event("quarantined at the end")
+
+
+def _check(
+    target: Target,
+    pool: list[StitchEvent],
+    ops: list[tuple[str, Any]],
+    cfg: IdentityConfig,
+    universe: list[str],
+) -> None:
+    """Apply ``ops`` to an emptied Redis and a new model; compare them all along."""
+    target.run(_scenario(target.store(cfg), Model(cfg, 3), pool, ops, universe))
 
 
 BASE = settings(
@@ -331,7 +308,7 @@ def test_redis_matches_reference_model(
     follow: bool,
 ) -> None:
     event("shared-device rule " + ("on" if follow else "off"))
-    target.check(pool, ops, FOLLOWERS if follow else CONFIG, UNIVERSE)
+    _check(target, pool, ops, FOLLOWERS if follow else CONFIG, UNIVERSE)
 
 
 @settings(BASE, max_examples=BREAKER_EXAMPLES)
@@ -345,4 +322,4 @@ def test_the_breaker_matches_reference_model(
         FOLLOWERS if follow else CONFIG, quarantine_max_reassignments=threshold
     )
     ops = data.draw(breaker_operations(len(pool)), label="ops")
-    target.check(pool, ops, cfg, BREAKER_UNIVERSE)
+    _check(target, pool, ops, cfg, BREAKER_UNIVERSE)

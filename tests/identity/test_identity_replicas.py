@@ -6,9 +6,11 @@ replicas; the failover itself is in tests/faults/test_faults_cluster.py."""
 from __future__ import annotations
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
 
 from pipeline.identity.commands import GraphStore, NotReplicatedError
 from pipeline.identity.connect import Client
+from pipeline.identity.replicas import describe, replicas
 from tests.identity.support import DEFAULTS, make_event
 
 pytestmark = pytest.mark.integration
@@ -29,3 +31,16 @@ async def test_a_write_no_replica_received_is_not_acknowledged(client: Client) -
     assert (await plain.delete_identities(["ecid:c1"], "r1")).deleted == ["ecid:c1"]
     assert await plain.lookup("ecid:c1") is None
     assert await plain.lookup("email:a@example.org") is not None
+
+
+async def test_the_replicas_redis_has_now_are_counted_per_master(client: Client) -> None:
+    """What a worker logs at start and /readyz checks against CDP_REDIS_MIN_REPLICAS:
+    the replicas of the master holding the graph, and of every master."""
+    now = await replicas(client)
+    assert now.graph == 0 and set(now.masters.values()) == {0}
+    assert len(now.masters) == (3 if isinstance(client, RedisCluster) else 1)
+    said = describe(now, 1)
+    assert said.startswith("CDP_REDIS_MIN_REPLICAS=1, and the Redis master holding the graph")
+    assert "has 0 replicas now" in said and "not ready until" in said
+    assert all(name in said for name in now.masters) == isinstance(client, RedisCluster)
+    assert "not ready" not in describe(now, 0)

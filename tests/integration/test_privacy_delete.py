@@ -45,6 +45,8 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
 
 RECEIPT = validator("privacy-receipt.schema.json")
 CHANGE = validator("graph-change.schema.json")
+ALREADY = "already deleted by an earlier privacy request"
+NOT_FOUND = "no such identity in the graph"
 
 
 def request(settings: Any, action: str, namespace: str, value: str) -> tuple[dict[str, Any], float]:
@@ -183,6 +185,12 @@ def test_delete_identity_over_http_tombstones_a_profile_that_ceases(pipeline_env
     assert [r.value for r in on_topic] == [receipt]
     assert view(s, topics.profiles)[pid] is None
     assert worker.get(f"/v1/profiles/{pid}")[0] == 404
+    # A later request for it finds nothing, and says why: not an identity never seen.
+    status, again = http_delete(worker, "namespace=loyalty_id&id=PH-1&request_id=http-ph-2")
+    assert status == 200
+    RECEIPT.validate(again)
+    assert (again["status"], again["reason"]) == ("not_found", ALREADY)
+    assert http_delete(worker, "namespace=loyalty_id&id=PH-2")[1]["reason"] == NOT_FOUND
 
     send(s, [("pos", envelope(ident("loyalty_id", "PH-1"), at=2, attributes={"points": 9}))])
     settle(s)

@@ -42,6 +42,7 @@ class Result:
     dirty: set[str] = field(default_factory=set)
     ceased: set[str] = field(default_factory=set)
     changes: list[dict[str, Any]] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)  # deletes: targets suppressed before
 
 
 @dataclass
@@ -107,6 +108,7 @@ class Model:
             return self.requests[request]
         res, cause = Result(), {"request_id": request[0]}
         keys = list(dict.fromkeys(keys))
+        res.already = [k for k in keys if suppression_hash(k) in self.suppressed]
         for k in keys:
             self.suppressed.add(suppression_hash(k))
             self.quarantined.discard(k)

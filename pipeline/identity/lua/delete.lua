@@ -8,8 +8,10 @@
            or {one identity key} whose whole graph goes (that identity alone when it is
            in no graph). Finding the graph here, not in a lookup before the call, means
            a merge can never slip in between and leave part of the profile behind.
-  Returns: msgpack {deleted identity keys, dirty, ceased, changes, done}: done is when the
-           deletion was made (epoch ms, the Redis clock, as the changes' `at`); the same request
+  Returns: msgpack {deleted identity keys, dirty, ceased, changes, done, already}: done is
+           when the deletion was made (epoch ms, the Redis clock, as the changes' `at`);
+           already, the targets that were in the suppression set before (deleted, or
+           requested when in no graph, by an earlier request); the same request
            (request id, mode and targets) seen within dedupe_ttl_s gets the first answer
            again and changes nothing, so a request redelivered after a crash still names
            the profiles to republish (and to tombstone) and its receipt still says what
@@ -36,11 +38,11 @@ if request[2] == 'profile_of' then
   end
 end
 
-local gone, present, pids, changes = {}, {}, {}, {}
+local gone, present, already, pids, changes = {}, {}, {}, {}, {}
 for _, k in ipairs(targets) do
   if not gone[k] then
     gone[k] = true
-    redis.call('SADD', P .. 'sup', redis.sha1hex(k))
+    if redis.call('SADD', P .. 'sup', redis.sha1hex(k)) == 0 then already[#already + 1] = k end
     redis.call('HDEL', P .. 'q', k)
     redis.call('HDEL', P .. 'mv', k)
     redis.call('DEL', P .. 'a:' .. k, P .. 'r:' .. k)
@@ -62,6 +64,6 @@ assign(pool, partition(pool, member_list(pool)), changes)
 finish(changes, {request_id = request[1]}, '4.6 privacy delete')
 flush()
 local dirty, ceased = result_lists()
-local answer = cmsgpack.pack({present, dirty, ceased, RES.changes, NOW})
+local answer = cmsgpack.pack({present, dirty, ceased, RES.changes, NOW, already})
 redis.call('SET', done_key, answer, 'EX', CFG.dedupe_ttl_s)
 return answer

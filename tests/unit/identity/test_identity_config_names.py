@@ -94,3 +94,11 @@ def test_bench_quality_takes_names_and_refuses_what_is_neither() -> None:
     stops before anything is wiped or started."""
     status, output = cdp("bench", "quality", "--yes", "--identity-config", "nope")
     assert status == 2 and "default, shared-devices" in output
+
+
+@pytest.mark.parametrize("extra", [["shared-devices"], ["--path"]])
+def test_list_with_a_name_or_path_is_a_usage_error(extra: list[str]) -> None:
+    """`--list` lists every packaged configuration: a NAME or --path beside it would be
+    ignored, so it is refused rather than answered with the whole list."""
+    status, output = cdp("config", "identity", "--list", *extra)
+    assert status == 2 and "--list takes no NAME and no --path" in output

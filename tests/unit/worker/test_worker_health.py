@@ -33,17 +33,21 @@ class FakeAdmin:
 
 
 class FakeRedis:
-    def __init__(self, hangs: bool = False) -> None:
-        self.hangs = hangs
+    def __init__(self, hangs: bool = False, replicas: int = 0) -> None:
+        self.hangs, self.replicas = hangs, replicas
 
     async def ping(self) -> bool:
         if self.hangs:
             await asyncio.Event().wait()
         return True
 
+    async def info(self, section: str) -> dict[str, Any]:
+        assert section == "replication"
+        return {"role": "master", "connected_slaves": self.replicas}
 
-def health(admin: FakeAdmin, redis: FakeRedis | None = None) -> Health:
-    settings = replace(Settings.from_env(), topic_prefix="acme.")
+
+def health(admin: FakeAdmin, redis: FakeRedis | None = None, min_replicas: int = 0) -> Health:
+    settings = replace(Settings.from_env(), topic_prefix="acme.", redis_min_replicas=min_replicas)
     app = faust.App("health-test", broker="kafka://127.0.0.1:1")
     store = SimpleNamespace(redis=redis or FakeRedis())
     probe = Health(app, store, settings)  # type: ignore[arg-type]
@@ -77,3 +81,29 @@ async def test_a_dependency_that_accepts_but_never_answers_is_reported_down(
     probe.state.update(kafka=True, redis=True)
     await asyncio.wait_for(probe.probe(), 60)  # a bound for a hung test, not a timing
     assert probe.state["kafka"] is False and probe.state["redis"] is False
+
+
+async def test_fewer_replicas_than_the_minimum_is_not_ready_and_says_why() -> None:
+    """CDP_REDIS_MIN_REPLICAS above the replicas Redis has: every write waits and is
+    retried, so the worker is not ready, and /readyz says which check and why."""
+    probe = health(FakeAdmin(), FakeRedis(replicas=1), min_replicas=2)
+    probe.state["partitions_assigned"] = True
+    await probe.probe()
+    assert probe.checks() == {
+        "kafka": True,
+        "redis": True,
+        "partitions_assigned": True,
+        "redis_replicas": False,
+    }
+    (why,) = probe.why().items()
+    assert why[0] == "redis_replicas"
+    assert why[1].startswith("CDP_REDIS_MIN_REPLICAS=2, and the Redis master holding the graph")
+    assert "has 1 replicas now" in why[1]
+
+
+async def test_replicas_are_checked_only_when_a_minimum_is_set() -> None:
+    for minimum in (0, 1):
+        probe = health(FakeAdmin(), FakeRedis(replicas=1), min_replicas=minimum)
+        await probe.probe()
+        assert ("redis_replicas" in probe.checks()) == (minimum > 0)
+        assert probe.checks().get("redis_replicas", True) and probe.why() == {}
