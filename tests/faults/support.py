@@ -31,16 +31,14 @@ from cdp_tools.quiesce import lag, wait_caught_up
 from cdp_tools.stack import StackError, control
 from cdp_tools.workerproc import WorkerProcess
 from pipeline.identity import config as identity_config
-from pipeline.identity.commands import AttributeValue, GraphStore, RawProfile, StitchEvent
+from pipeline.identity.commands import AttributeValue, GraphStore, RawProfile
 from pipeline.identity.connect import connect
-from pipeline.ingest import parse_event
 from pipeline.kafka import client_kwargs
 from pipeline.model import Rejected
 from pipeline.profile.assemble import merged_attributes
 from pipeline.publish.reader import latest_by_key
-from pipeline.records import Record
 from pipeline.settings import Settings, Topics
-from pipeline.stages.stitch import to_stitch_event
+from tests.model.records import stitch_event
 from tests.model.reference import Model
 
 FAULTS = [pytest.mark.faults, pytest.mark.integration]
@@ -211,25 +209,6 @@ class Expected:
     state: State
     primary_of: dict[str, str] = field(default_factory=dict)  # event_id -> primary key
     rejected: int = 0
-
-
-def stitch_event(
-    raw: bytes, channel: str, offset: int, prefix: str = "cdp.", now_ms: int | None = None
-) -> StitchEvent:
-    """A record value of a channel topic (partition 0) as the stitch script gets it, or
-    ``Rejected``."""
-    topic = Topics(prefix).events(channel)
-    event = parse_event(
-        raw,
-        topic=topic,
-        partition=0,
-        offset=offset,
-        config=CONFIG,
-        channel_default=channel,
-        max_bytes=1 << 20,
-        now_ms=now_ms,
-    )
-    return to_stitch_event(event, Record(topic, 0, offset, None, raw))
 
 
 def expected_state(events: Sequence[tuple[str, dict[str, Any]]], prefix: str = "cdp.") -> Expected:

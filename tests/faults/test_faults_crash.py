@@ -23,9 +23,9 @@ from tests.faults.support import (
     people_workload,
     produce_envelopes,
     settle,
-    stitch_event,
 )
 from tests.integration.support import view
+from tests.model.records import stitch_event
 
 # Its workload floods Redis: on a Redis of its own (tests/faults/conftest.py).
 pytestmark = [*FAULTS, pytest.mark.own_stack("redis")]

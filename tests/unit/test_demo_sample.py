@@ -8,11 +8,9 @@ import json
 
 from cdp_tools.sample import FAMILY_TABLET, JUNK_EMAIL, SampleGenerator
 from pipeline.identity.config import IdentityConfig, load
-from pipeline.ingest import parse_event
 from pipeline.model import Rejected
-from pipeline.records import Record
 from pipeline.resources import SHARED_DEVICES_CONFIG, schema_path
-from pipeline.stages.stitch import to_stitch_event
+from tests.model.records import stitch_event
 from tests.model.reference import Model
 
 START = 1_790_000_000_000
@@ -22,21 +20,12 @@ def _stitched(config: IdentityConfig) -> Model:
     model = Model(config)
     sample = SampleGenerator(40, seed=7, start_ms=START)
     for offset, (channel, envelope) in enumerate(sample.events()):
-        raw, topic = json.dumps(envelope).encode(), f"cdp.events.{channel}"
+        raw = json.dumps(envelope).encode()
         try:
-            event = parse_event(
-                raw,
-                topic=topic,
-                partition=0,
-                offset=offset,
-                config=config,
-                channel_default=channel,
-                max_bytes=1 << 20,
-                now_ms=START + 86_400_000,
-            )
+            event = stitch_event(raw, channel, offset, now_ms=START + 86_400_000, config=config)
         except Rejected:
             continue
-        model.stitch([to_stitch_event(event, Record(topic, 0, offset, None, raw))])
+        model.stitch([event])
     return model
 
 
