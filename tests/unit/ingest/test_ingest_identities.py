@@ -112,6 +112,49 @@ def test_bad_format(config: IdentityConfig, namespace: str, value: Any) -> None:
     assert drop_reason(config, namespace, value) == "bad_format"
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "mailto:foo@bar.com",  # a link's target, copied with its scheme
+        "MAILTO:Foo@Bar.com",
+        '"Foo Bar" <foo@bar.com>',  # a display name, as a mail header writes it
+        '"Foo"<foo@bar.com>',
+        "<foo@bar.com>",
+        "<foo@bar.com",
+        "foo bar@bar.com",  # a space inside
+        "foo@bar .com",
+        "foo@@bar.com",  # two @
+        "foo@bar@baz.com",
+        "foo@bar.com.",  # a trailing dot: a DNS name's absolute form, no mail address
+        "foo@bar..com",
+        "foo@.bar.com",
+        "foo@bar.com/x",
+        "foo;bar@baz.com",
+        "foo,bar@baz.com",
+    ],
+)
+def test_an_email_with_more_than_the_address_is_bad_format(
+    config: IdentityConfig, value: str
+) -> None:
+    """CONTRACT 4 normalises an email by trimming and lower-casing it, nothing more: a
+    scheme, a display name or a second address is no part of the address, so the value
+    fails the format check and is left out rather than guessed at."""
+    assert drop_reason(config, "email", value) == "bad_format"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "first.last+tag@example.com",
+        "o'brien@example.ie",
+        "a_b-c@sub.example.co.uk",
+        "x@xn--p1ai.xn--p1ai",
+    ],
+)
+def test_plain_addresses_still_pass_the_email_format(config: IdentityConfig, value: str) -> None:
+    assert normalise_identity(config, "email", value) == Identity("email", value)
+
+
 def test_unknown_namespace(config: IdentityConfig) -> None:
     assert drop_reason(config, "twitter", "@evan") == "unknown_namespace"
 
