@@ -45,6 +45,11 @@ def test_the_defaults_are_valid() -> None:
         # rank any value, and the policy would quietly fall back to time alone.
         ("CDP_SOURCE_PRECEDENCE", "CRM,web", "not 'CRM'"),
         ("CDP_SOURCE_PRECEDENCE", "crm,in store", "not 'in store'"),
+        # Set but naming no channel (an empty value in a compose file or a manifest):
+        # refused as an empty CDP_KAFKA_BOOTSTRAP is, not source_precedence silently
+        # ranking every channel alike.
+        ("CDP_SOURCE_PRECEDENCE", "", "must name at least one channel"),
+        ("CDP_SOURCE_PRECEDENCE", " , ,", "must name at least one channel"),
         # Were "cannot reach Kafka at  (...)" and a ValueError from int() inside aiokafka.
         ("CDP_KAFKA_BOOTSTRAP", " ", "must name at least one host:port"),
         ("CDP_KAFKA_BOOTSTRAP", "kafka:9092,kafka2:x", "has a bad port in 'kafka2:x'"),
