@@ -81,7 +81,7 @@ VARIABLES: tuple[Variable, ...] = (
         "CDP_SOURCE_PRECEDENCE",
         "crm,loyalty,pos,callcenter,mobile,web",
         "Channel order for the source_precedence policy, strongest first (channel names, "
-        "[a-z0-9_-]+; an unlisted channel ranks after every listed one).",
+        "[a-z0-9_-]+, at least one; an unlisted channel ranks after every listed one).",
     ),
     Variable("CDP_RECENT_EVENTS", "20", "Length of events.recent in a profile."),
     Variable(
@@ -144,8 +144,12 @@ def _number(name: str, kind: Callable[[str], N], low: N, high: N | None = None) 
 
 def _channels(name: str) -> tuple[str, ...]:
     """A comma-separated list of channel names: one that no event can carry (CRM) would
-    rank nothing, so it is refused rather than ignored."""
-    channels = tuple(c.strip() for c in env(name).split(",") if c.strip())
+    rank nothing, so it is refused rather than ignored; so is a list of none, as an empty
+    CDP_KAFKA_BOOTSTRAP is (empty items between commas are skipped in both)."""
+    value = env(name)
+    channels = tuple(c.strip() for c in value.split(",") if c.strip())
+    if not channels:
+        raise ValueError(f"{name} must name at least one channel, not {value!r}")
     for channel in channels:
         if not _CHANNEL.fullmatch(channel):
             raise ValueError(f"{name} lists channels, each [a-z0-9_-]+, not {channel!r}")
