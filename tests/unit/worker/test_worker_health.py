@@ -9,10 +9,11 @@ from typing import Any
 
 import faust
 import pytest
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 
 from pipeline.settings import Settings
 from pipeline.worker import health as health_module
-from pipeline.worker.health import Health
+from pipeline.worker.health import Health, unreachable
 
 
 class FakeAdmin:
@@ -133,6 +134,23 @@ async def test_an_unreachable_kafka_or_redis_says_why_in_one_line() -> None:
     assert why["kafka"] == "cannot reach Kafka at kafka-1:9092,kafka-2:9092: broker away"
     assert why["redis"].startswith("cannot reach Redis at redis:6379/0: Error 111 connecting")
     assert "s3cret" not in str(why)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KafkaConnectionError("Unable to bootstrap from [('kafka-1', 9092, <AddressFamily...>)]"),
+        NodeNotReadyError("Attempt to send a request to node which is not ready (node id 1)."),
+    ],
+)
+def test_a_broker_that_refuses_connections_is_said_without_the_clients_internals(
+    error: Exception,
+) -> None:
+    """What aiokafka raises with no broker listening (before and after the probe's client
+    started), seen on a stopped broker: the text is about its own nodes and sockets."""
+    assert unreachable("Kafka", "kafka-1:9092", error) == (
+        "cannot reach Kafka at kafka-1:9092: no broker accepts a connection"
+    )
 
 
 async def test_a_dependency_that_does_not_answer_in_time_says_so(
