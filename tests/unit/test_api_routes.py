@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from pipeline.api.handlers import Reply
-from pipeline.api.routes import _handler, json_errors
+from pipeline.api.routes import _handler, json_errors, metrics_view
 
 
 async def alive(query: Mapping[str, str], match: Mapping[str, str]) -> Reply:
@@ -36,3 +36,15 @@ async def test_a_method_no_handler_serves_is_a_json_405(client: TestClient) -> N
     answer = await client.post("/healthz")
     assert answer.status == 405
     assert "error" in await answer.json()
+
+
+async def test_metrics_say_which_exposition_format_they_are() -> None:
+    """Prometheus 3 refuses a scrape whose Content-Type names no format it knows unless
+    the job sets fallback_scrape_protocol; text/plain with version 0.0.4 is the classic
+    text format prometheus_client writes."""
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_view(lambda: b"cdp_ready 1.0\n"))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        answer = await test_client.get("/metrics")
+        assert answer.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert await answer.read() == b"cdp_ready 1.0\n"
