@@ -95,6 +95,21 @@ async def json_errors(
         )
 
 
+# prometheus_client's generate_latest writes the classic text format. Prometheus 3 fails a
+# scrape whose Content-Type lacks the version (unless the job sets a fallback protocol).
+EXPOSITION_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def metrics_view(
+    exposition: Callable[[], bytes],
+) -> Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.Response]]:
+    async def view(request: aiohttp_web.Request) -> aiohttp_web.Response:
+        # The header as written: aiohttp's content_type= takes no parameters but charset.
+        return aiohttp_web.Response(body=exposition(), headers={"Content-Type": EXPOSITION_TYPE})
+
+    return view
+
+
 def mount(
     app: faust.App,
     api: Api,
@@ -150,10 +165,6 @@ def mount(
     for route, (handlers, route_token) in routes.items():
         web_app.router.add_route("*", route, _handler(route, handlers, route_token))
 
-    async def metrics_view(request: aiohttp_web.Request) -> aiohttp_web.Response:
-        # aiohttp takes the charset separately; text/plain is the 0.0.4 exposition format.
-        return aiohttp_web.Response(body=exposition(), content_type="text/plain")
-
-    web_app.router.add_get("/metrics", metrics_view)
+    web_app.router.add_get("/metrics", metrics_view(exposition))
     # The viewer's files hold no data: they load without the token, then ask for it.
     mount_viewer(web_app)
