@@ -36,6 +36,24 @@ async def test_a_method_no_handler_serves_is_a_json_405(client: TestClient) -> N
     answer = await client.post("/healthz")
     assert answer.status == 405
     assert "error" in await answer.json()
+    # RFC 9110 15.5.6: a 405 lists the methods the route serves.
+    assert answer.headers["Allow"] == "GET, HEAD"
+
+
+async def test_a_405_lists_every_method_of_its_route() -> None:
+    app = web.Application(middlewares=[json_errors])
+    handlers = {"get": alive, "delete": alive}
+    app.router.add_route("*", "/v1/profiles", _handler("/v1/profiles", handlers, ""))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        answer = await test_client.put("/v1/profiles")
+        assert (answer.status, answer.headers["Allow"]) == (405, "DELETE, GET, HEAD")
+
+
+async def test_a_query_parameter_given_twice_is_a_400(client: TestClient) -> None:
+    """Which of two values was meant is a guess (the first was taken): say so instead."""
+    answer = await client.get("/healthz?id=a&id=b")
+    assert answer.status == 400
+    assert await answer.json() == {"error": "query parameter 'id' is given 2 times, at most once"}
 
 
 async def test_metrics_say_which_exposition_format_they_are() -> None:
