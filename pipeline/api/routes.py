@@ -50,20 +50,25 @@ def _handler(
     route: str, handlers: dict[str, Handler], token: str
 ) -> Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.Response]]:
     """An aiohttp handler answering ``handlers``' methods, and HEAD where GET is one (as
-    HTTP asks: load balancers probe with it); any other method is a JSON 405."""
+    HTTP asks: load balancers probe with it); any other method is a JSON 405 with the
+    Allow header HTTP asks of one."""
+    served = {m.upper() for m in handlers} | ({"HEAD"} if "get" in handlers else set())
+    allow = {"Allow": ", ".join(sorted(served))}
 
     async def respond(request: aiohttp_web.Request) -> aiohttp_web.Response:
         method = request.method.lower()
         if method == "head" and "get" in handlers:
             method = "get"  # aiohttp sends the headers of the answer without its body
         started = time.perf_counter()
+        headers = None
         try:
             if token and not _authorised(request, token):
                 status, body = 401, {"error": "missing or wrong bearer token"}
             elif method not in handlers:
                 status, body = 405, {"error": f"{request.method} is not allowed on {route}"}
+                headers = allow
             else:
-                status, body = await handlers[method](dict(request.query), request.match_info)
+                status, body = await handlers[method](_query(request), request.match_info)
         except BadRequest as exc:
             status, body = 400, {"error": str(exc)}
         except Exception:
@@ -71,9 +76,20 @@ def _handler(
             log.exception("%s %s failed", request.method, route)
             status, body = 503, {"error": "the request could not be served now; retry"}
         _duration(route, request.method, status).observe(time.perf_counter() - started)
-        return _json(body, status)
+        return _json(body, status, headers)
 
     return respond
+
+
+def _query(request: aiohttp_web.Request) -> dict[str, str]:
+    """The query's parameters, each given at most once: of two values, which was meant
+    would be a guess."""
+    query = dict(request.query)
+    if len(query) < len(request.query):
+        name = next(n for n in query if len(request.query.getall(n)) > 1)
+        given = len(request.query.getall(name))
+        raise BadRequest(f"query parameter {name!r} is given {given} times, at most once")
+    return query
 
 
 @aiohttp_web.middleware
