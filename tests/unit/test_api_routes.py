@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import pytest
@@ -66,3 +67,50 @@ async def test_metrics_say_which_exposition_format_they_are() -> None:
         answer = await test_client.get("/metrics")
         assert answer.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
         assert await answer.read() == b"cdp_ready 1.0\n"
+
+
+@pytest.fixture
+async def guarded() -> AsyncIterator[TestClient]:
+    app = web.Application(middlewares=[json_errors])
+    app.router.add_route("*", "/healthz", _handler("/healthz", {"get": alive}, "s3cret"))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        yield test_client
+
+
+async def _raw_status(test_client: TestClient, authorization: bytes) -> tuple[int, bytes]:
+    """The status and head of an answer to a request whose header bytes go as given (an
+    HTTP client would refuse to send non-ASCII)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", test_client.port)
+    writer.write(
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: "
+        + authorization
+        + b"\r\n\r\n"
+    )
+    answer = await reader.read()
+    writer.close()
+    head = answer.partition(b"\r\n\r\n")[0]
+    return int(head.split()[1]), head
+
+
+@pytest.mark.parametrize("authorization", [b"Bearer \xe9t\xe9", b"Bearer \xff", b"\xe9"])
+async def test_a_token_of_bytes_no_text_holds_is_a_401_not_a_503(
+    guarded: TestClient, authorization: bytes
+) -> None:
+    """Found from outside: a non-ASCII Authorization header was a 503 and a traceback in
+    the log (its text could not be encoded to compare)."""
+    status, head = await _raw_status(guarded, authorization)
+    assert status == 401
+    assert b"WWW-Authenticate: Bearer" in head
+
+
+async def test_the_bearer_scheme_is_case_insensitive(guarded: TestClient) -> None:
+    """RFC 9110 11.1: 'bearer' names the scheme as 'Bearer' does; the token is exact."""
+    for given, status in (("bearer s3cret", 200), ("BEARER s3cret", 200), ("Bearer S3CRET", 401)):
+        answer = await guarded.get("/healthz", headers={"Authorization": given})
+        assert answer.status == status, given
+
+
+async def test_a_401_names_the_scheme_it_takes(guarded: TestClient) -> None:
+    """RFC 9110 15.5.2: a 401 carries WWW-Authenticate."""
+    answer = await guarded.get("/healthz")
+    assert (answer.status, answer.headers["WWW-Authenticate"]) == (401, "Bearer")
