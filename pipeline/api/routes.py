@@ -40,10 +40,16 @@ def _duration(route: str, method: str, status: int) -> Histogram:
     return metrics.HTTP_DURATION.labels(route, method, str(status))
 
 
+# What a 401 must name (RFC 9110 15.5.2): the scheme the routes take.
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
 def _authorised(request: aiohttp_web.Request, token: str) -> bool:
-    expected = f"Bearer {token}"
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # The scheme is case-insensitive (RFC 9110 11.1), the token exact. aiohttp keeps
+    # bytes that are no UTF-8 as surrogates: encoded back as they came, they never match.
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    given_bytes = given.encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given_bytes, token.encode())
 
 
 def _handler(
@@ -64,6 +70,7 @@ def _handler(
         try:
             if token and not _authorised(request, token):
                 status, body = 401, {"error": "missing or wrong bearer token"}
+                headers = _CHALLENGE
             elif method not in handlers:
                 status, body = 405, {"error": f"{request.method} is not allowed on {route}"}
                 headers = allow
