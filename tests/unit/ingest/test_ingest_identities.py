@@ -155,6 +155,28 @@ def test_plain_addresses_still_pass_the_email_format(config: IdentityConfig, val
     assert normalise_identity(config, "email", value) == Identity("email", value)
 
 
+@pytest.mark.parametrize(
+    ("namespace", "raw", "normalised"),
+    [
+        ("email", "\u200bEvan@Example.com", "evan@example.com"),  # a zero-width space
+        ("email", "\ufeffevan@example.com \u200b", "evan@example.com"),  # a CSV's BOM
+        ("email", "evan@example.com\u200e", "evan@example.com"),  # a left-to-right mark
+        ("crm_id", "\u2060 31260XYZ\u00ad", "31260XYZ"),
+    ],
+)
+def test_trim_takes_invisible_characters_off_the_ends(
+    config: IdentityConfig, namespace: str, raw: str, normalised: str
+) -> None:
+    """Copied from a web page or a spreadsheet, a value can carry characters that show
+    nothing: the same address with one was another identity, another profile."""
+    assert normalise_identity(config, namespace, raw) == Identity(namespace, normalised)
+
+
+def test_an_invisible_character_inside_an_email_is_bad_format(config: IdentityConfig) -> None:
+    assert drop_reason(config, "email", "evan\u200b@example.com") == "bad_format"
+    assert drop_reason(config, "email", "evan@exa\u00admple.com") == "bad_format"
+
+
 def test_unknown_namespace(config: IdentityConfig) -> None:
     assert drop_reason(config, "twitter", "@evan") == "unknown_namespace"
 
