@@ -50,6 +50,8 @@ def test_the_defaults_are_valid() -> None:
         # ranking every channel alike.
         ("CDP_SOURCE_PRECEDENCE", "", "must name at least one channel"),
         ("CDP_SOURCE_PRECEDENCE", " , ,", "must name at least one channel"),
+        # A channel listed twice ranked at its last place, below what it was listed before.
+        ("CDP_SOURCE_PRECEDENCE", "crm,web,crm", "lists 'crm' twice"),
         # Were "cannot reach Kafka at  (...)" and a ValueError from int() inside aiokafka.
         ("CDP_KAFKA_BOOTSTRAP", " ", "must name at least one host:port"),
         ("CDP_KAFKA_BOOTSTRAP", "kafka:9092,kafka2:x", "has a bad port in 'kafka2:x'"),
