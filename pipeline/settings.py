@@ -81,7 +81,8 @@ VARIABLES: tuple[Variable, ...] = (
         "CDP_SOURCE_PRECEDENCE",
         "crm,loyalty,pos,callcenter,mobile,web",
         "Channel order for the source_precedence policy, strongest first (channel names, "
-        "[a-z0-9_-]+, at least one; an unlisted channel ranks after every listed one).",
+        "[a-z0-9_-]+, at least one, each once; an unlisted channel ranks after every listed "
+        "one).",
     ),
     Variable("CDP_RECENT_EVENTS", "20", "Length of events.recent in a profile."),
     Variable(
@@ -150,9 +151,11 @@ def _channels(name: str) -> tuple[str, ...]:
     channels = tuple(c.strip() for c in value.split(",") if c.strip())
     if not channels:
         raise ValueError(f"{name} must name at least one channel, not {value!r}")
-    for channel in channels:
+    for index, channel in enumerate(channels):
         if not _CHANNEL.fullmatch(channel):
             raise ValueError(f"{name} lists channels, each [a-z0-9_-]+, not {channel!r}")
+        if channel in channels[:index]:  # which of its places was meant is a guess
+            raise ValueError(f"{name} lists {channel!r} twice")
     return channels
 
 
