@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from pipeline.api.handlers import Reply
-from pipeline.api.routes import _handler, json_errors, metrics_view
+from pipeline.api.routes import Handler, _handler, json_errors, metrics_view
 
 
 async def alive(query: Mapping[str, str], match: Mapping[str, str]) -> Reply:
     return 200, {"status": "alive"}
 
 
+@asynccontextmanager
+async def serving(
+    route: str, handlers: dict[str, Handler], token: str = ""
+) -> AsyncIterator[TestClient]:
+    app = web.Application(middlewares=[json_errors])
+    app.router.add_route("*", route, _handler(route, handlers, token))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        yield test_client
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient]:
-    app = web.Application(middlewares=[json_errors])
-    app.router.add_route("*", "/healthz", _handler("/healthz", {"get": alive}, ""))
-    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+    async with serving("/healthz", {"get": alive}) as test_client:
         yield test_client
 
 
@@ -42,10 +51,7 @@ async def test_a_method_no_handler_serves_is_a_json_405(client: TestClient) -> N
 
 
 async def test_a_405_lists_every_method_of_its_route() -> None:
-    app = web.Application(middlewares=[json_errors])
-    handlers = {"get": alive, "delete": alive}
-    app.router.add_route("*", "/v1/profiles", _handler("/v1/profiles", handlers, ""))
-    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+    async with serving("/v1/profiles", {"get": alive, "delete": alive}) as test_client:
         answer = await test_client.put("/v1/profiles")
         assert (answer.status, answer.headers["Allow"]) == (405, "DELETE, GET, HEAD")
 
@@ -71,9 +77,7 @@ async def test_metrics_say_which_exposition_format_they_are() -> None:
 
 @pytest.fixture
 async def guarded() -> AsyncIterator[TestClient]:
-    app = web.Application(middlewares=[json_errors])
-    app.router.add_route("*", "/healthz", _handler("/healthz", {"get": alive}, "s3cret"))
-    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+    async with serving("/healthz", {"get": alive}, token="s3cret") as test_client:
         yield test_client
 
 
