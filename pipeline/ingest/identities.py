@@ -58,8 +58,9 @@ def _e164(value: str, namespace: Namespace) -> str:
 
 def _trim(value: str, namespace: Namespace) -> str:
     """Whitespace and invisible characters off both ends, however they alternate."""
-    while (trimmed := value.strip().strip(INVISIBLE)) != value:
-        value = trimmed
+    value = value.strip()
+    while value and (value[0] in INVISIBLE or value[-1] in INVISIBLE):
+        value = value.strip(INVISIBLE).strip()
     return value
 
 
