@@ -57,6 +57,10 @@ def test_the_defaults_are_valid() -> None:
         ("CDP_KAFKA_BOOTSTRAP", "kafka:9092,kafka2:x", "has a bad port in 'kafka2:x'"),
         # Faust's "App requires an id!" and a temporary directory's path, as tracebacks.
         ("CDP_APP_ID", "", "must not be empty"),
+        # Set but empty bound the API, privacy deletes included, to every interface
+        # (asyncio's reading of an empty host), where the default is loopback alone.
+        ("CDP_HTTP_HOST", "", "0.0.0.0"),
+        ("CDP_HTTP_HOST", " ", "0.0.0.0"),
         ("CDP_APP_ID", "team/cdp", "may not hold '/'"),
         # redis-py's own ValueError came out of the worker as a traceback.
         ("CDP_REDIS_URL", "localhost:6379", "must start with redis://, rediss://, unix://"),
