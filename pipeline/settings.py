@@ -67,7 +67,11 @@ VARIABLES: tuple[Variable, ...] = (
         "Kafka consumer group / Faust app id; workers with the same id share the partitions "
         "(give each deployment on one Kafka its own, whatever its CDP_TOPIC_PREFIX).",
     ),
-    Variable("CDP_HTTP_HOST", "127.0.0.1", "Address the worker's HTTP API binds to."),
+    Variable(
+        "CDP_HTTP_HOST",
+        "127.0.0.1",
+        "Address the worker's HTTP API binds to (0.0.0.0 or :: for every interface).",
+    ),
     Variable("CDP_HTTP_PORT", "6066", "Port of the worker's HTTP API (one per worker)."),
     Variable(
         "CDP_API_TOKEN",
@@ -201,6 +205,17 @@ def _app_id() -> str:
     return app_id
 
 
+def _http_host() -> str:
+    """An address to bind: empty is what asyncio reads as every interface, which
+    nobody setting it empty (for the default, loopback) means."""
+    host = env("CDP_HTTP_HOST")
+    if not host.strip():
+        raise ValueError(
+            f"CDP_HTTP_HOST must name an address (0.0.0.0 or :: for every interface), not {host!r}"
+        )
+    return host
+
+
 def _ca_file(protocol: str) -> str:
     """The CA bundle, loaded once here when TLS will use it: a missing or unreadable file
     otherwise failed deep inside the Kafka client's set-up."""
@@ -268,7 +283,7 @@ class Settings:
             topic_partitions=_number("CDP_TOPIC_PARTITIONS", int, 1),
             topic_replication=_number("CDP_TOPIC_REPLICATION", int, 1),
             app_id=_app_id(),
-            http_host=env("CDP_HTTP_HOST"),
+            http_host=_http_host(),
             http_port=_number("CDP_HTTP_PORT", int, 1, 65535),
             api_token=env("CDP_API_TOKEN"),
             output_encoding=_choice("CDP_OUTPUT_ENCODING", ENCODINGS),
