@@ -67,7 +67,11 @@ VARIABLES: tuple[Variable, ...] = (
         "Kafka consumer group / Faust app id; workers with the same id share the partitions "
         "(give each deployment on one Kafka its own, whatever its CDP_TOPIC_PREFIX).",
     ),
-    Variable("CDP_HTTP_HOST", "127.0.0.1", "Address the worker's HTTP API binds to."),
+    Variable(
+        "CDP_HTTP_HOST",
+        "127.0.0.1",
+        "Address the worker's HTTP API binds to (0.0.0.0 or :: for every interface).",
+    ),
     Variable("CDP_HTTP_PORT", "6066", "Port of the worker's HTTP API (one per worker)."),
     Variable(
         "CDP_API_TOKEN",
@@ -81,7 +85,8 @@ VARIABLES: tuple[Variable, ...] = (
         "CDP_SOURCE_PRECEDENCE",
         "crm,loyalty,pos,callcenter,mobile,web",
         "Channel order for the source_precedence policy, strongest first (channel names, "
-        "[a-z0-9_-]+; an unlisted channel ranks after every listed one).",
+        "[a-z0-9_-]+, at least one, each once; an unlisted channel ranks after every listed "
+        "one).",
     ),
     Variable("CDP_RECENT_EVENTS", "20", "Length of events.recent in a profile."),
     Variable(
@@ -144,11 +149,17 @@ def _number(name: str, kind: Callable[[str], N], low: N, high: N | None = None) 
 
 def _channels(name: str) -> tuple[str, ...]:
     """A comma-separated list of channel names: one that no event can carry (CRM) would
-    rank nothing, so it is refused rather than ignored."""
-    channels = tuple(c.strip() for c in env(name).split(",") if c.strip())
-    for channel in channels:
+    rank nothing, so it is refused rather than ignored; so is a list of none, as an empty
+    CDP_KAFKA_BOOTSTRAP is (empty items between commas are skipped in both)."""
+    value = env(name)
+    channels = tuple(c.strip() for c in value.split(",") if c.strip())
+    if not channels:
+        raise ValueError(f"{name} must name at least one channel, not {value!r}")
+    for index, channel in enumerate(channels):
         if not _CHANNEL.fullmatch(channel):
             raise ValueError(f"{name} lists channels, each [a-z0-9_-]+, not {channel!r}")
+        if channel in channels[:index]:  # which of its places was meant is a guess
+            raise ValueError(f"{name} lists {channel!r} twice")
     return channels
 
 
@@ -192,6 +203,17 @@ def _app_id() -> str:
     if "/" in app_id:
         raise ValueError(f"CDP_APP_ID may not hold '/', not {app_id!r}")
     return app_id
+
+
+def _http_host() -> str:
+    """An address to bind: empty is what asyncio reads as every interface, which
+    nobody setting it empty (for the default, loopback) means."""
+    host = env("CDP_HTTP_HOST")
+    if not host.strip():
+        raise ValueError(
+            f"CDP_HTTP_HOST must name an address (0.0.0.0 or :: for every interface), not {host!r}"
+        )
+    return host
 
 
 def _ca_file(protocol: str) -> str:
@@ -261,7 +283,7 @@ class Settings:
             topic_partitions=_number("CDP_TOPIC_PARTITIONS", int, 1),
             topic_replication=_number("CDP_TOPIC_REPLICATION", int, 1),
             app_id=_app_id(),
-            http_host=env("CDP_HTTP_HOST"),
+            http_host=_http_host(),
             http_port=_number("CDP_HTTP_PORT", int, 1, 65535),
             api_token=env("CDP_API_TOKEN"),
             output_encoding=_choice("CDP_OUTPUT_ENCODING", ENCODINGS),

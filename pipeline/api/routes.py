@@ -40,30 +40,42 @@ def _duration(route: str, method: str, status: int) -> Histogram:
     return metrics.HTTP_DURATION.labels(route, method, str(status))
 
 
+# What a 401 must name (RFC 9110 15.5.2): the scheme the routes take.
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
 def _authorised(request: aiohttp_web.Request, token: str) -> bool:
-    expected = f"Bearer {token}"
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # The scheme is case-insensitive (RFC 9110 11.1), the token exact. aiohttp keeps
+    # bytes that are no UTF-8 as surrogates: encoded back as they came, they never match.
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    given_bytes = given.encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given_bytes, token.encode())
 
 
 def _handler(
     route: str, handlers: dict[str, Handler], token: str
 ) -> Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.Response]]:
     """An aiohttp handler answering ``handlers``' methods, and HEAD where GET is one (as
-    HTTP asks: load balancers probe with it); any other method is a JSON 405."""
+    HTTP asks: load balancers probe with it); any other method is a JSON 405 with the
+    Allow header HTTP asks of one."""
+    served = {m.upper() for m in handlers} | ({"HEAD"} if "get" in handlers else set())
+    allow = {"Allow": ", ".join(sorted(served))}
 
     async def respond(request: aiohttp_web.Request) -> aiohttp_web.Response:
         method = request.method.lower()
         if method == "head" and "get" in handlers:
             method = "get"  # aiohttp sends the headers of the answer without its body
         started = time.perf_counter()
+        headers = None
         try:
             if token and not _authorised(request, token):
                 status, body = 401, {"error": "missing or wrong bearer token"}
+                headers = _CHALLENGE
             elif method not in handlers:
                 status, body = 405, {"error": f"{request.method} is not allowed on {route}"}
+                headers = allow
             else:
-                status, body = await handlers[method](dict(request.query), request.match_info)
+                status, body = await handlers[method](_query(request), request.match_info)
         except BadRequest as exc:
             status, body = 400, {"error": str(exc)}
         except Exception:
@@ -71,9 +83,20 @@ def _handler(
             log.exception("%s %s failed", request.method, route)
             status, body = 503, {"error": "the request could not be served now; retry"}
         _duration(route, request.method, status).observe(time.perf_counter() - started)
-        return _json(body, status)
+        return _json(body, status, headers)
 
     return respond
+
+
+def _query(request: aiohttp_web.Request) -> dict[str, str]:
+    """The query's parameters, each given at most once: of two values, which was meant
+    would be a guess."""
+    query = dict(request.query)
+    if len(query) < len(request.query):
+        name = next(n for n in query if len(request.query.getall(n)) > 1)
+        given = len(request.query.getall(name))
+        raise BadRequest(f"query parameter {name!r} is given {given} times, at most once")
+    return query
 
 
 @aiohttp_web.middleware
@@ -93,6 +116,21 @@ async def json_errors(
             exc.status,
             {k: v for k, v in exc.headers.items() if k == "Allow"},
         )
+
+
+# prometheus_client's generate_latest writes the classic text format. Prometheus 3 fails a
+# scrape whose Content-Type lacks the version (unless the job sets a fallback protocol).
+EXPOSITION_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def metrics_view(
+    exposition: Callable[[], bytes],
+) -> Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.Response]]:
+    async def view(request: aiohttp_web.Request) -> aiohttp_web.Response:
+        # The header as written: aiohttp's content_type= takes no parameters but charset.
+        return aiohttp_web.Response(body=exposition(), headers={"Content-Type": EXPOSITION_TYPE})
+
+    return view
 
 
 def mount(
@@ -150,10 +188,6 @@ def mount(
     for route, (handlers, route_token) in routes.items():
         web_app.router.add_route("*", route, _handler(route, handlers, route_token))
 
-    async def metrics_view(request: aiohttp_web.Request) -> aiohttp_web.Response:
-        # aiohttp takes the charset separately; text/plain is the 0.0.4 exposition format.
-        return aiohttp_web.Response(body=exposition(), content_type="text/plain")
-
-    web_app.router.add_get("/metrics", metrics_view)
+    web_app.router.add_get("/metrics", metrics_view(exposition))
     # The viewer's files hold no data: they load without the token, then ask for it.
     mount_viewer(web_app)

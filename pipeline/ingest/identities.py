@@ -21,6 +21,12 @@ from pipeline.model import DroppedIdentity, Identity, Rejected
 MAX_ID_CHARS = 1024
 
 _NON_DIGITS = re.compile(r"[^0-9]")  # not \D: that keeps Unicode digits such as '٣'
+# Format characters (Unicode Cf) that show nothing and come with copied values: soft
+# hyphen, zero-width space and joiners, direction marks and embeddings, word joiner and
+# invisible operators, byte-order mark. str.strip() keeps them.
+INVISIBLE = "\u00ad\u061c\u180e\u200b\u200c\u200d\u200e\u200f" + "".join(
+    map(chr, [*range(0x202A, 0x202F), *range(0x2060, 0x2065), *range(0x2066, 0x2070), 0xFEFF])
+)
 # A person's identities come back event after event: their normalised forms are kept,
 # (namespace, raw string) -> (the Namespace it was made under, the identity). A hit is
 # ~0.2 us where normalising took 1-2 (a phone number's parse far more). At most 32,768
@@ -50,8 +56,16 @@ def _e164(value: str, namespace: Namespace) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _trim(value: str, namespace: Namespace) -> str:
+    """Whitespace and invisible characters off both ends, however they alternate."""
+    value = value.strip()
+    while value and (value[0] in INVISIBLE or value[-1] in INVISIBLE):
+        value = value.strip(INVISIBLE).strip()
+    return value
+
+
 _STEPS: dict[str, Callable[[str, Namespace], str]] = {
-    "trim": lambda value, _: value.strip(),
+    "trim": _trim,
     "lowercase": lambda value, _: value.lower(),
     "uppercase": lambda value, _: value.upper(),
     "digits": lambda value, _: _NON_DIGITS.sub("", value),

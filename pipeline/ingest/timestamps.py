@@ -78,7 +78,7 @@ def _text_to_ms(text: str) -> tuple[int, int | None]:
         ms = int(digits)  # at most 20 digits; the fraction is dropped, as a float's is
         return ms, ms
     try:
-        offset = timedelta(0) if zone == "Z" else _offset(zone)
+        offset = timedelta(0) if zone in ("Z", "z") else _offset(zone)
         moment = datetime(
             int(year),
             int(month),

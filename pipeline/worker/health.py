@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 from faust.types import TP, EventT
 
 from pipeline import metrics
@@ -23,6 +25,28 @@ log = logging.getLogger(__name__)
 # or Redis that accepts connections but does not answer (stopped, overloaded) otherwise
 # stayed "ready" for the whole client timeout (CDP_KAFKA_REQUEST_TIMEOUT_S, 30 s).
 PROBE_TIMEOUT_S = 3.0
+WAITING_FOR_PARTITIONS = (
+    "the consumer group has not assigned this worker its partitions yet "
+    "(starting, or a rebalance is under way)"
+)
+
+
+def redis_address(url: str) -> str:
+    """Where CDP_REDIS_URL points, for people: host:port/db, or the seeds of a cluster,
+    or a socket's path; never its user name or password."""
+    parts = urlsplit(url)
+    return parts.netloc.rpartition("@")[2] + parts.path if parts.netloc else parts.path
+
+
+def unreachable(what: str, where: str, exc: BaseException) -> str:
+    """One line for /readyz: the client's own first line (no traceback), or that the
+    dependency did not answer within the probe's bound."""
+    if isinstance(exc, TimeoutError):
+        return f"{what} at {where} did not answer within {PROBE_TIMEOUT_S:g} s"
+    if isinstance(exc, KafkaConnectionError | NodeNotReadyError):  # their text is internals
+        return f"cannot reach {what} at {where}: no broker accepts a connection"
+    said = str(exc).strip().partition("\n")[0][:200] or type(exc).__name__
+    return f"cannot reach {what} at {where}: {said}"
 
 
 class Health:
@@ -34,7 +58,11 @@ class Health:
         if settings.redis_min_replicas:
             self.state["redis_replicas"] = False
         # Why a check failed, where a sentence says more than its name (/readyz).
-        self._why: dict[str, str] = {}
+        self._why: dict[str, str] = {"partitions_assigned": WAITING_FOR_PARTITIONS}
+        self._where = {
+            "kafka": settings.kafka_bootstrap,
+            "redis": redis_address(settings.redis_url),
+        }
         self._admin: AIOKafkaAdminClient | None = None
         # Kafka answers a metadata request for one topic it holds (created at start): the
         # whole cluster's metadata cost the event loop 12 ms every probe at 228 topics.
@@ -70,28 +98,36 @@ class Health:
 
     async def probe(self) -> None:
         """Runs every few seconds: the answers feed /readyz and the metrics."""
-        try:
-            await asyncio.wait_for(self.store.redis.ping(), PROBE_TIMEOUT_S)
-            self.state["redis"] = True
-        except Exception as exc:
-            self.state["redis"] = False
-            log.warning("redis unreachable: %r", exc)
-        try:
-            if self._admin is None:
-                admin = admin_client(self.settings)
-                await admin.start()
-                self._admin = admin
-            await asyncio.wait_for(self._admin.describe_topics(self._probe_topics), PROBE_TIMEOUT_S)
-            self.state["kafka"] = True
-        except Exception as exc:
-            self.state["kafka"] = False
-            log.warning("kafka unreachable: %r", exc)
+        await self._check("redis", self.store.redis.ping())
+        await self._check("kafka", self._describe())
         if "redis_replicas" in self.state:
             await self._replicas()
         metrics.UP.labels("redis").set(int(self.state["redis"]))
         metrics.UP.labels("kafka").set(int(self.state["kafka"]))
         self._publish_ready()
         self._lag()
+
+    async def _check(self, name: str, answer: Awaitable[Any]) -> None:
+        try:
+            await asyncio.wait_for(answer, PROBE_TIMEOUT_S)
+            self.state[name] = True
+        except Exception as exc:
+            self.state[name] = False
+            self._why[name] = unreachable(name.capitalize(), self._where[name], exc)
+            log.warning("%s unreachable: %r", name, exc)
+
+    async def _describe(self) -> None:
+        """One owned topic's metadata, through an admin client made once Kafka answers
+        (one whose start failed is closed: the next probe makes another)."""
+        if self._admin is None:
+            admin = admin_client(self.settings)
+            try:
+                await admin.start()
+            except BaseException:  # the probe's timeout cancels a start that hangs
+                await admin.close()
+                raise
+            self._admin = admin
+        await self._admin.describe_topics(self._probe_topics)
 
     async def _replicas(self) -> None:
         """Enough replicas for CDP_REDIS_MIN_REPLICAS: with fewer, every write waits for

@@ -96,7 +96,8 @@ def test_unauthorised_requests_get_401(api_port):
         for headers in (
             {},
             {"Authorization": "Bearer wrong"},
-            {"Authorization": f"bearer {TOKEN}"},
+            # ("bearer <token>" is the Bearer scheme: RFC 9110 11.1, case-insensitive)
+            {"Authorization": f"bearer {TOKEN.upper()}"},
             {"Authorization": f"Basic {TOKEN}"},
             {"Authorization": "Bearer "},
             {"Authorization": f"Bearer {TOKEN}x"},

@@ -44,6 +44,20 @@ async def test_an_event_is_applied_once_until_its_window_goes(client: redis.asyn
     assert (await store.stitch([event])).outcomes == ["duplicate"]
 
 
+async def test_an_event_id_used_again_for_other_content_is_a_duplicate(
+    client: redis.asyncio.Redis,
+) -> None:
+    """CONTRACT 3: an event is known by its event_id alone. A producer that reuses an id
+    for another event gets the first one processed; the other changes nothing."""
+    store = GraphStore(client, DEFAULTS, dedupe_ttl_s=TTL_S)
+    first = make_event("same", 1000, "email:a@example.org", attributes={"tier": "gold"})
+    other = make_event("same", 2000, "email:b@example.org", "crm_id:B")
+    assert (await store.stitch([first])).outcomes == ["ok"]
+    assert (await store.stitch([other])).outcomes == ["duplicate"]
+    assert await store.lookup("email:b@example.org") is None
+    assert await store.lookup("crm_id:B") is None
+
+
 async def test_dedupe_keys_of_the_version_before_are_read(client: redis.asyncio.Redis) -> None:
     """A graph stitched by the version before the windows (a key per event, with a TTL):
     its events stay deduplicated after the upgrade, and its keys are read for one TTL."""

@@ -45,11 +45,22 @@ def test_the_defaults_are_valid() -> None:
         # rank any value, and the policy would quietly fall back to time alone.
         ("CDP_SOURCE_PRECEDENCE", "CRM,web", "not 'CRM'"),
         ("CDP_SOURCE_PRECEDENCE", "crm,in store", "not 'in store'"),
+        # Set but naming no channel (an empty value in a compose file or a manifest):
+        # refused as an empty CDP_KAFKA_BOOTSTRAP is, not source_precedence silently
+        # ranking every channel alike.
+        ("CDP_SOURCE_PRECEDENCE", "", "must name at least one channel"),
+        ("CDP_SOURCE_PRECEDENCE", " , ,", "must name at least one channel"),
+        # A channel listed twice ranked at its last place, below what it was listed before.
+        ("CDP_SOURCE_PRECEDENCE", "crm,web,crm", "lists 'crm' twice"),
         # Were "cannot reach Kafka at  (...)" and a ValueError from int() inside aiokafka.
         ("CDP_KAFKA_BOOTSTRAP", " ", "must name at least one host:port"),
         ("CDP_KAFKA_BOOTSTRAP", "kafka:9092,kafka2:x", "has a bad port in 'kafka2:x'"),
         # Faust's "App requires an id!" and a temporary directory's path, as tracebacks.
         ("CDP_APP_ID", "", "must not be empty"),
+        # Set but empty bound the API, privacy deletes included, to every interface
+        # (asyncio's reading of an empty host), where the default is loopback alone.
+        ("CDP_HTTP_HOST", "", "0.0.0.0"),
+        ("CDP_HTTP_HOST", " ", "0.0.0.0"),
         ("CDP_APP_ID", "team/cdp", "may not hold '/'"),
         # redis-py's own ValueError came out of the worker as a traceback.
         ("CDP_REDIS_URL", "localhost:6379", "must start with redis://, rediss://, unix://"),

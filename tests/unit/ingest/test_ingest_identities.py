@@ -112,6 +112,71 @@ def test_bad_format(config: IdentityConfig, namespace: str, value: Any) -> None:
     assert drop_reason(config, namespace, value) == "bad_format"
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "mailto:foo@bar.com",  # a link's target, copied with its scheme
+        "MAILTO:Foo@Bar.com",
+        '"Foo Bar" <foo@bar.com>',  # a display name, as a mail header writes it
+        '"Foo"<foo@bar.com>',
+        "<foo@bar.com>",
+        "<foo@bar.com",
+        "foo bar@bar.com",  # a space inside
+        "foo@bar .com",
+        "foo@@bar.com",  # two @
+        "foo@bar@baz.com",
+        "foo@bar.com.",  # a trailing dot: a DNS name's absolute form, no mail address
+        "foo@bar..com",
+        "foo@.bar.com",
+        "foo@bar.com/x",
+        "foo;bar@baz.com",
+        "foo,bar@baz.com",
+    ],
+)
+def test_an_email_with_more_than_the_address_is_bad_format(
+    config: IdentityConfig, value: str
+) -> None:
+    """CONTRACT 4 normalises an email by trimming and lower-casing it, nothing more: a
+    scheme, a display name or a second address is no part of the address, so the value
+    fails the format check and is left out rather than guessed at."""
+    assert drop_reason(config, "email", value) == "bad_format"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "first.last+tag@example.com",
+        "o'brien@example.ie",
+        "a_b-c@sub.example.co.uk",
+        "x@xn--p1ai.xn--p1ai",
+    ],
+)
+def test_plain_addresses_still_pass_the_email_format(config: IdentityConfig, value: str) -> None:
+    assert normalise_identity(config, "email", value) == Identity("email", value)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "raw", "normalised"),
+    [
+        ("email", "\u200bEvan@Example.com", "evan@example.com"),  # a zero-width space
+        ("email", "\ufeffevan@example.com \u200b", "evan@example.com"),  # a CSV's BOM
+        ("email", "evan@example.com\u200e", "evan@example.com"),  # a left-to-right mark
+        ("crm_id", "\u2060 31260XYZ\u00ad", "31260XYZ"),
+    ],
+)
+def test_trim_takes_invisible_characters_off_the_ends(
+    config: IdentityConfig, namespace: str, raw: str, normalised: str
+) -> None:
+    """Copied from a web page or a spreadsheet, a value can carry characters that show
+    nothing: the same address with one was another identity, another profile."""
+    assert normalise_identity(config, namespace, raw) == Identity(namespace, normalised)
+
+
+def test_an_invisible_character_inside_an_email_is_bad_format(config: IdentityConfig) -> None:
+    assert drop_reason(config, "email", "evan\u200b@example.com") == "bad_format"
+    assert drop_reason(config, "email", "evan@exa\u00admple.com") == "bad_format"
+
+
 def test_unknown_namespace(config: IdentityConfig) -> None:
     assert drop_reason(config, "twitter", "@evan") == "unknown_namespace"
 
