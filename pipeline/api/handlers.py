@@ -29,6 +29,11 @@ class BadRequest(Exception):
     """A malformed query: answered 400 with its message."""
 
 
+class NotFound(Exception):
+    """A look-up of a blocked value: answered 404 with its message, as for an identity no
+    graph holds (CONTRACT 6: "404 if none")."""
+
+
 def _param(query: Mapping[str, str], name: str, limit: int = 1024) -> str:
     value = query.get(name)
     if value is None or value == "":
@@ -99,14 +104,22 @@ class Api:
     emit: Callable[[Outputs, Receipt | None], Awaitable[None]] | None = None
 
     def _identity(
-        self, query: Mapping[str, str], ns_name: str = "namespace", id_name: str = "id"
+        self,
+        query: Mapping[str, str],
+        ns_name: str = "namespace",
+        id_name: str = "id",
+        *,
+        blocked: type[Exception] = BadRequest,
     ) -> Identity:
+        """The identity a query names; ``blocked`` is raised for a blocked value (a look-up
+        answers 404: well formed, and no graph ever holds it)."""
         namespace = _param(query, ns_name, 64)
         value = _param(query, id_name)
         try:
             return normalise_identity(self.config, namespace, value)
         except Rejected as rejected:
-            raise BadRequest(rejected.detail) from rejected
+            error = blocked if rejected.reason == "blocked_value" else BadRequest
+            raise error(rejected.detail) from rejected
 
     def _ref(self, query: Mapping[str, str], name: str) -> Identity:
         namespace, sep, value = _param(query, name).partition(":")
@@ -130,7 +143,7 @@ class Api:
         )
 
     async def profile_by_identity(self, query: Mapping[str, str]) -> Reply:
-        identity = self._identity(query)
+        identity = self._identity(query, blocked=NotFound)
         policy = self._policy(query)
         raw = await self.store.read_profile_of(identity.key)
         if raw is None:
@@ -174,7 +187,7 @@ class Api:
         }
 
     async def graph(self, query: Mapping[str, str]) -> Reply:
-        identity = self._identity(query)
+        identity = self._identity(query, blocked=NotFound)
         profile_id = await self.store.lookup(identity.key)
         graph = await self.store.graph(profile_id) if profile_id else None
         if graph is None:

@@ -14,7 +14,7 @@ from aiohttp import web as aiohttp_web
 from prometheus_client import Histogram
 
 from pipeline import metrics
-from pipeline.api.handlers import Api, BadRequest, Reply
+from pipeline.api.handlers import Api, BadRequest, NotFound, Reply
 from pipeline.api.viewer import mount_viewer
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,8 @@ def _handler(
                 status, body = await handlers[method](_query(request), request.match_info)
         except BadRequest as exc:
             status, body = 400, {"error": str(exc)}
+        except NotFound as exc:
+            status, body = 404, {"error": str(exc)}
         except Exception:
             # Internals stay in the log, not in the answer.
             log.exception("%s %s failed", request.method, route)

@@ -8,7 +8,7 @@ from typing import cast
 import msgpack
 import pytest
 
-from pipeline.api.handlers import Api, BadRequest, shortest_path
+from pipeline.api.handlers import Api, BadRequest, NotFound, shortest_path
 from pipeline.identity.commands import (
     AttributeValue,
     ChangeResult,
@@ -318,7 +318,7 @@ MALFORMED: list[tuple[str, dict[str, str], str]] = [
     ("profile_by_identity", {"namespace": "crm_id", "id": ""}, "'id' is required"),
     ("profile_by_identity", {"namespace": "shoe_size", "id": "42"}, "not configured"),
     ("profile_by_identity", {"namespace": "email", "id": "not-an-email"}, "format"),
-    ("profile_by_identity", {"namespace": "email", "id": "null"}, "blocked"),
+    ("delete_identity", {"namespace": "email", "id": "null"}, "blocked"),
     ("profile_by_identity", {"namespace": "crm_id", "id": LONG}, "longer than 1024"),
     ("profile_by_identity", {"namespace": "n" * 65, "id": "x"}, "longer than 64"),
     (
@@ -359,6 +359,16 @@ async def test_malformed_queries_are_bad_requests(
     with pytest.raises(BadRequest, match=message):
         await getattr(api, handler)(query)
     assert store.deleted == [], "a malformed delete must not delete anything"
+
+
+@pytest.mark.parametrize("handler", ["profile_by_identity", "graph"])
+@pytest.mark.parametrize("value", ["null", "test@test.com"])
+async def test_a_blocked_value_is_looked_up_as_not_found(
+    api: Api, handler: str, value: str
+) -> None:
+    # Well formed, and never in a graph: 404 as for an identity not seen (CONTRACT 6).
+    with pytest.raises(NotFound, match="blocked"):
+        await getattr(api, handler)({"namespace": "email", "id": value})
 
 
 @pytest.mark.parametrize("profile_id", ["", "p_" + "0" * 63])
