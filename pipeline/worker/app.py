@@ -55,8 +55,9 @@ def _records(event: EventT) -> tuple[Record]:
     return (_record(event),)
 
 
-# A publication batch may fold several stitch batches' updates into one document each:
-# it holds at most this many times CDP_BATCH_SIZE notes (or one record, if more).
+# A batch of the publish agent (older workers' notes) may fold several stitch batches'
+# notes into one document each: it holds at most this many times CDP_BATCH_SIZE notes
+# (or one record, if more).
 PUBLISH_BATCH_FACTOR = 4
 # Room for a full batch's outputs in one producer batch per partition: with the default
 # 16 KB the producer waits for a batch in flight before it takes the next record.
@@ -167,8 +168,7 @@ def create_app(
         delivered = await sender.queue_outputs(out)
 
         async def settled() -> None:
-            await verified.publish(out.updates)
-            await delivered
+            await asyncio.gather(verified.publish(out.updates), delivered)
             if out.deadletters:  # sent first: a crash in between counts them again, as sent
                 reasons = Counter(d.reason for d in out.deadletters)
                 await until_redis_answers("tally", partial(store.count_deadletters, reasons))
