@@ -119,6 +119,19 @@ async def test_a_staged_batch_run_again_sends_its_outputs_once_per_run() -> None
     assert len(staged.deadletters) == 1 and len(store.calls) == 2
 
 
+async def test_a_batch_publishes_each_profile_once_and_counts_the_events_folded() -> None:
+    def coalesced() -> float:
+        return metrics.REGISTRY.get_sample_value("cdp_profile_updates_coalesced_total") or 0.0
+
+    before = coalesced()
+    events = [("e1", "A"), ("e2", "A"), ("e3", "B"), ("e4", "A")]
+    out = await stitched(
+        FakeStore(), [record(event(eid, ("crm_id", v)), i) for i, (eid, v) in enumerate(events)]
+    )
+    assert set(out.updates) == {"p_crm_id:A", "p_crm_id:B"}
+    assert coalesced() == before + 2
+
+
 async def test_an_integer_beyond_64_bits_is_a_dead_letter_not_a_crash() -> None:
     store = FakeStore()
     out = await stitched(
