@@ -86,6 +86,12 @@ PROFILES_UNPUBLISHED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+PROFILES_REPUBLISHED = Counter(
+    "cdp_profiles_republished_total",
+    "Profiles published again because Redis held another version once the first record "
+    "was delivered (another batch or worker changed them meanwhile).",
+    registry=REGISTRY,
+)
 UPDATES_COALESCED = Counter(
     "cdp_profile_updates_coalesced_total",
     "Profile update requests folded into another publication of the same profile.",

@@ -1,11 +1,12 @@
-"""Profile-update notes and their records on the internal updates topic.
+"""Profile-update notes: which profiles a batch changed and when its events happened.
 
-A note says a profile must be republished; its owner is the partition of the updates
-topic that its profile id hashes to, so one worker publishes each profile. A batch's
-notes travel as one record per partition, not one per profile: each record is a Faust
-message on the publishing side, and its per-message costs were paid per profile.
+A batch's notes are coalesced (one per profile id) and its agent publishes those
+profiles itself (publish/verified.py). Workers before that wrote the notes to the
+internal updates topic for the publish agent, one record per partition; a worker still
+reads and publishes such records, written by the older workers of a rolling upgrade
+(README, Upgrading).
 
-Record format (msgpack), as written since issue 12:
+Record format (msgpack), as written from issue 12 until direct publishing:
     key:   the first profile id of the record (it hashes to the record's partition)
     value: [2, profile_id, event_ms, ingest_ms, profile_id, event_ms, ingest_ms, ...]
 The leading 2 names the format. Versions before issue 12 wrote one record per note,
@@ -17,22 +18,16 @@ a record of several notes (it logs it as malformed and skips it): see README, Up
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import msgpack
 
 GROUPED = 2  # the first item of a record of several notes; a one-note record has two
-# A record carries at most this many notes (31 bytes each: some 31 KB, far below any
-# broker's record limit); a batch that touches more profiles of one partition (a large
-# CDP_BATCH_SIZE, splits) sends several records to it; a 500-event batch needs one.
-MAX_NOTES_PER_RECORD = 1000
 
 
 @dataclass
 class UpdateNote:
-    """Why a profile must be republished: carried to its owner on the updates topic."""
+    """Why a profile must be republished, and the times its publication is measured from."""
 
     event_ms: int  # earliest event time behind the update (latency from event time)
     ingest_ms: int  # when the worker consumed it (latency from ingestion)
@@ -48,28 +43,6 @@ class UpdateNote:
 
 
 Note = tuple[str, UpdateNote]  # profile id, note
-
-
-def note_records(
-    notes: Mapping[str, UpdateNote],
-    partition_of: Callable[[bytes], int],
-    limit: int = MAX_NOTES_PER_RECORD,
-) -> Iterator[tuple[bytes, bytes]]:
-    """Key and value of the records carrying ``notes``: one per partition that
-    ``partition_of`` (the producer's partitioner) sends a profile id to, or more where
-    a partition has more than ``limit``."""
-    groups: dict[int, list[Any]] = {}
-    for profile_id, note in notes.items():
-        groups.setdefault(partition_of(profile_id.encode()), []).append(
-            (profile_id, note.event_ms, note.ingest_ms)
-        )
-    for group in groups.values():
-        for start in range(0, len(group), limit):
-            part = group[start : start + limit]
-            flat: list[Any] = [GROUPED]
-            for item in part:
-                flat += item
-            yield part[0][0].encode(), msgpack.packb(flat)
 
 
 def read_notes(key: bytes | None, value: bytes | None) -> list[Note]:

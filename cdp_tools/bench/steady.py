@@ -2,11 +2,13 @@
 the time an event is produced to the timestamp of the first ``cdp.profiles`` record
 that lists its identity. Every event is a new visitor (a new profile).
 
-Each event's time is split into hops by the timestamps the records carry: the channel
-record's (the broker's append time: the benchmark creates its channel topics with
-``message.timestamp.type=LogAppendTime``), the update note's (when its stitch batch
-started) and its record's (when the worker handed it to its producer), and the profile
-record's (when the worker handed it to its producer)."""
+Each event's time is split into hops by the times the records carry: the channel
+record's timestamp (the broker's append time: the benchmark creates its channel topics
+with ``message.timestamp.type=LogAppendTime``), the profile document's ``updated_at``
+(when the stitch script that made it ran, by the Redis clock, on the same machine) and
+the profile record's timestamp (when the worker handed it to its producer). The same
+split applies to a worker of any version: before direct publishing, the publish hop
+also held the update note's produce, delivery and fetch."""
 
 from __future__ import annotations
 
@@ -14,13 +16,13 @@ import asyncio
 import statistics
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from cdp_tools.quiesce import wait_caught_up
 from pipeline.kafka import client_kwargs
-from pipeline.notes import read_notes
 from pipeline.publish.encode import encode
 from pipeline.publish.reader import read_to_end
 from pipeline.settings import Settings, Topics
@@ -68,13 +70,12 @@ class Hops:
     """Where one event's time went (seconds)."""
 
     append: float  # produce call -> the broker appended it (the producer's hop)
-    to_stitch: float  # appended -> its stitch batch started (fetch, hand-over, queue)
-    stitch: float  # stitch batch started -> update note handed over (ingest, Redis call)
-    publish: float  # update note -> profile record (note delivery, fetch, read, assemble)
+    to_script: float  # appended -> its stitch script ran (fetch, hand-over, ingest, Redis)
+    publish: float  # stitch script -> profile record handed over (read, assemble, encode)
 
     @property
     def total(self) -> float:
-        return self.append + self.to_stitch + self.stitch + self.publish
+        return self.append + self.to_script + self.publish
 
 
 async def _appended(settings: Settings, topic: str) -> dict[str, int]:
@@ -86,50 +87,34 @@ async def _appended(settings: Settings, topic: str) -> dict[str, int]:
     return first
 
 
-async def _noted(settings: Settings) -> dict[str, tuple[int, int]]:
-    """Of each profile's first update note: the timestamp (ms) of the record carrying it
-    and the start of the stitch batch it came from."""
-    first: dict[str, tuple[int, int]] = {}
-    topic = Topics(settings.topic_prefix).profile_updates
-    async for record in read_to_end(settings, topic, decoded=False):
-        key = record.key.encode() if record.key is not None else None
-        for profile_id, note in read_notes(key, record.raw):
-            first.setdefault(profile_id, (record.timestamp_ms, note.ingest_ms))
-    return first
-
-
-async def first_published(settings: Settings, wanted: set[str]) -> dict[str, tuple[str, int]]:
-    """Profile id and timestamp (ms) of the first profile record naming each wanted
-    identity."""
-    seen: dict[str, tuple[str, int]] = {}
+async def first_published(settings: Settings, wanted: set[str]) -> dict[str, tuple[int, int]]:
+    """Of the first profile record naming each wanted identity: its document's
+    ``updated_at`` and the record's timestamp (ms)."""
+    seen: dict[str, tuple[int, int]] = {}
     async for record in read_to_end(settings, Topics(settings.topic_prefix).profiles):
         for ident in record.value["identities"] if record.value else ():
             if ident["id"] in wanted and ident["id"] not in seen:
-                seen[ident["id"]] = str(record.key), record.timestamp_ms
+                updated = datetime.fromisoformat(record.value["updated_at"])
+                seen[ident["id"]] = round(updated.timestamp() * 1000), record.timestamp_ms
     return seen
 
 
 def split(
-    sent: dict[str, float],
-    appended: dict[str, int],
-    noted: dict[str, tuple[int, int]],
-    published: dict[str, tuple[str, int]],
+    sent: dict[str, float], appended: dict[str, int], published: dict[str, tuple[int, int]]
 ) -> list[Hops]:
-    """Each sent visitor's hops, from its channel record's append time (by visitor), its
-    profile's first update note (by profile id) and its first profile record."""
+    """Each sent visitor's hops, from its channel record's append time and its first
+    profile record (its document's ``updated_at`` and the record's timestamp)."""
     hops = []
     for visitor, sent_s in sent.items():
         if visitor not in published or visitor not in appended:
             continue
-        profile_id, published_ms = published[visitor]
-        noted_ms, ingest_ms = noted[profile_id]
+        script_ms, published_ms = published[visitor]
         appended_ms = appended[visitor]
         hops.append(
             Hops(
                 appended_ms / 1000 - sent_s,
-                (ingest_ms - appended_ms) / 1000,
-                (noted_ms - ingest_ms) / 1000,
-                (published_ms - noted_ms) / 1000,
+                (script_ms - appended_ms) / 1000,
+                (published_ms - script_ms) / 1000,
             )
         )
     return hops
@@ -141,7 +126,7 @@ def describe(hops: list[Hops]) -> str:
         return "too few samples"
     slowest = sorted(hops, key=lambda h: h.total)[-max(1, len(hops) // 100) :]
     parts = []
-    for name in ("append", "to_stitch", "stitch", "publish"):
+    for name in ("append", "to_script", "publish"):
         values = [getattr(h, name) * 1000 for h in hops]
         q = statistics.quantiles(values, n=100)
         tail = statistics.mean(getattr(h, name) * 1000 for h in slowest)
@@ -167,6 +152,5 @@ async def latencies(settings: Settings, sent: dict[str, float]) -> list[Hops]:
     return split(
         sent,
         await _appended(settings, topics.events("web")),
-        await _noted(settings),
         await first_published(settings, set(sent)),
     )

@@ -31,9 +31,19 @@ from pipeline.settings import Settings
 
 # KEYS[1] of every script: each key it touches is "{cdp}:<name>" (lua/includes/keyspace.lua).
 KEYSPACE = "{cdp}"
-SCRIPTS = ("stitch", "delete", "release", "read", "lookup", "quarantined", "tally", "overview")
+SCRIPTS = (
+    "stitch",
+    "delete",
+    "release",
+    "read",
+    "versions",
+    "lookup",
+    "quarantined",
+    "tally",
+    "overview",
+)
 # Read-only: these share one pipelined connection (the lookup API's and publisher's reads).
-PIPELINED = frozenset({"read", "lookup"})
+PIPELINED = frozenset({"read", "versions", "lookup"})
 # Writes whose effects a worker acknowledges, so CDP_REDIS_MIN_REPLICAS waits for them. The
 # dead-letter tally is a statistic: a retry would count twice, a failover may lose a few.
 REPLICATED = frozenset({"stitch", "delete", "release"})
@@ -395,6 +405,7 @@ class GraphStore:
         )
         self._configs = dict.fromkeys(SCRIPTS, whole)
         self._configs["read"] = msgpack.packb({"recent_limit": recent_limit})
+        self._configs["versions"] = msgpack.packb({})  # unused: not worth sending
         self._scripts = {name: redis.register_script(script_source(name)) for name in SCRIPTS}
         # On a cluster redis-py routes each call to the node of KEYSPACE's slot.
         self._pipe = ScriptPipe(redis) if isinstance(redis, redis_asyncio.Redis) else None
@@ -518,6 +529,11 @@ class GraphStore:
             pid: _profile(pid, raw, self.recent_limit, kept or {}) if raw else None
             for pid, raw in zip(profile_ids, raws, strict=True)
         }
+
+    async def versions(self, profile_ids: Sequence[str]) -> list[int | None]:
+        """The current version of each profile (None: it does not exist), in order."""
+        reply = await self._call("versions", list(profile_ids))
+        return [None if v is False else v for v in reply]
 
     async def graph(self, profile_id: str) -> RawGraph | None:
         (raw,) = await self._call("read", [[profile_id], False, False])

@@ -1,14 +1,11 @@
-"""The publish stage: profile ids to republish -> current documents or tombstones.
-
-Each profile id is owned by one partition of the updates topic, so one worker
-publishes it, and it always publishes what Redis holds *now*: whatever order the
-notifications arrive in, the last record of a key is the current state.
+"""Rendering profiles to publish: profile ids -> their current documents or tombstones,
+each with the graph version it shows (what publish/verified.py checks after sending).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +31,7 @@ class Publication:
     profile_id: str
     value: bytes | None  # None is a tombstone: the id no longer exists
     document: dict[str, Any] | None
+    version: int | None = None  # the graph version rendered; None with a tombstone
 
 
 @dataclass(frozen=True)
@@ -85,22 +83,22 @@ class Publisher:
                 precedence=s.precedence,
                 recent_limit=s.recent_limit,
             )
-            publications.append(Publication(profile_id, encode(document, s.encoding), document))
+            value = encode(document, s.encoding)
+            publications.append(Publication(profile_id, value, document, raw.version))
         return publications
 
-    async def publish_batch(
-        self, notes: Sequence[Note]
-    ) -> tuple[list[Publication], dict[str, UpdateNote]]:
-        merged = self.coalesce(notes)
-        return await self.render(list(merged)), merged
-
     @staticmethod
-    def observe(publications: Sequence[Publication], notes: dict[str, UpdateNote]) -> None:
-        """Count what was sent and how long after its events (call once it is delivered)."""
-        now_ms = time.time() * 1000
+    def count(publications: Sequence[Publication]) -> None:
+        """Count what was sent (call once it is delivered)."""
         documents = sum(1 for p in publications if p.value)
         metrics.PROFILES_PUBLISHED.labels("document").inc(documents)
         metrics.PROFILES_PUBLISHED.labels("tombstone").inc(len(publications) - documents)
+
+    @staticmethod
+    def observe(publications: Sequence[Publication], notes: Mapping[str, UpdateNote]) -> None:
+        """Count what was sent and how long after its events (call once it is delivered)."""
+        Publisher.count(publications)
+        now_ms = time.time() * 1000
         from_event, from_ingest = (metrics.EVENT_TO_PROFILE.labels(c) for c in _CLOCKS)
         for p in publications:
             note = notes[p.profile_id]

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from pipeline import metrics
-from pipeline.notes import note_records
 from pipeline.publish.encode import CONTENT_TYPE, OPAQUE, content_type, encode
 from pipeline.publish.profiles import Publication
 from pipeline.records import OUTPUT_MAX_RECORD_BYTES, DeadLetter, Outputs
@@ -60,10 +59,6 @@ class Producer(Protocol):
         """Queue ``records`` in order; the result resolves once the broker has them all."""
         ...
 
-    async def partitioner(self, topic: str) -> Callable[[bytes], int]:
-        """The partition ``send_all`` sends a record of ``topic`` with a given key to."""
-        ...
-
 
 class Sender:
     def __init__(
@@ -74,13 +69,12 @@ class Sender:
         self.encoding = encoding
         self.deadletter_bytes = deadletter_bytes
         self._ours: Headers = [content_type(encoding)]
-        self._internal: Headers = [content_type("msgpack")]
 
     def destinations(self, *sends: str) -> tuple[str, ...]:
         """The topics the named send/queue methods write to (for ``cdp topology``)."""
         t = self.topics
         where = {
-            "send_outputs": (t.deadletter, t.graph_changes, t.profile_updates),
+            "send_outputs": (t.deadletter, t.graph_changes),
             "queue_publications": (t.profiles,),
             "send_receipt": (t.privacy_receipts,),
         }
@@ -111,13 +105,6 @@ class Sender:
             )
             for c in out.changes
         ]
-        if out.updates:
-            # One record per partition: the one its notes' profile ids hash to.
-            partition_of = await self.producer.partitioner(t.profile_updates)
-            records += [
-                (t.profile_updates, key, value, self._internal)
-                for key, value in note_records(out.updates, partition_of)
-            ]
         delivered = await self._queue(records)
         # Counted here, where every graph change (stitch, privacy, release) leaves; per
         # batch and type, not per change.

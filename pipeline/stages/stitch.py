@@ -200,6 +200,10 @@ class Stitcher:
         note = UpdateNote(first_event_ms, ingest_ms)
         for profile_id in result.dirty | result.ceased | _profiles_named(result.changes):
             out.note(profile_id, note)
+        # One publication per profile and batch: the batch's events beyond its profiles
+        # are updates folded into another's publication.
+        if (folded := sum(consumed.values()) - len(out.updates)) > 0:
+            metrics.UPDATES_COALESCED.inc(folded)
         out.changes.extend(result.changes)
         for size in result.graph_sizes:
             metrics.GRAPH_SIZE.observe(size)

@@ -27,6 +27,7 @@ from pipeline.notes import Note, read_notes
 from pipeline.partition import cached_partitioner
 from pipeline.publish.profiles import Publisher, PublishSettings
 from pipeline.publish.sender import Sender
+from pipeline.publish.verified import VerifiedPublisher
 from pipeline.records import OUTPUT_MAX_RECORD_BYTES, Outputs, Record
 from pipeline.retry import until_redis_answers
 from pipeline.settings import Settings, Topics
@@ -54,8 +55,9 @@ def _records(event: EventT) -> tuple[Record]:
     return (_record(event),)
 
 
-# A publication batch may fold several stitch batches' updates into one document each:
-# it holds at most this many times CDP_BATCH_SIZE notes (or one record, if more).
+# A batch of the publish agent (older workers' notes) may fold several stitch batches'
+# notes into one document each: it holds at most this many times CDP_BATCH_SIZE notes
+# (or one record, if more).
 PUBLISH_BATCH_FACTOR = 4
 # Room for a full batch's outputs in one producer batch per partition: with the default
 # 16 KB the producer waits for a batch in flight before it takes the next record.
@@ -145,8 +147,8 @@ def create_app(
         precedence=settings.source_precedence,
         recent_limit=settings.recent_events,
     )
-    publisher = Publisher(store, config, publish_settings)
     sender = Sender(BatchProducer(app.producer), topics, settings.output_encoding, deadletter_bytes)
+    verified = VerifiedPublisher(Publisher(store, config, publish_settings), sender, store)
     health = Health(app, store, settings)
 
     def raw_topic(*names: str, **options: Any) -> TopicT:
@@ -161,11 +163,12 @@ def create_app(
 
     async def queue_emit(out: Outputs, receipt: Receipt | None = None) -> Awaitable[None]:
         """Hand what a stage produced to the producer; the result resolves once it is
-        delivered, its dead letters tallied for the overview and the receipt sent."""
+        delivered, the profiles it changed published and verified, its dead letters
+        tallied for the overview and the receipt sent."""
         delivered = await sender.queue_outputs(out)
 
         async def settled() -> None:
-            await delivered
+            await asyncio.gather(verified.publish(out.updates), delivered)
             if out.deadletters:  # sent first: a crash in between counts them again, as sent
                 reasons = Counter(d.reason for d in out.deadletters)
                 await until_redis_answers("tally", partial(store.count_deadletters, reasons))
@@ -178,18 +181,12 @@ def create_app(
         await (await queue_emit(out, receipt))
 
     async def stitch_batch(staged: StagedBatch) -> Awaitable[None]:
+        # The batch's profiles are published as its completion, which the acks wait
+        # for: the next batch's script does not wait for them.
         return await queue_emit(await stitcher.apply(staged))
 
     async def publish_batch(notes: Sequence[Note]) -> Awaitable[None]:
-        rendered, merged = await publisher.publish_batch(notes)
-        publications = sender.publishable(rendered)
-        delivered = await sender.queue_publications(publications)
-
-        async def observed() -> None:
-            await delivered
-            publisher.observe(publications, merged)
-
-        return observed()
+        return verified.publish(Publisher.coalesce(notes))
 
     @app.agent(events_topic, name="stitch")
     async def stitch(stream: StreamT) -> None:
@@ -202,6 +199,8 @@ def create_app(
         finally:
             await overlap.finish()
 
+    # Workers before direct publishing wrote update notes for this agent to publish: it
+    # publishes those of a rolling upgrade's older workers (README, Upgrading).
     @app.agent(updates_topic, name="publish")
     async def publish(stream: StreamT) -> None:
         acks = InOrderAcks("publish", health.processed)
@@ -243,12 +242,20 @@ def create_app(
             log.debug("channel discovery failed: %s", exc)
 
     flows = [
-        Flow(stitch, "ingest -> identity (Redis graph)", sender.destinations("send_outputs")),
-        Flow(publish, "profile (assemble) -> publish", sender.destinations("queue_publications")),
+        Flow(
+            stitch,
+            "ingest -> identity (Redis graph) -> profile (assemble) -> publish, verify",
+            sender.destinations("send_outputs", "queue_publications"),
+        ),
+        Flow(
+            publish,
+            "profile (assemble) -> publish, verify (notes of workers before direct publishing)",
+            sender.destinations("queue_publications"),
+        ),
         Flow(
             privacy,
-            "identity (privacy delete)",
-            sender.destinations("send_outputs", "send_receipt"),
+            "identity (privacy delete) -> profile (assemble) -> publish, verify",
+            sender.destinations("send_outputs", "queue_publications", "send_receipt"),
         ),
     ]
     return Wiring(app, health, flows)

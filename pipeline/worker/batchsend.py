@@ -14,7 +14,7 @@ changes).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -55,11 +55,6 @@ class BatchProducer:
 
     def _kafka(self) -> KafkaProducer:
         return self.faust._ensure_producer()  # type: ignore[attr-defined]
-
-    async def partitioner(self, topic: str) -> Callable[[bytes], int]:
-        """The partition ``send_all`` sends a record of ``topic`` with a given key to."""
-        await self._kafka().partitions_for(topic)  # metadata, which key_partition reads
-        return lambda key: self.faust.key_partition(topic, key).partition
 
     async def send_all(self, records: Sequence[OutRecord]) -> Awaitable[None]:
         """Queue ``records``; the result resolves once the broker has them all."""

@@ -96,7 +96,6 @@ def test_every_output_record_names_its_encoding(pipeline_env, start_worker, enco
     expected = {
         topics.profiles: media,
         topics.graph_changes: media,
-        topics.profile_updates: b"application/msgpack",
         topics.deadletter: b"application/octet-stream",
     }
     for topic, content_type in expected.items():

@@ -120,6 +120,7 @@ def _tick(n: int) -> None:
     metrics.GRAPH_SIZE.observe(1 + n % 6)
     metrics.PROFILES_PUBLISHED.labels("document").inc(10)
     metrics.UPDATES_COALESCED.inc(2)
+    metrics.PROFILES_REPUBLISHED.inc()
     metrics.PROFILES_UNPUBLISHED.labels("too_large").inc()
     metrics.EVENT_TO_PROFILE.labels("ingest").observe(0.02 + (n % 10) / 100)
     metrics.EVENT_TO_PROFILE.labels("event_time").observe(0.5 + (n % 10) / 10)
@@ -165,6 +166,7 @@ _HEALTHY_FAMILIES = {
     "cdp_graph_size_identities",
     "cdp_profiles_published",
     "cdp_profile_updates_coalesced",
+    "cdp_profiles_republished",
     "cdp_event_to_profile_latency_seconds",
     "cdp_consumer_lag_messages",
     "cdp_dependency_up",

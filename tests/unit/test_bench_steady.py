@@ -12,24 +12,24 @@ from cdp_tools.bench.e2e import thread_split
 from cdp_tools.bench.steady import Hops, describe, split
 
 
-def test_each_visitor_is_split_by_its_channel_record_note_and_profile() -> None:
+def test_each_visitor_is_split_by_its_channel_record_and_its_first_profile_record() -> None:
     sent = {"v1": 100.0, "v2": 100.5, "lost": 101.0}
     appended = {"v1": 100_001, "v2": 100_502, "lost": 101_001}
-    notes = {"p1": (100_010, 100_004), "p2": (100_530, 100_520)}  # record time, ingest
-    published = {"v1": ("p1", 100_020), "v2": ("p2", 100_560)}  # "lost": never published
-    hops = split(sent, appended, notes, published)
-    assert [(h.append, h.to_stitch, h.stitch, h.publish) for h in hops] == [
-        pytest.approx((0.001, 0.003, 0.006, 0.010)),
-        pytest.approx((0.002, 0.018, 0.010, 0.030)),
+    # The document's updated_at (its stitch script) and the record's timestamp.
+    published = {"v1": (100_010, 100_020), "v2": (100_530, 100_560)}  # "lost": never
+    hops = split(sent, appended, published)
+    assert [(h.append, h.to_script, h.publish) for h in hops] == [
+        pytest.approx((0.001, 0.009, 0.010)),
+        pytest.approx((0.002, 0.028, 0.030)),
     ]
     assert [h.total for h in hops] == [pytest.approx(0.020), pytest.approx(0.060)]
 
 
 def test_the_description_names_each_hop_and_the_slowest_events_share() -> None:
-    hops = [Hops(0.001, 0.002, 0.003, 0.004)] * 99 + [Hops(0.001, 0.050, 0.003, 0.004)]
+    hops = [Hops(0.001, 0.002, 0.004)] * 99 + [Hops(0.001, 0.050, 0.004)]
     text = describe(hops)
-    assert "to_stitch 2.0/" in text and text.endswith("publish 4.0/4.0/4.0")
-    assert "/50.0, stitch" in text  # the slowest 1% (one event) waited 50 ms for its batch
+    assert "to_script 2.0/" in text and text.endswith("publish 4.0/4.0/4.0")
+    assert "/50.0, publish" in text  # the slowest 1% (one event) waited 50 ms for its script
     assert describe(hops[:1]) == "too few samples"
 
 

@@ -1,5 +1,6 @@
-"""Profile-update notes on the internal updates topic: one record per partition, read in
-both the grouped format and the one-note format of the versions before it."""
+"""Profile-update notes on the internal updates topic, as workers before direct
+publishing wrote them (one record per partition), read in both the grouped format and
+the one-note format of the versions before it."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import random
 import msgpack
 import pytest
 
-from pipeline.notes import GROUPED, MAX_NOTES_PER_RECORD, UpdateNote, note_records, read_notes
+from pipeline.notes import GROUPED, UpdateNote, read_notes
 from pipeline.partition import cached_partitioner
 from pipeline.records import Outputs
+from tests.model.notes import MAX_NOTES_PER_RECORD, note_records
 
 PARTITIONS = list(range(4))
 

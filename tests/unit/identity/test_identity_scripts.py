@@ -71,8 +71,8 @@ def test_every_key_is_named_in_the_declared_slot() -> None:
         source = script_source(name)
         assert source.index("local P = KEYS[1] .. ':'") < source.index("redis.call"), name
         assert not re.search(r"""['"]cdp:""", source), name
-        # Key variables (hash, done_key, bucket_key, DEDUPE_*, window, legacy_keys) are
-        # built from P where set.
+        # Key variables (hash, done_key, bucket_key, DEDUPE_*, window, legacy_keys, blob)
+        # are built from P where set.
         allowed = (
             "P ..",
             "hash",
@@ -81,6 +81,7 @@ def test_every_key_is_named_in_the_declared_slot() -> None:
             "DEDUPE_",
             "window",
             "unpack(legacy_keys",
+            "blob",
         )
         for key in re.findall(r"redis\.call\('\w+', ([^,)]+)", source):
             assert key.startswith(allowed), (name, key)

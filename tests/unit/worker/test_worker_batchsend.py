@@ -106,13 +106,6 @@ async def test_records_go_in_order_a_batch_per_partition_once_metadata_is_known(
     await delivered
 
 
-async def test_the_partitioner_is_the_one_records_are_sent_by_once_metadata_is_known() -> None:
-    kafka = Kafka()
-    partition_of = await producer(kafka).partitioner("a")
-    assert kafka.metadata == ["a"]
-    assert [partition_of(bytes([k])) for k in (0, 1, 2, 3)] == [0, 1, 0, 1]
-
-
 async def test_a_full_batch_is_sent_and_the_next_one_started() -> None:
     kafka = Kafka(room=2)
     delivered = await producer(kafka).send_all([("a", b"\x00", bytes([i]), None) for i in range(5)])

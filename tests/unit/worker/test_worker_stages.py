@@ -15,8 +15,7 @@ from pipeline import metrics
 from pipeline.identity.commands import StitchEvent, StitchResult
 from pipeline.identity.config import load
 from pipeline.model import Event
-from pipeline.notes import UpdateNote, read_notes
-from pipeline.partition import cached_partitioner
+from pipeline.notes import UpdateNote
 from pipeline.publish.profiles import Publication, Publisher, PublishSettings
 from pipeline.publish.sender import TRUNCATED, Sender, deadletter_record
 from pipeline.records import OUTPUT_MAX_RECORD_BYTES, DeadLetter, Outputs, Record
@@ -120,6 +119,19 @@ async def test_a_staged_batch_run_again_sends_its_outputs_once_per_run() -> None
     assert len(staged.deadletters) == 1 and len(store.calls) == 2
 
 
+async def test_a_batch_publishes_each_profile_once_and_counts_the_events_folded() -> None:
+    def coalesced() -> float:
+        return metrics.REGISTRY.get_sample_value("cdp_profile_updates_coalesced_total") or 0.0
+
+    before = coalesced()
+    events = [("e1", "A"), ("e2", "A"), ("e3", "B"), ("e4", "A")]
+    out = await stitched(
+        FakeStore(), [record(event(eid, ("crm_id", v)), i) for i, (eid, v) in enumerate(events)]
+    )
+    assert set(out.updates) == {"p_crm_id:A", "p_crm_id:B"}
+    assert coalesced() == before + 2
+
+
 async def test_an_integer_beyond_64_bits_is_a_dead_letter_not_a_crash() -> None:
     store = FakeStore()
     out = await stitched(
@@ -189,12 +201,8 @@ def test_notes_fold_to_the_earliest_times() -> None:
 
 
 class FakeProducer:
-    def __init__(self, partitions: int = 4) -> None:
+    def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None, Any]] = []
-        self.partitions = list(range(partitions))
-
-    async def partitioner(self, topic: str) -> Any:
-        return lambda key: cached_partitioner(key, self.partitions, self.partitions)
 
     async def send_all(self, records: Sequence[tuple[str, bytes | None, bytes | None, Any]]) -> Any:
         self.sent += records
@@ -205,33 +213,17 @@ class FakeProducer:
         return delivered()
 
 
-async def test_sender_routes_each_output_to_its_topic() -> None:
+async def test_sender_routes_each_output_to_its_topic_and_writes_no_update_notes() -> None:
     producer = FakeProducer()
     out = Outputs()
     out.deadletters.append(DeadLetter(record(b"x", 5), "not_an_object", "why"))
     out.changes.append({"type": "graphs_merged", "profile_id": "p_1"})
-    out.note("p_1", UpdateNote(1, 2))
+    out.note("p_1", UpdateNote(1, 2))  # published by the agent itself (publish/verified.py)
     await Sender(producer, TOPICS, "json", OUTPUT_MAX_RECORD_BYTES).send_outputs(out)
     topics = [s[0] for s in producer.sent]
-    assert topics == ["cdp.deadletter", "cdp.graph-changes", "cdp.internal.profile-updates"]
+    assert topics == ["cdp.deadletter", "cdp.graph-changes"]
     assert producer.sent[0][1:3] == (b"k", b"x")
     assert json.loads(producer.sent[1][2]) == {"type": "graphs_merged", "profile_id": "p_1"}
-    assert producer.sent[2][1] == b"p_1"
-    assert read_notes(*producer.sent[2][1:3]) == [("p_1", UpdateNote(1, 2))]
-
-
-async def test_a_batch_sends_one_note_record_per_partition_not_one_per_profile() -> None:
-    producer = FakeProducer(partitions=4)
-    out = Outputs()
-    for i in range(200):
-        out.note(f"p_{i:010x}", UpdateNote(i, i + 1))
-    await Sender(producer, TOPICS, "msgpack", OUTPUT_MAX_RECORD_BYTES).send_outputs(out)
-    sent = [
-        (key, value) for topic, key, value, _ in producer.sent if topic == TOPICS.profile_updates
-    ]
-    assert len(sent) == 4
-    notes = [note for key, value in sent for note in read_notes(key, value)]
-    assert dict(notes) == out.updates and len(notes) == 200
 
 
 async def test_a_profile_document_too_large_for_its_topic_is_left_out_not_a_crash(

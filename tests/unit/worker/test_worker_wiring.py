@@ -38,10 +38,12 @@ def test_topology_is_read_from_the_wired_app() -> None:
     by_name = {block.split("\n")[0]: block for block in agents}
     assert set(by_name) == {"stitch", "publish", "privacy"}
     assert "reads   acme.events.<channel>" in by_name["stitch"]
-    assert "acme.graph-changes" in by_name["stitch"] and "acme.profiles" not in by_name["stitch"]
+    # The stitch agent publishes its profiles itself: no update notes (README, Upgrading).
+    assert "writes  acme.deadletter, acme.graph-changes, acme.profiles\n" in by_name["stitch"]
     assert "reads   acme.internal.profile-updates" in by_name["publish"]
     assert "writes  acme.profiles" in by_name["publish"]
-    assert "acme.privacy-receipts" in by_name["privacy"]
+    assert "acme.profiles, acme.privacy-receipts" in by_name["privacy"]
+    assert "writes  acme.internal.profile-updates" not in out
     assert "/v1/profiles/{profile_id}" in out
 
 
