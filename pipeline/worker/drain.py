@@ -29,12 +29,16 @@ from faust.types import TP, AppT, Message
 from mode import Service, ServiceT
 
 from pipeline.worker.acks import SHUTDOWN_GRACE_S
+from pipeline.worker.onloop import LoopConsumerThread
 
 YIELD_EVERY = 100  # messages delivered between two returns to the event loop, as upstream
 Fetched = Sequence[tuple[TP, Message]]
 
 
 class LeanConsumer(driver.Consumer):
+    def _new_consumer_thread(self) -> LoopConsumerThread:
+        return LoopConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         fetcher_stopped = fetcher._stopped.is_set  # type: ignore[attr-defined]
         try:
