@@ -9,6 +9,9 @@ upstream handles it: the read offsets of the messages not delivered still advanc
 rebalance seeks back to the committed offsets anyway), and offsets are only committed
 for acknowledged messages, so nothing undelivered is ever committed.
 
+Its aiokafka consumer runs on the worker's event loop, not on a thread of Faust's
+(pipeline/worker/onloop.py).
+
 Its ``wait_empty`` is upstream's with a deadline (the shutdown grace time): upstream's
 never ends while a batch waits out a Redis outage.
 
