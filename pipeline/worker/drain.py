@@ -9,6 +9,9 @@ upstream handles it: the read offsets of the messages not delivered still advanc
 rebalance seeks back to the committed offsets anyway), and offsets are only committed
 for acknowledged messages, so nothing undelivered is ever committed.
 
+Its aiokafka consumer runs on the worker's event loop, not on a thread of Faust's
+(pipeline/worker/onloop.py).
+
 Its ``wait_empty`` is upstream's with a deadline (the shutdown grace time): upstream's
 never ends while a batch waits out a Redis outage.
 
@@ -29,12 +32,16 @@ from faust.types import TP, AppT, Message
 from mode import Service, ServiceT
 
 from pipeline.worker.acks import SHUTDOWN_GRACE_S
+from pipeline.worker.onloop import LoopConsumerThread
 
 YIELD_EVERY = 100  # messages delivered between two returns to the event loop, as upstream
 Fetched = Sequence[tuple[TP, Message]]
 
 
 class LeanConsumer(driver.Consumer):
+    def _new_consumer_thread(self) -> LoopConsumerThread:
+        return LoopConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         fetcher_stopped = fetcher._stopped.is_set  # type: ignore[attr-defined]
         try:

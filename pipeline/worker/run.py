@@ -124,11 +124,11 @@ def check_http(settings: Settings) -> None:
 # draining worker's CPU per event; with these 10-18. A garbage cycle waits longer.
 GC_THRESHOLDS = (5000, 50, 10)
 
-# Faust runs aiokafka's consumer in a thread of its own: each fetch is handed from that
-# thread to the event loop and back. A thread that wakes (a fetch answered, a call handed
-# to it) while the other runs Python waits up to this long for the interpreter; Python's
-# default of 5 ms put 2.6-2.9 ms on average on each hand-over to the consumer thread at
-# 1,000 events/s, 1 ms 1.3-1.6 (the way back 4.3-4.6 -> 3.2-3.5 ms; load average 4.7-5.7).
+# A thread that wakes (channel discovery's listing done) while the event loop runs Python
+# waits up to this long for the interpreter. Set when Faust ran aiokafka's consumer in a
+# thread of its own (pipeline/worker/onloop.py now runs it on the loop): Python's default
+# of 5 ms put 2.6-2.9 ms on average on each hand-over to that thread at 1,000 events/s,
+# 1 ms 1.3-1.6 (the way back 4.3-4.6 -> 3.2-3.5 ms; load average 4.7-5.7).
 GIL_SWITCH_INTERVAL_S = 0.001
 
 
@@ -136,7 +136,7 @@ def freeze_heap() -> None:
     """Move every object alive now out of the collector's reach. A worker starts with
     about 100,000 long-lived objects (Faust, aiokafka, the identity configuration) that
     every full collection walked again: 20 ms on an idle machine, 90-200 ms on a busy
-    one, with the event loop and the consumer thread stopped meanwhile, the largest
+    one, with the event loop stopped meanwhile, the largest
     single cause of the slowest event-to-profile times. What is allocated later is
     still collected. Then the young generations are made larger (GC_THRESHOLDS)."""
     gc.collect()
