@@ -65,7 +65,7 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 # Offsets are committed by Faust's timer only (broker_commit_interval). Faust also commits
 # every broker_commit_every acknowledged messages (10,000 by default) from inside the loop
 # that hands fetched messages to the agents, which then waits for the commit's round trip
-# through the consumer thread: 4-8 ms at the median (up to 35-163 ms measured) without
+# to the broker: 4-8 ms at the median (up to 35-163 ms measured) without
 # delivering anything, every few seconds at 1,000 events/s. The timer commits the same
 # acknowledged offsets.
 COMMIT_EVERY_MESSAGES = sys.maxsize
