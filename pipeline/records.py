@@ -28,6 +28,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()  # the producer's own (trace ids and the like)
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,18 @@ class DeadLetter:
     detail: str
 
     def headers(self) -> list[tuple[str, bytes]]:
-        """The reason and the origin, as CONTRACT 2 asks, in Kafka headers."""
-        return [
+        """The producer's own headers, then the reason and the origin, as CONTRACT 2 asks.
+        A producer's header named as one of ours is left out: a reader of a dead letter
+        must not find two ``cdp-reason``."""
+        ours = [
             ("cdp-reason", self.reason.encode()),
             ("cdp-detail", self.detail.encode()),
             ("cdp-source-topic", self.record.topic.encode()),
             ("cdp-source-partition", str(self.record.partition).encode()),
             ("cdp-source-offset", str(self.record.offset).encode()),
         ]
+        names = {name for name, _ in ours}
+        return [h for h in self.record.headers if h[0] not in names] + ours
 
 
 @dataclass

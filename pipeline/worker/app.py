@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 
 def _record(event: EventT) -> Record:
     m = event.message
-    return Record(m.topic, m.partition, m.offset, m.key, m.value)
+    headers = m.headers.items() if isinstance(m.headers, Mapping) else m.headers or ()
+    return Record(m.topic, m.partition, m.offset, m.key, m.value, tuple(headers))
 
 
 def _records(event: EventT) -> tuple[Record]:

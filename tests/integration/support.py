@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -51,9 +51,14 @@ def send(
 
 
 def send_raw(
-    settings: Settings, topic: str, values: Iterable[bytes], key: bytes = b"raw"
+    settings: Settings,
+    topic: str,
+    values: Iterable[bytes],
+    key: bytes = b"raw",
+    headers: Sequence[tuple[str, bytes]] = (),
 ) -> list[tuple[int, int]]:
-    """Send the values in order (one key: one partition); returns (partition, offset)s."""
+    """Send the values in order (one key: one partition), each with ``headers``; returns
+    (partition, offset)s."""
 
     async def go() -> list[tuple[int, int]]:
         # Anything the broker takes, oversized events included.
@@ -62,7 +67,10 @@ def send_raw(
         )
         await producer.start()
         try:
-            sent = [await producer.send_and_wait(topic, value, key=key) for value in values]
+            sent = [
+                await producer.send_and_wait(topic, value, key=key, headers=list(headers))
+                for value in values
+            ]
         finally:
             await producer.stop()
         return [(m.partition, m.offset) for m in sent]

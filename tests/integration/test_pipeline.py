@@ -249,7 +249,11 @@ def _oversized_then_valid(pipeline_env: PipelineEnv) -> tuple[bytes, OutputRecor
         envelope(ident("crm_id", "BIG-1"), at=1, attributes={"blob": "x" * 3_000_000})
     ).encode()
     after = json.dumps(envelope(ident("crm_id", "AFTER-1"), at=2, kind="record")).encode()
-    (partition, offset), (after_partition, _) = send_raw(s, topic, [big, after], key=b"big-key")
+    # A producer's own headers stay on the dead letter; one named as ours does not.
+    own = [("traceparent", b"00-abc-01"), ("cdp-reason", b"forged")]
+    (partition, offset), (after_partition, _) = send_raw(
+        s, topic, [big, after], key=b"big-key", headers=own
+    )
     assert partition == after_partition
     settle(s, timeout_s=60)
     profiles = live(view(s, pipeline_env.topics.profiles))
@@ -261,6 +265,7 @@ def _oversized_then_valid(pipeline_env: PipelineEnv) -> tuple[bytes, OutputRecor
     assert dead.headers["cdp-source-topic"] == topic.encode()
     assert dead.headers["cdp-source-partition"] == str(partition).encode()
     assert dead.headers["cdp-source-offset"] == str(offset).encode()
+    assert dead.headers["traceparent"] == b"00-abc-01"
     return big, dead
 
 

@@ -292,6 +292,14 @@ def test_a_dead_letter_too_large_for_its_topic_carries_the_first_bytes_and_says_
     assert by_name["cdp-reason"] == b"oversized" and by_name["cdp-source-offset"] == b"7"
 
 
+def test_a_dead_letter_keeps_the_producers_headers_before_ours_and_none_named_as_ours() -> None:
+    own = (("traceparent", b"00-abc-01"), ("cdp-reason", b"forged"), ("tenant", b"t1"))
+    letter = DeadLetter(Record("cdp.events.web", 3, 7, b"k", b"v", own), "bad_json", "why")
+    headers = letter.headers()
+    assert headers[:2] == [("traceparent", b"00-abc-01"), ("tenant", b"t1")]
+    assert [v for name, v in headers if name == "cdp-reason"] == [b"bad_json"]
+
+
 def test_publish_settings_defaults_match_the_documented_ones() -> None:
     s = PublishSettings()
     assert (s.encoding, s.policy, s.recent_limit) == ("msgpack", "timestamp", 20)
