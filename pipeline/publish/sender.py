@@ -38,7 +38,8 @@ def deadletter_record(d: DeadLetter, limit: int) -> tuple[bytes | None, bytes | 
     with the original sizes: a record the producer or the broker refused would crash the
     agent again on every retry of its batch."""
     key, value = d.record.key, d.record.value
-    headers = [*d.headers(), (CONTENT_TYPE, OPAQUE)]
+    # The bytes are the producer's, but a reader must find one content type: opaque.
+    headers = [h for h in d.headers() if h[0] != CONTENT_TYPE] + [(CONTENT_TYPE, OPAQUE)]
     if _size(key, value, headers) <= limit:
         return key, value, headers
     original = f"key={len(key or b'')} value={len(value or b'')}"

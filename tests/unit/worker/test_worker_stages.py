@@ -298,6 +298,9 @@ def test_a_dead_letter_keeps_the_producers_headers_before_ours_and_none_named_as
     headers = letter.headers()
     assert headers[:2] == [("traceparent", b"00-abc-01"), ("tenant", b"t1")]
     assert [v for name, v in headers if name == "cdp-reason"] == [b"bad_json"]
+    typed = DeadLetter(Record("t", 0, 1, b"k", b"v", (("content-type", b"text/json"),)), "x", "y")
+    _, _, sent = deadletter_record(typed, OUTPUT_MAX_RECORD_BYTES)
+    assert [v for name, v in sent if name == "content-type"] == [b"application/octet-stream"]
 
 
 def test_publish_settings_defaults_match_the_documented_ones() -> None:
