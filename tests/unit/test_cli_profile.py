@@ -87,7 +87,7 @@ def test_profile_get_rejects_an_unknown_merge_policy() -> None:
 
 @pytest.mark.parametrize(
     ("namespace", "value", "message"),
-    [("shoe_size", "42", "not configured"), ("email", "nope", "format")],
+    [("shoe_size", "42", "not configured"), ("email", "nope", "not an email address: no '@'")],
 )
 def test_profile_get_answers_a_malformed_identity_with_the_api_error(
     namespace: str, value: str, message: str
