@@ -59,9 +59,25 @@ class _Main(click.Group):
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
         except RedisConnectionError as exc:
-            raise click.ClickException(f"cannot reach Redis (CDP_REDIS_URL): {exc}") from None
+            from pipeline.worker.health import redis_address
+
+            where = redis_address(_settings().redis_url)  # without a password
+            raise click.ClickException(_unreachable("Redis", where, "CDP_REDIS_URL", exc)) from None
         except KafkaConnectionError as exc:
-            raise click.ClickException(f"cannot reach Kafka (CDP_KAFKA_BOOTSTRAP): {exc}") from None
+            where = _settings().kafka_bootstrap
+            raise click.ClickException(
+                _unreachable("Kafka", where, "CDP_KAFKA_BOOTSTRAP", exc)
+            ) from None
+
+
+def _unreachable(what: str, where: str, variable: str, exc: BaseException) -> str:
+    """Where the command looked, what the client said (as /readyz does), and what to do."""
+    from pipeline.worker.health import unreachable
+
+    return (
+        f"{unreachable(what, f'{where} ({variable})', exc).rstrip('.')}. Start it with "
+        f"`cdp stack up`, or point {variable} at a running {what}."
+    )
 
 
 @click.group(cls=_Main)
@@ -166,9 +182,10 @@ def config_identity(name: str | None, listing: bool, path_only: bool) -> None:
 @click.option(
     "--sample",
     "customers",
-    type=int,
+    # Two at least: the sample's shared family tablet needs two people.
+    type=click.IntRange(min=2),
     default=None,
-    help="Generate the realistic multi-channel sample for this many customers.",
+    help="Generate the realistic multi-channel sample for this many customers (2 or more).",
 )
 @click.option(
     "--file",

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,6 +66,40 @@ def test_a_command_without_its_services_says_so_in_a_line(args: list[str], says:
     code, output = run(*args)
     assert code == 1
     assert says in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("customers", ["0", "1", "-3"])
+def test_a_sample_needs_two_customers(customers: str) -> None:
+    """Found from outside: fewer ended in an IndexError's traceback."""
+    code, output = run("produce", "--sample", customers)
+    assert code == 2
+    assert "x>=2" in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["privacy", "delete", "--namespace", "crm_id", "--id", "C1"], "Kafka at 127.0.0.1:1"),
+        (["produce", "--sample", "2"], "Kafka at 127.0.0.1:1"),
+        (["profile", "get", "--profile-id", "p_01"], "Redis at 127.0.0.1:1/0"),
+    ],
+)
+def test_a_command_without_its_services_says_where_and_what_to_do(
+    args: list[str], says: str
+) -> None:
+    """Found from outside: the line named the variable but not the address (Kafka's was
+    aiokafka's tuple repr), and `privacy delete` went on with 'Unclosed AIOKafkaProducer'
+    and an object's address. A process of its own: those
+    came from the garbage collector as it ended."""
+    env = {**os.environ, **NOWHERE, "CDP_REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert f"cannot reach {says}" in done.stderr, done.stderr
+    assert "cdp stack up" in done.stderr
+    assert "Unclosed" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "s3cret" not in done.stderr
 
 
 @pytest.mark.parametrize(
