@@ -382,10 +382,19 @@ def privacy_delete(namespace: str, value: str, whole_profile: bool, wait_s: floa
         "namespace": namespace,
         "id": value,
     }
-    receipt = asyncio.run(privacy_request(_settings(), request, wait_s))
+    settings = _settings()
+    receipt = asyncio.run(privacy_request(settings, request, wait_s))
     _print(
         receipt if receipt is not None else {"request_id": request["request_id"], "status": "sent"}
     )
+    if receipt is None and wait_s > 0:
+        topics = Topics(settings.topic_prefix)
+        click.echo(
+            f"no receipt within {wait_s:g} s: the request waits on {topics.privacy_requests} "
+            f"until a worker (`cdp worker`) carries it out; its receipt will be on "
+            f"{topics.privacy_receipts}",
+            err=True,
+        )
     if receipt is not None and receipt.get("status") == "rejected":
         sys.exit(1)
 

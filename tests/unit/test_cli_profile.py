@@ -175,3 +175,26 @@ def test_demo_ends_by_itself_unless_asked_to_stay(
     monkeypatch.setattr("cdp_tools.demo.run_demo", lambda settings, stay: seen.append(stay) or 0)
     assert run("demo", *args)[0] == 0
     assert seen == [stay]
+
+
+def test_privacy_delete_without_a_receipt_says_where_the_request_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found from outside: with no worker running, the command printed status 'sent' and
+    nothing else, after its wait."""
+
+    async def no_receipt(*_: object) -> None:
+        return None
+
+    monkeypatch.setattr("cdp_tools.ops.privacy_request", no_receipt)
+    result = CliRunner().invoke(
+        main,
+        ["privacy", "delete", "--namespace", "crm_id", "--id", "C1", "--wait", "2"],
+        env=NOWHERE,
+    )
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["status"] == "sent"
+    assert result.stderr.strip() == (
+        "no receipt within 2 s: the request waits on cdp.privacy-requests until a worker "
+        "(`cdp worker`) carries it out; its receipt will be on cdp.privacy-receipts"
+    )
