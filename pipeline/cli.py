@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import click
 
 from pipeline.model import POLICIES
-from pipeline.settings import VARIABLES, Settings, Topics
+from pipeline.settings import CHANNEL, VARIABLES, Settings, Topics
 
 
 def _settings() -> Settings:
@@ -208,6 +208,8 @@ def produce(
 
     if (customers is None) == (path is None):
         raise click.UsageError("give exactly one of --sample N or --file F")
+    if channel is not None:
+        _check_channel(channel, "--channel")
     if customers is not None:
         start = int(time.time() * 1000) - 6 * 3600 * 1000
         events = list(SampleGenerator(customers, seed, start).events())
@@ -220,9 +222,20 @@ def produce(
                     ch = envelope.get("channel") or channel
                     if not ch:
                         raise click.UsageError("an event has no channel; pass --channel")
+                    _check_channel(ch, f"{path}, line {number}: channel")
                     events.append((ch, envelope))
     sent = asyncio.run(send(_settings(), events, encoding=encoding))
     click.echo(f"produced {sent} events")
+
+
+def _check_channel(channel: object, where: str) -> None:
+    """A channel names its topic, cdp.events.<channel>: one that no worker subscribes to
+    (or Kafka refuses) is refused before anything is produced."""
+    if not (isinstance(channel, str) and CHANNEL.fullmatch(channel)):
+        raise click.UsageError(
+            f"{where} {channel!r} is not a channel name: [a-z0-9_-]+, as workers read "
+            "cdp.events.<channel>"
+        )
 
 
 def _json_object(text: str, where: str) -> dict[str, Any]:

@@ -198,3 +198,24 @@ def test_privacy_delete_without_a_receipt_says_where_the_request_waits(
         "no receipt within 2 s: the request waits on cdp.privacy-requests until a worker "
         "(`cdp worker`) carries it out; its receipt will be on cdp.privacy-receipts"
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "option", "says"),
+    [
+        ('{"event_id": "e"}', "Kiosk!", "--channel 'Kiosk!'"),
+        ('{"channel": "a.b"}', "web", "line 1: channel 'a.b'"),
+        ('{"channel": "Web"}', "web", "line 1: channel 'Web'"),
+    ],
+)
+def test_produce_refuses_a_channel_no_worker_reads(
+    tmp_path: Path, line: str, option: str, says: str
+) -> None:
+    """Found from outside: 'Kiosk!' printed hundreds of aiokafka errors and a traceback,
+    and 'a.b' was produced to cdp.events.a.b, a topic no worker subscribes to."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(line + "\n")
+    code, output = run("produce", "--file", str(events), "--channel", option)
+    assert code == 2
+    assert f"{says} is not a channel name" in output, output
+    assert "[a-z0-9_-]" in output
