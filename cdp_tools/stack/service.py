@@ -172,7 +172,13 @@ class Service(ABC):
     def stop(self, say: Say) -> None:
         recorded = self.running()
         if recorded is None:
-            say(f"{self.title} is not running")
+            if not proc.port_free(self.port) and self.ready():
+                say(
+                    f"{self.title} at {self.address} was not started by cdp stack here: "
+                    "left running"
+                )
+            else:
+                say(f"{self.title} is not running")
             return
         pid = recorded[0]
         started = time.monotonic()

@@ -83,6 +83,9 @@ def test_a_server_that_answers_already_is_used(redis_port: int, tmp_path: Path) 
                 "here): using it"
             )
             down(only="redis", say=said.append)
+            assert said[-1] == (
+                f"Redis at 127.0.0.1:{redis_port} was not started by cdp stack here: left running"
+            )
         assert proc.alive(state.pid or 0)
     finally:
         down(only="redis", say=said.append)
