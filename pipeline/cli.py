@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import click
 
 from pipeline.model import POLICIES
-from pipeline.settings import VARIABLES, Settings, Topics
+from pipeline.settings import CHANNEL, VARIABLES, Settings, Topics
 
 
 def _settings() -> Settings:
@@ -59,9 +59,25 @@ class _Main(click.Group):
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
         except RedisConnectionError as exc:
-            raise click.ClickException(f"cannot reach Redis (CDP_REDIS_URL): {exc}") from None
+            from pipeline.worker.health import redis_address
+
+            where = redis_address(_settings().redis_url)  # without a password
+            raise click.ClickException(_unreachable("Redis", where, "CDP_REDIS_URL", exc)) from None
         except KafkaConnectionError as exc:
-            raise click.ClickException(f"cannot reach Kafka (CDP_KAFKA_BOOTSTRAP): {exc}") from None
+            where = _settings().kafka_bootstrap
+            raise click.ClickException(
+                _unreachable("Kafka", where, "CDP_KAFKA_BOOTSTRAP", exc)
+            ) from None
+
+
+def _unreachable(what: str, where: str, variable: str, exc: BaseException) -> str:
+    """Where the command looked, what the client said (as /readyz does), and what to do."""
+    from pipeline.worker.health import unreachable
+
+    return (
+        f"{unreachable(what, f'{where} ({variable})', exc).rstrip('.')}. Start it with "
+        f"`cdp stack up`, or point {variable} at a running {what}."
+    )
 
 
 @click.group(cls=_Main)
@@ -166,9 +182,10 @@ def config_identity(name: str | None, listing: bool, path_only: bool) -> None:
 @click.option(
     "--sample",
     "customers",
-    type=int,
+    # Two at least: the sample's shared family tablet needs two people.
+    type=click.IntRange(min=2),
     default=None,
-    help="Generate the realistic multi-channel sample for this many customers.",
+    help="Generate the realistic multi-channel sample for this many customers (2 or more).",
 )
 @click.option(
     "--file",
@@ -191,6 +208,8 @@ def produce(
 
     if (customers is None) == (path is None):
         raise click.UsageError("give exactly one of --sample N or --file F")
+    if channel is not None:
+        _check_channel(channel, "--channel")
     if customers is not None:
         start = int(time.time() * 1000) - 6 * 3600 * 1000
         events = list(SampleGenerator(customers, seed, start).events())
@@ -203,9 +222,20 @@ def produce(
                     ch = envelope.get("channel") or channel
                     if not ch:
                         raise click.UsageError("an event has no channel; pass --channel")
+                    _check_channel(ch, f"{path}, line {number}: channel")
                     events.append((ch, envelope))
     sent = asyncio.run(send(_settings(), events, encoding=encoding))
     click.echo(f"produced {sent} events")
+
+
+def _check_channel(channel: object, where: str) -> None:
+    """A channel names its topic, cdp.events.<channel>: one that no worker subscribes to
+    (or Kafka refuses) is refused before anything is produced."""
+    if not (isinstance(channel, str) and CHANNEL.fullmatch(channel)):
+        raise click.UsageError(
+            f"{where} {channel!r} is not a channel name: [a-z0-9_-]+, as workers read "
+            "cdp.events.<channel>"
+        )
 
 
 def _json_object(text: str, where: str) -> dict[str, Any]:
@@ -365,10 +395,19 @@ def privacy_delete(namespace: str, value: str, whole_profile: bool, wait_s: floa
         "namespace": namespace,
         "id": value,
     }
-    receipt = asyncio.run(privacy_request(_settings(), request, wait_s))
+    settings = _settings()
+    receipt = asyncio.run(privacy_request(settings, request, wait_s))
     _print(
         receipt if receipt is not None else {"request_id": request["request_id"], "status": "sent"}
     )
+    if receipt is None and wait_s > 0:
+        topics = Topics(settings.topic_prefix)
+        click.echo(
+            f"no receipt within {wait_s:g} s: the request waits on {topics.privacy_requests} "
+            f"until a worker (`cdp worker`) carries it out; its receipt will be on "
+            f"{topics.privacy_receipts}",
+            err=True,
+        )
     if receipt is not None and receipt.get("status") == "rejected":
         sys.exit(1)
 

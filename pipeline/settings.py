@@ -130,7 +130,7 @@ REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 # Kafka's legal topic characters: a prefix of others names no topic a worker can create.
 _TOPIC_PREFIX = re.compile(r"[A-Za-z0-9._-]*")
 # A channel name (CONTRACT 2): the suffix of its topic, the `channel` of its events.
-_CHANNEL = re.compile(r"[a-z0-9_-]+")
+CHANNEL = re.compile(r"[a-z0-9_-]+")
 
 
 def _number(name: str, kind: Callable[[str], N], low: N, high: N | None = None) -> N:
@@ -156,7 +156,7 @@ def _channels(name: str) -> tuple[str, ...]:
     if not channels:
         raise ValueError(f"{name} must name at least one channel, not {value!r}")
     for index, channel in enumerate(channels):
-        if not _CHANNEL.fullmatch(channel):
+        if not CHANNEL.fullmatch(channel):
             raise ValueError(f"{name} lists channels, each [a-z0-9_-]+, not {channel!r}")
         if channel in channels[:index]:  # which of its places was meant is a guess
             raise ValueError(f"{name} lists {channel!r} twice")

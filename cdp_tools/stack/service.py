@@ -118,6 +118,12 @@ class Service(ABC):
             self._wait(pid, time.monotonic(), log_offset=0)
             return
         if not proc.port_free(self.port):
+            if self.ready():  # a server of this kind answers there: what the variable means
+                say(
+                    f"{self.title} already answers at {self.address} "
+                    "(not started by cdp stack here): using it"
+                )
+                return
             raise StackError(self._port_taken())
         command = self.prepare(say)
         say(f"starting {self.title} on 127.0.0.1:{self.port}...")
@@ -166,7 +172,13 @@ class Service(ABC):
     def stop(self, say: Say) -> None:
         recorded = self.running()
         if recorded is None:
-            say(f"{self.title} is not running")
+            if not proc.port_free(self.port) and self.ready():
+                say(
+                    f"{self.title} at {self.address} was not started by cdp stack here: "
+                    "left running"
+                )
+            else:
+                say(f"{self.title} is not running")
             return
         pid = recorded[0]
         started = time.monotonic()

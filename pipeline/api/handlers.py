@@ -259,7 +259,15 @@ class Api:
         namespaces = sorted(self.config.namespaces.values(), key=lambda n: n.priority)
         return 200, {
             "namespaces": [
-                {"name": n.name, "kind": n.kind, "priority": n.priority, "unique": n.unique}
+                {
+                    "name": n.name,
+                    "kind": n.kind,
+                    "priority": n.priority,
+                    "unique": n.unique,
+                    # The check a bad_format detail names, cut short (null: none, or
+                    # e164's).
+                    "format": None if n.format is None else n.format.pattern,
+                }
                 for n in namespaces
             ],
             "max_graph_size": self.config.max_graph_size,

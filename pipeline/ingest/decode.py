@@ -64,13 +64,26 @@ def decode_value(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
             # depth, so the walk (a fifth of ingesting an event) would find nothing.
             return value
     else:
-        first = f"byte 0x{raw[0]:02x}" if raw else "nothing (empty value)"
         raise Rejected(
             "not_an_object",
-            f"a value must be a JSON object or a msgpack map; this one starts with {first}",
+            f"a value must be a JSON object or a msgpack map; this one {_what_it_is(raw)}",
         )
     _check_tree(value)
     return value
+
+
+def _what_it_is(raw: bytes) -> str:
+    """What a value that is no map starts as, in words a producer recognises."""
+    text = raw.removeprefix(_BOM).lstrip(_JSON_SPACE)
+    if not text:
+        return "is empty"
+    kinds = {b"[": "a JSON array", b'"': "a JSON string", b"-": "a number"}
+    kind = kinds.get(text[:1]) or ("a number" if text[:1].isdigit() else None)
+    if kind is not None:
+        return f"is {kind}"
+    if 0x20 < raw[0] < 0x7F:
+        return f"starts with {chr(raw[0])!r} (0x{raw[0]:02x})"
+    return f"starts with byte 0x{raw[0]:02x}"
 
 
 def _unpack_msgpack(raw: bytes, max_bytes: int) -> dict[str, Any]:

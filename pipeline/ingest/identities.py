@@ -13,6 +13,7 @@ from typing import Any
 import phonenumbers
 
 from pipeline.identity.config import IdentityConfig, Namespace
+from pipeline.ingest.formats import format_problem
 from pipeline.kept import Kept
 from pipeline.model import DroppedIdentity, Identity, Rejected
 
@@ -94,8 +95,7 @@ def normalise_value(namespace: Namespace, value: object) -> str:
     _check_blocked(namespace, value, _blocked_forms(namespace))
     if namespace.format is not None and not namespace.format.fullmatch(value):
         raise InvalidIdentity(
-            "bad_format",
-            f"{namespace.name} does not match its format '{namespace.format.pattern}'",
+            "bad_format", format_problem(namespace.name, namespace.format.pattern, value)
         )
     return hashlib.sha256(value.encode()).hexdigest() if namespace.hash else value
 

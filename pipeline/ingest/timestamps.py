@@ -12,10 +12,12 @@ from pipeline.model import Rejected
 EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: older data is a bug, not history
 MAX_AHEAD_MS = 86_400_000  # one day of producer clock skew
 
-# Its groups: y, m, d, H, M, S, fraction, zone of ISO-8601, or the whole digits of epoch
-# ms in a string. One regex for both: an ISO timestamp matches its first branch.
+# Its groups: y, m, d, H, M, S, fraction, zone of ISO-8601's extended format, the same
+# eight of its basic format, then the whole digits of epoch ms in a string. One regex
+# for all three: a JSON Schema pattern has no conditionals to share the groups.
 _TEXT = EVENT_SCHEMA.patterns["timestamp"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST_MINUTE_OF_DAY = 23 * 60 + 59
 
 
 def clock_ms() -> int:
@@ -73,10 +75,15 @@ def _text_to_ms(text: str) -> tuple[int, int | None]:
             f"timestamp {text[:60]!r} is not ISO-8601 with a zone (Z, ±hh:mm, ±hhmm or ±hh)"
             " or epoch milliseconds",
         )
-    year, month, day, hour, minute, second, fraction, zone, digits = match.groups()
+    groups = match.groups()
+    digits = groups[16]
     if digits is not None:
         ms = int(digits)  # at most 20 digits; the fraction is dropped, as a float's is
         return ms, ms
+    year, month, day, hour, minute, second, fraction, zone = (
+        groups[:8] if groups[0] is not None else groups[8:16]
+    )
+    leap = second == "60"
     try:
         offset = timedelta(0) if zone in ("Z", "z") else _offset(zone)
         moment = datetime(
@@ -85,13 +92,27 @@ def _text_to_ms(text: str) -> tuple[int, int | None]:
             int(day),
             int(hour),
             int(minute),
-            int(second or 0),
+            59 if leap else int(second or 0),
             tzinfo=timezone(offset),
         )
-    except ValueError as exc:  # month 13, 24:00, second 60, offset >= 24h
+    except ValueError as exc:  # month 13, 24:00, offset >= 24h
         raise Rejected("bad_timestamp", f"timestamp {text!r}: {exc}") from exc
+    if leap:
+        return _leap_second_ms(text, moment), None
     millis = int((fraction or "0").ljust(3, "0")[:3])  # truncate: ms is the resolution
     return (moment - _EPOCH) // timedelta(milliseconds=1) + millis, None
+
+
+def _leap_second_ms(text: str, moment: datetime) -> int:
+    """A leap second (23:59:60 UTC) as the last millisecond of its minute: epoch time
+    has no 61st second, and this keeps it after the minute's other times and before the
+    next day's, whatever its fraction. Second 60 anywhere else is no time at all."""
+    utc = moment.astimezone(UTC)
+    if utc.hour * 60 + utc.minute != _LAST_MINUTE_OF_DAY:
+        raise Rejected(
+            "bad_timestamp", f"timestamp {text!r}: second 60 is a leap second, only at 23:59 UTC"
+        )
+    return (moment - _EPOCH) // timedelta(milliseconds=1) + 999
 
 
 def _offset(zone: str) -> timedelta:

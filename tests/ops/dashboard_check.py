@@ -481,15 +481,16 @@ def metric_names_in(expr: str) -> set[str]:
 
 
 def known_metric_names() -> set[str]:
-    """Every series name pipeline.metrics can export (counters' _total, histograms' parts)."""
+    """Every series name pipeline.metrics can export (counters' _total, histograms' parts; no
+    _created: pipeline.metrics turns them off)."""
     from prometheus_client.metrics import MetricWrapperBase
 
     from pipeline import metrics
 
     suffixes = {
-        "counter": ("_total", "_created"),
-        "histogram": ("_bucket", "_sum", "_count", "_created"),
-        "summary": ("", "_sum", "_count", "_created"),
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "summary": ("", "_sum", "_count"),
         "gauge": ("",),
         "info": ("_info",),
     }

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +68,40 @@ def test_a_command_without_its_services_says_so_in_a_line(args: list[str], says:
     assert says in output and "Traceback" not in output
 
 
+@pytest.mark.parametrize("customers", ["0", "1", "-3"])
+def test_a_sample_needs_two_customers(customers: str) -> None:
+    """Found from outside: fewer ended in an IndexError's traceback."""
+    code, output = run("produce", "--sample", customers)
+    assert code == 2
+    assert "x>=2" in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["privacy", "delete", "--namespace", "crm_id", "--id", "C1"], "Kafka at 127.0.0.1:1"),
+        (["produce", "--sample", "2"], "Kafka at 127.0.0.1:1"),
+        (["profile", "get", "--profile-id", "p_01"], "Redis at 127.0.0.1:1/0"),
+    ],
+)
+def test_a_command_without_its_services_says_where_and_what_to_do(
+    args: list[str], says: str
+) -> None:
+    """Found from outside: the line named the variable but not the address (Kafka's was
+    aiokafka's tuple repr), and `privacy delete` went on with 'Unclosed AIOKafkaProducer'
+    and an object's address. A process of its own: those
+    came from the garbage collector as it ended."""
+    env = {**os.environ, **NOWHERE, "CDP_REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert f"cannot reach {says}" in done.stderr, done.stderr
+    assert "cdp stack up" in done.stderr
+    assert "Unclosed" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "s3cret" not in done.stderr
+
+
 @pytest.mark.parametrize(
     "args", [["profile", "get", "--namespace", "email", "--id", "a@b.co"], ["topology"]]
 )
@@ -87,7 +124,7 @@ def test_profile_get_rejects_an_unknown_merge_policy() -> None:
 
 @pytest.mark.parametrize(
     ("namespace", "value", "message"),
-    [("shoe_size", "42", "not configured"), ("email", "nope", "format")],
+    [("shoe_size", "42", "not configured"), ("email", "nope", "not an email address: no '@'")],
 )
 def test_profile_get_answers_a_malformed_identity_with_the_api_error(
     namespace: str, value: str, message: str
@@ -138,3 +175,47 @@ def test_demo_ends_by_itself_unless_asked_to_stay(
     monkeypatch.setattr("cdp_tools.demo.run_demo", lambda settings, stay: seen.append(stay) or 0)
     assert run("demo", *args)[0] == 0
     assert seen == [stay]
+
+
+def test_privacy_delete_without_a_receipt_says_where_the_request_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found from outside: with no worker running, the command printed status 'sent' and
+    nothing else, after its wait."""
+
+    async def no_receipt(*_: object) -> None:
+        return None
+
+    monkeypatch.setattr("cdp_tools.ops.privacy_request", no_receipt)
+    result = CliRunner().invoke(
+        main,
+        ["privacy", "delete", "--namespace", "crm_id", "--id", "C1", "--wait", "2"],
+        env=NOWHERE,
+    )
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["status"] == "sent"
+    assert result.stderr.strip() == (
+        "no receipt within 2 s: the request waits on cdp.privacy-requests until a worker "
+        "(`cdp worker`) carries it out; its receipt will be on cdp.privacy-receipts"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "option", "says"),
+    [
+        ('{"event_id": "e"}', "Kiosk!", "--channel 'Kiosk!'"),
+        ('{"channel": "a.b"}', "web", "line 1: channel 'a.b'"),
+        ('{"channel": "Web"}', "web", "line 1: channel 'Web'"),
+    ],
+)
+def test_produce_refuses_a_channel_no_worker_reads(
+    tmp_path: Path, line: str, option: str, says: str
+) -> None:
+    """Found from outside: 'Kiosk!' printed hundreds of aiokafka errors and a traceback,
+    and 'a.b' was produced to cdp.events.a.b, a topic no worker subscribes to."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(line + "\n")
+    code, output = run("produce", "--file", str(events), "--channel", option)
+    assert code == 2
+    assert f"{says} is not a channel name" in output, output
+    assert "[a-z0-9_-]" in output

@@ -67,6 +67,26 @@ def test_not_an_object(raw: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (b"", "this one is empty"),
+        (b" [1, 2]", "this one is a JSON array"),
+        (b'"text"', "this one is a JSON string"),
+        (b"-42", "this one is a number"),
+        (b"null", "this one starts with 'n' (0x6e)"),
+        (b"hello", "this one starts with 'h' (0x68)"),
+        (msgpack.packb([1, 2]), "this one starts with byte 0x92"),
+    ],
+)
+def test_not_an_object_says_what_it_is(raw: bytes, says: str) -> None:
+    """Found from outside: '[1, 2]' was 'starts with byte 0x5b', which a person decodes
+    with a table."""
+    with pytest.raises(Rejected) as caught:
+        decode_value(raw, 10_000)
+    assert caught.value.detail == f"a value must be a JSON object or a msgpack map; {says}"
+
+
+@pytest.mark.parametrize(
     "raw",
     [
         b"{",

