@@ -131,14 +131,14 @@ class RedisCluster:
         for node in self.nodes:
             node.refuse_remote()
 
-    def start(self, say: Say) -> None:
+    def start(self, say: Say, adopt: bool = True) -> None:
         if self.masters < 3:
             raise StackError("a Redis Cluster needs at least 3 masters (--redis-cluster 3)")
         _tool("redis-server")
         cli = _tool("redis-cli")
         self._check_ports()
         for node in self.nodes:
-            node.start(say)
+            node.start(say, adopt)
         if not self._formed():
             self._create(cli, say)
         self._wait_ok()

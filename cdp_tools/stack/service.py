@@ -100,7 +100,9 @@ class Service(ABC):
                 f"cdp stack up only starts local services; {self.variable} points at {self.address}"
             )
 
-    def start(self, say: Say) -> None:
+    def start(self, say: Say, adopt: bool = True) -> None:
+        """Start the service, or use one already answering at its address when ``adopt``
+        (not with `up --fresh`, which promises empty data it cannot give there)."""
         self.refuse_remote()
         recorded = self.running()
         if recorded is not None:
@@ -118,6 +120,12 @@ class Service(ABC):
             self._wait(pid, time.monotonic(), log_offset=0)
             return
         if not proc.port_free(self.port):
+            if self.ready() and not adopt:
+                raise StackError(
+                    f"{self.title} answers at {self.address} but was not started by cdp "
+                    f"stack with {self.config.state_dir}, so --fresh cannot empty it: stop "
+                    "it, point the variable elsewhere, or leave out --fresh to use it as it is"
+                )
             if self.ready():  # a server of this kind answers there: what the variable means
                 say(
                     f"{self.title} already answers at {self.address} "

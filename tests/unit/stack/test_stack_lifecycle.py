@@ -82,6 +82,9 @@ def test_a_server_that_answers_already_is_used(redis_port: int, tmp_path: Path) 
                 f"Redis already answers at 127.0.0.1:{redis_port} (not started by cdp stack "
                 "here): using it"
             )
+            # --fresh promises empty data, which it cannot give on a server it did not start.
+            with pytest.raises(StackError, match="--fresh cannot empty it"):
+                up(only="redis", fresh=True, say=said.append)
             down(only="redis", say=said.append)
             assert said[-1] == (
                 f"Redis at 127.0.0.1:{redis_port} was not started by cdp stack here: left running"
