@@ -38,11 +38,13 @@ def redis_address(url: str) -> str:
     return parts.netloc.rpartition("@")[2] + parts.path if parts.netloc else parts.path
 
 
-def unreachable(what: str, where: str, exc: BaseException) -> str:
-    """One line for /readyz: the client's own first line (no traceback), or that the
-    dependency did not answer within the probe's bound."""
+def unreachable(what: str, where: str, exc: BaseException, timeout_s: float | None = None) -> str:
+    """One line for /readyz and start-up errors: the client's own first line (no
+    traceback), or that the dependency did not answer within ``timeout_s`` (the probe's
+    bound by default)."""
     if isinstance(exc, TimeoutError):
-        return f"{what} at {where} did not answer within {PROBE_TIMEOUT_S:g} s"
+        bound = PROBE_TIMEOUT_S if timeout_s is None else timeout_s
+        return f"{what} at {where} did not answer within {bound:g} s"
     if isinstance(exc, KafkaConnectionError | NodeNotReadyError):  # their text is internals
         return f"cannot reach {what} at {where}: no broker accepts a connection"
     said = str(exc).strip().partition("\n")[0][:200] or type(exc).__name__

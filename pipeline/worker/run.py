@@ -29,8 +29,11 @@ from pipeline.topics import (
     event_topics,
 )
 from pipeline.worker.app import create_app
+from pipeline.worker.health import redis_address, unreachable
 
 log = logging.getLogger(__name__)
+
+REDIS_TIMEOUT_S = 10.0  # the first PING at start-up; a Redis loading its data answers later
 
 
 class StartupError(RuntimeError):
@@ -45,8 +48,9 @@ class Prepared(NamedTuple):
 async def prepare(settings: Settings) -> Prepared:
     """Create the owned topics; say what the worker needs to know about the topics."""
     admin = admin_client(settings)
+    timeout = settings.kafka_request_timeout_s
     try:
-        await asyncio.wait_for(admin.start(), settings.kafka_request_timeout_s)
+        await asyncio.wait_for(admin.start(), timeout)
     except Exception as exc:
         protocol = settings.kafka_security_protocol
         secured = (
@@ -56,7 +60,7 @@ async def prepare(settings: Settings) -> Prepared:
             else ""
         )
         raise StartupError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap} ({exc!r}). Start it with "
+            f"{unreachable('Kafka', settings.kafka_bootstrap, exc, timeout)}. Start it with "
             f"`cdp stack up` or point CDP_KAFKA_BOOTSTRAP at your brokers.{secured}"
         ) from exc
     try:
@@ -77,20 +81,20 @@ async def check_redis(url: str, min_replicas: int = 0) -> Replicas | None:
     except RedisUrlError as exc:
         raise StartupError(str(exc)) from exc
     try:
-        await asyncio.wait_for(client.ping(), 10)
+        await asyncio.wait_for(client.ping(), REDIS_TIMEOUT_S)
         old = await holds_old_layout(client)
         now = await replicas(client) if min_replicas else None
     except Exception as exc:
         raise StartupError(
-            f"cannot reach Redis at {url} ({exc!r}). Start it with `cdp stack up` or point "
-            f"CDP_REDIS_URL at your Redis."
+            f"{unreachable('Redis', redis_address(url), exc, REDIS_TIMEOUT_S)}. Start it with "
+            "`cdp stack up` or point CDP_REDIS_URL at your Redis."
         ) from exc
     finally:
         await client.aclose()
     if old:
         raise StartupError(
-            f"Redis at {url} holds the identity graph in the key layout of an earlier "
-            "version (cdp:<name>, today {cdp}:<name>): stop every worker and run "
+            f"Redis at {redis_address(url)} holds the identity graph in the key layout of an "
+            "earlier version (cdp:<name>, today {cdp}:<name>): stop every worker and run "
             "`cdp migrate-keys` once, then start them again."
         )
     return now

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from pipeline.settings import VARIABLES, Settings
-from pipeline.worker.run import StartupError, check_http, prepare
+from pipeline.worker.run import StartupError, check_http, check_redis, prepare
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +62,32 @@ async def test_kafka_that_does_not_answer_names_the_security_protocol_when_it_is
         await prepare(Settings.from_env())
     named = f"CDP_KAFKA_SECURITY_PROTOCOL={protocol}" in str(refused.value)
     assert named == (protocol != "PLAINTEXT")
+
+
+async def test_redis_that_does_not_answer_is_named_without_its_password() -> None:
+    """Found from outside: the start-up error printed CDP_REDIS_URL whole, password
+    included, and the client's exception repr."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    with pytest.raises(StartupError) as refused:
+        await check_redis(f"redis://cdp:s3cret@127.0.0.1:{port}/0")
+    said = str(refused.value)
+    assert said.startswith(f"cannot reach Redis at 127.0.0.1:{port}/0: ")
+    assert "s3cret" not in said and "ConnectionError(" not in said
+    assert "CDP_REDIS_URL" in said
+
+
+async def test_kafka_that_does_not_answer_is_said_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CDP_KAFKA_BOOTSTRAP", f"127.0.0.1:{port}")
+    monkeypatch.setenv("CDP_KAFKA_REQUEST_TIMEOUT_S", "2")
+    with pytest.raises(StartupError) as refused:
+        await prepare(Settings.from_env())
+    said = str(refused.value)
+    assert said.startswith(f"cannot reach Kafka at 127.0.0.1:{port}: ") or said.startswith(
+        f"Kafka at 127.0.0.1:{port} did not answer within 2 s"
+    )
+    assert "Error(" not in said and "\n" not in said
