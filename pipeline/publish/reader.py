@@ -34,15 +34,17 @@ async def read_to_end(
     """Every record of ``topic`` from the start to the end offsets seen at call time
     (or on and on with ``follow``). ``decoded=False`` leaves values as bytes (dead letters
     are the producers' bytes, not ours)."""
-    consumer = AIOKafkaConsumer(
-        **client_kwargs(settings), enable_auto_commit=False, auto_offset_reset="earliest"
-    )
     admin = admin_client(settings)
     await admin.start()
     try:
         partitions = await partitions_of(admin, [topic])
     finally:
         await admin.close()
+    # Made only now: one made before a broker that is not there leaves "Unclosed
+    # AIOKafkaConsumer" on stderr after the CLI's own error.
+    consumer = AIOKafkaConsumer(
+        **client_kwargs(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         if not partitions:

@@ -82,6 +82,7 @@ def test_a_sample_needs_two_customers(customers: str) -> None:
         (["privacy", "delete", "--namespace", "crm_id", "--id", "C1"], "Kafka at 127.0.0.1:1"),
         (["produce", "--sample", "2"], "Kafka at 127.0.0.1:1"),
         (["profile", "get", "--profile-id", "p_01"], "Redis at 127.0.0.1:1/0"),
+        (["profile", "tail"], "Kafka at 127.0.0.1:1"),
     ],
 )
 def test_a_command_without_its_services_says_where_and_what_to_do(
