@@ -491,6 +491,18 @@ def bench_identity(events: int, batch: int, identities: int, yes: bool, cluster:
         click.echo(on_cluster.report(asyncio.run(on_cluster.run(events, batch))))
 
 
+@bench.command("slots")
+@click.option("--events", type=int, default=100_000, show_default=True)
+@click.option("--batch", type=int, default=500, show_default=True)
+@click.option("--graphs", type=int, default=20_000, show_default=True)
+def bench_slots(events: int, batch: int, graphs: int) -> None:
+    """What a slot per graph would cost Redis (docs/redis-cluster.md section 4): the
+    common event's reads and writes without the rules, on a temporary local cluster."""
+    from cdp_tools.bench import slots
+
+    click.echo(slots.report(slots.run(events, batch, graphs)))
+
+
 @bench.command("quality")
 @click.option("--people", type=int, default=1500, show_default=True)
 @click.option("--seed", type=int, default=None, help="Default: a random seed (printed).")

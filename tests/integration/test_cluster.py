@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cdp_tools.bench import cluster as bench_cluster
+from cdp_tools.bench import slots as bench_slots
 from cdp_tools.sample import SampleGenerator
 from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.settings import Settings
@@ -75,3 +76,17 @@ def test_the_cluster_benchmark_reads_every_master() -> None:
     assert figures.keys_outside_the_slot == 0
     per_master = figures.per_master_us_per_event
     assert len(per_master) == 3 and sorted(v > 0 for v in per_master.values()) == [0, 0, 1]
+
+
+def test_the_slots_benchmark_spreads_graphs_and_not_one_slot() -> None:
+    """`cdp bench slots`: the layout of one slot loads one master, a slot per graph all
+    three; each is measured twice and both did their writes."""
+    figures = bench_slots.run(events=3000, batch=100, graphs=300)
+    assert [f.spreads for f in figures] == [False, True, False, True]
+    for f in figures:
+        assert f.events == 3000 and len(f.per_master_us) == 3
+        if f.spreads:  # 300 graphs' slots fall on each master
+            assert min(f.per_master_us) > 0.15 * f.total_us
+        else:  # the other two masters only ran their timers
+            assert f.busiest_share > 0.8
+    assert "a slot per graph costs" in bench_slots.report(figures)
