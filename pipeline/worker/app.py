@@ -169,7 +169,12 @@ def create_app(
         delivered = await sender.queue_outputs(out)
 
         async def settled() -> None:
-            await asyncio.gather(verified.publish(out.updates), delivered)
+            # In turn, not gathered (two tasks less a batch): the producer delivers the
+            # outputs meanwhile all the same.
+            try:
+                await verified.publish(out.updates)
+            finally:
+                await delivered
             if out.deadletters:  # sent first: a crash in between counts them again, as sent
                 reasons = Counter(d.reason for d in out.deadletters)
                 await until_redis_answers("tally", partial(store.count_deadletters, reasons))

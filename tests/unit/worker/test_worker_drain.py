@@ -1,7 +1,8 @@
-"""The consumer's drain loop that replaces Faust's (one wait_first per fetch), without Kafka.
+"""The consumer's drain loop that replaces Faust's (one task per fetch), without Kafka.
 
-It replaces a private method of faust-streaming: the first test fails when the pinned
-upstream function changes, so whoever upgrades Faust re-reads it against ours.
+It replaces a private method of faust-streaming and extends ``stop_flow``: the first
+tests fail when the pinned upstream code changes, so whoever upgrades Faust re-reads it
+against ours.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import hashlib
 import inspect
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import faust
@@ -24,6 +26,8 @@ from pipeline.worker.drain import LeanConsumer, use_lean_consumer
 UPSTREAM_DRAIN_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 # And of its Consumer.wait_empty, which LeanConsumer.wait_empty bounds.
 UPSTREAM_WAIT_EMPTY_SHA256 = "e4662fe24f094819add590b2d75f233840e77823b432aea6504539768572102f"
+# And of its Consumer.stop_flow, which LeanConsumer.stop_flow extends.
+UPSTREAM_STOP_FLOW_SHA256 = "cf7e875a2b0d40e8e45df69720709199c47b710c983cf79371cce3a58888a6ac"
 TOPIC = TP("cdp.events.web", 0)
 
 
@@ -73,6 +77,23 @@ def fetcher(c: LeanConsumer) -> SimpleNamespace:
     return SimpleNamespace(_stopped=c.fetcher_stopped)  # type: ignore[attr-defined]
 
 
+def test_stop_flow_is_upstreams_and_the_one_place_that_suspends_the_flow() -> None:
+    """The drain races nothing: ``stop_flow`` cancels the delivery instead, which holds
+    only while nothing else in Faust sets ``suspend_flow``."""
+    source = inspect.getsource(Consumer.stop_flow)
+    assert hashlib.sha256(source.encode()).hexdigest() == UPSTREAM_STOP_FLOW_SHA256, (
+        "faust's Consumer.stop_flow changed: compare it with LeanConsumer.stop_flow in "
+        "pipeline/worker/drain.py, then update the hash"
+    )
+    package = Path(inspect.getfile(faust)).parent
+    setters = [
+        path.name
+        for path in package.rglob("*.py")
+        for _ in range(path.read_text().count("suspend_flow.set("))
+    ]
+    assert setters == ["consumer.py"]
+
+
 async def test_every_new_message_of_a_fetch_is_delivered_in_order_once() -> None:
     delivered: list[int] = []
     c = consumer([(TOPIC, message(o)) for o in (4, 5, 6, 250)], delivered)
@@ -91,7 +112,7 @@ async def test_a_suspended_flow_cuts_the_fetch_short_and_advances_read_offsets()
 
     async def callback(m: Message) -> None:
         if m.offset == 2:
-            c.suspend_flow.set()  # a rebalance starts while this message waits for room
+            c.stop_flow()  # a rebalance starts while this message waits for room
             await blocked.wait()
         delivered.append(m.offset)
 
@@ -99,6 +120,36 @@ async def test_a_suspended_flow_cuts_the_fetch_short_and_advances_read_offsets()
     await c._drain_messages(fetcher(c))  # type: ignore[arg-type]
     assert delivered == [0, 1]
     assert c._read_offset[TOPIC] == 4  # as upstream: kept-back messages count as read
+
+
+async def test_a_flow_suspended_before_the_fetch_delivers_none_of_it() -> None:
+    delivered: list[int] = []
+    c = consumer([(TOPIC, message(o)) for o in range(3)], delivered)
+    c._commit_every = None
+    c.stop_flow()
+    await c._drain_messages(fetcher(c))  # type: ignore[arg-type]
+    assert delivered == []
+    assert c._read_offset[TOPIC] == 2
+
+
+async def test_a_stopping_fetcher_cancels_the_delivery_with_the_drain() -> None:
+    delivered: list[int] = []
+    c = consumer([(TOPIC, message(o)) for o in range(3)], delivered)
+    c._commit_every = None
+    entered, blocked = asyncio.Event(), asyncio.Event()
+
+    async def callback(m: Message) -> None:
+        entered.set()
+        await blocked.wait()
+
+    c.callback = callback
+    drain = asyncio.ensure_future(c._drain_messages(fetcher(c)))  # type: ignore[arg-type]
+    await entered.wait()
+    delivery = c._delivery
+    drain.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await drain
+    assert delivery is not None and delivery.cancelled() and c._delivery is None
 
 
 @pytest.mark.parametrize("commit_every", [2])
