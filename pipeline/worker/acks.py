@@ -9,7 +9,10 @@ replays the batch, whose effects are idempotent.
 A batch whose work fails unexpectedly (a bug, an error no stage waits out) is run again
 after a pause, logged and counted, instead of crashing the agent: Faust would restart a
 crashed agent past the batch, which then stays unacknowledged and holds every later
-commit of its partitions.
+commit of its partitions. So is a batch whose outputs the producer failed to deliver (a
+broker restart longer than its retries: `LeaderNotAvailableError`): its work runs again,
+which finds its events applied (duplicates, changing nothing) and sends their outputs
+again, until they are delivered; the batches after it wait for its acknowledgement.
 """
 
 from __future__ import annotations
@@ -40,26 +43,42 @@ class InOrderAcks:
 
     async def run(self, batch: Sequence[EventT], work: Callable[[], Work]) -> None:
         """Run a batch's work (again, after a pause, while it fails), then let the batch
-        be acknowledged once delivered."""
+        be acknowledged once delivered (its work run again while delivery fails)."""
         pause = RETRY_FIRST_S
         while True:
             try:
                 delivered = await self._attempt(batch, work())
                 break
             except Exception:
-                metrics.BATCH_RETRIES.labels(self.agent).inc()
-                log.exception(
-                    "%s: a batch of %d events failed; nothing of it is acknowledged, it runs "
-                    "again in %.1f s",
-                    self.agent,
-                    len(batch),
-                    pause,
-                )
+                self._failed(batch, "failed", pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_MAX_S)
-        previous = self._chain(batch, delivered)
+        previous = self._chain(batch, self._until_delivered(batch, delivered, work))
         if previous is not None:
             await asyncio.shield(previous)
+
+    async def _until_delivered(
+        self, batch: Sequence[EventT], delivered: Awaitable[Any], work: Callable[[], Work]
+    ) -> Any:
+        pause = RETRY_FIRST_S
+        while True:
+            try:
+                return await delivered
+            except Exception:
+                self._failed(batch, "was not delivered", pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX_S)
+                delivered = _again(work)
+
+    def _failed(self, batch: Sequence[EventT], what: str, pause: float) -> None:
+        metrics.BATCH_RETRIES.labels(self.agent).inc()
+        log.exception(
+            "%s: a batch of %d events %s; nothing of it is acknowledged, it runs again in %.1f s",
+            self.agent,
+            len(batch),
+            what,
+            pause,
+        )
 
     async def _attempt(self, batch: Sequence[EventT], work: Work) -> Awaitable[Any]:
         """One run of the work. On shutdown (cancellation) it is finished first, within
@@ -104,3 +123,8 @@ class InOrderAcks:
         if self.pending is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self.pending), SHUTDOWN_GRACE_S)
+
+
+async def _again(work: Callable[[], Work]) -> Any:
+    """The work once more and its delivery: an error of either is the delivery's."""
+    return await (await work())

@@ -218,13 +218,21 @@ def create_app(
         finally:
             await acks.finish()
 
+    async def privacy_request(record: Record) -> Awaitable[None]:
+        return await queue_emit(
+            *await handle_request(store, config, record, settings.max_event_bytes)
+        )
+
     @app.agent(privacy_topic, name="privacy")
     async def privacy(stream: StreamT) -> None:
-        async for event in stream.events():
-            await emit(
-                *await handle_request(store, config, _record(event), settings.max_event_bytes)
-            )
-            health.processed([event])
+        # One request at a time, acknowledged once its outputs and receipt are delivered;
+        # run again while they are refused (a request's effects are idempotent).
+        acks = InOrderAcks("privacy", health.processed)
+        try:
+            async for event in stream.noack().events():  # type: ignore[attr-defined]
+                await acks.run([event], partial(privacy_request, _record(event)))
+        finally:
+            await acks.finish()
 
     api = Api(store, config, publish_settings, emit=emit)
     mount(

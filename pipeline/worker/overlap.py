@@ -32,8 +32,9 @@ class Overlap:
 
     async def submit(self, batch: Sequence[EventT], work: Callable[[], Work]) -> None:
         """Wait for the previous batch's work, then start this one's and return at once:
-        the caller stages the next batch meanwhile. An error of the previous batch that
-        ``InOrderAcks`` does not retry (a delivery the broker refused) is raised here."""
+        the caller stages the next batch meanwhile. ``InOrderAcks`` retries a failed
+        batch, work or delivery, so only a cancellation of the previous batch is raised
+        here."""
         if self.running is not None:
             await asyncio.shield(self.running)  # a cancelled agent leaves it to finish()
         self.running = asyncio.ensure_future(self.acks.run(batch, work))
