@@ -69,9 +69,11 @@ do
       SEEN[eid], eids[#eids + 1] = false, eid
     end
     if BATCH[ids] > 0 then known_bucket(BATCH[ids + 1], BATCH[o + EVENT.bucket]) end
-    for j = ids + 1, ids + BATCH[ids] do
-      local k = BATCH[j]
-      if not seen[k] then seen[k], idents[#idents + 1] = true, k end
+    if ANY_SUP or ANY_QUAR then  -- else nothing is looked up by identity
+      for j = ids + 1, ids + BATCH[ids] do
+        local k = BATCH[j]
+        if not seen[k] then seen[k], idents[#idents + 1] = true, k end
+      end
     end
     o = after
   end
@@ -86,16 +88,19 @@ do
   end
 end
 
+-- Without a deleted or quarantined identity stored, nothing is cached per identity.
 local function suppressed(key)
+  if not ANY_SUP then return false end
   if SUPP[key] == nil then
-    SUPP[key] = ANY_SUP and redis.call('SISMEMBER', P .. 'sup', redis.sha1hex(key)) == 1
+    SUPP[key] = redis.call('SISMEMBER', P .. 'sup', redis.sha1hex(key)) == 1
   end
   return SUPP[key]
 end
 
 local function quarantined(key)
+  if not ANY_QUAR then return false end
   if QUAR[key] == nil then
-    QUAR[key] = ANY_QUAR and redis.call('HEXISTS', P .. 'q', key) == 1
+    QUAR[key] = redis.call('HEXISTS', P .. 'q', key) == 1
   end
   return QUAR[key]
 end
@@ -230,15 +235,16 @@ local function flush_fragments()
         seen[r[i]] = true
       end
     end
+    local timeline = P .. 'r:' .. key
     if fits or distinct then
-      redis.call('ZADD', P .. 'r:' .. key, unpack(r))
+      redis.call('ZADD', timeline, unpack(r))
       if #r > 2 * CFG.recent_limit then
-        redis.call('ZREMRANGEBYRANK', P .. 'r:' .. key, '0', KEEP)
+        redis.call('ZREMRANGEBYRANK', timeline, '0', KEEP)
       end
     else
       for i = 1, #r, 2 do
-        redis.call('ZADD', P .. 'r:' .. key, r[i], r[i + 1])
-        redis.call('ZREMRANGEBYRANK', P .. 'r:' .. key, '0', KEEP)
+        redis.call('ZADD', timeline, r[i], r[i + 1])
+        redis.call('ZREMRANGEBYRANK', timeline, '0', KEEP)
       end
     end
   end
@@ -382,6 +388,7 @@ end
 -- its fragment is newer, as every event that writes a fragment first touches its
 -- identity (rule 4.1), and a member's times go wherever it goes (rebuilds, eviction).
 local AT = {}  -- member position -> seq of the last event that found it among its identities
+local HIT, LHIT = {}, {}  -- the found members' and their links' positions, per event
 local function touch_common(linkable, ts, seq, primary)
   local pid = pid_of(linkable[1])
   local raw = pid and load_raw(pid)
@@ -391,28 +398,32 @@ local function touch_common(linkable, ts, seq, primary)
     local k = ms[i]
     for j = 1, n do
       if linkable[j] == k then
-        AT[(i + 2) / 3], found = seq, found + 1
+        found = found + 1
+        AT[(i + 2) / 3], HIT[found] = seq, i
         if k == primary then seen = ms[i + 2] end
         break
       end
     end
+    if found == n then break end
   end
   if found < n then return false end
   for j = 1, #ls, LINK do
-    if AT[ls[j]] == seq and AT[ls[j + 1]] == seq then linked = linked + 1 end
+    if AT[ls[j]] == seq and AT[ls[j + 1]] == seq then
+      linked = linked + 1
+      LHIT[linked] = j
+    end
   end
   -- A graph links a pair at most once: all pairs are there when as many links are.
   if linked < n * (n - 1) / 2 then return false end
-  for i = 1, #ms, 3 do
-    if AT[(i + 2) / 3] == seq then
-      ms[i + 1], ms[i + 2] = math.min(ms[i + 1], ts), math.max(ms[i + 2], ts)
-    end
+  for h = 1, found do  -- comparisons, not math.min/max: no call per time
+    local i = HIT[h]
+    if ts < ms[i + 1] then ms[i + 1] = ts end
+    if ts > ms[i + 2] then ms[i + 2] = ts end
   end
-  for j = 1, #ls, LINK do
-    if AT[ls[j]] == seq and AT[ls[j + 1]] == seq then
-      ls[j + 2] = math.min(ls[j + 2], ts)
-      if ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end
-    end
+  for h = 1, linked do
+    local j = LHIT[h]
+    if ts < ls[j + 2] then ls[j + 2] = ts end
+    if ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end
   end
   for j = 2, n do
     if IDX[linkable[j]] == nil then IDX[linkable[j]] = pid end
