@@ -150,12 +150,12 @@ local function count(f, field)
   f.n[field] = (n or 0) + 1
 end
 
--- The fragment writes of the event at offset o of BATCH; seen as in FRAG, or nil.
-local function store_fragment(key, o, seq, seen)
+-- The fragment writes of the event at offset o of BATCH, its attributes at attrs; seen as
+-- in FRAG, or nil.
+local function store_fragment(key, o, attrs, seq, seen)
   local f, ts, channel = FRAG[key], BATCH[o + EVENT.timestamp_ms], BATCH[o + EVENT.channel]
   local text, summary = BATCH[o + EVENT.timestamp_text], BATCH[o + EVENT.summary]
   local typed, channelled = join('#t:', BATCH[o + EVENT.type]), join('#c:', channel)
-  local _, attrs = event_lists(BATCH, o)
   local stored = f and #f.a or 0  -- the pairs the batch's earlier events left in a
   if f then
     local r = f.r
@@ -168,9 +168,9 @@ local function store_fragment(key, o, seq, seen)
       a = {unpack(BATCH, attrs + 1, attrs + BATCH[attrs])}, r = {text, summary}, seen = seen}
     FRAG[key], FRAG_ORDER[#FRAG_ORDER + 1] = f, key
   end
-  local a, packed_seq = f.a, nil
+  local a, packed_seq, prefix = f.a, nil, join(channel, '|')
   for i = 1, BATCH[attrs], 2 do  -- an event's paths are distinct
-    local field = join(join(channel, '|'), BATCH[attrs + i])
+    local field = join(prefix, BATCH[attrs + i])
     local at = stored > 0 and find(a, field, stored, 2)
     local cur = at and a[at + 1]
     if not cur or ts > cur[2] or (ts == cur[2] and seq > cur[3]) then
@@ -524,7 +524,7 @@ end
 local function stitch_event(o)
   local eid, ts, primary = BATCH[o + EVENT.event_id], BATCH[o + EVENT.timestamp_ms],
     BATCH[o + EVENT.primary]
-  local ids = event_lists(BATCH, o)
+  local ids, attrs = event_lists(BATCH, o)
   local stored = SEEN[eid]
   if stored then return duplicate(ids, stored) end
   local linkable, alive = linkable_of(ids)
@@ -535,7 +535,7 @@ local function stitch_event(o)
   local seq, first = next_id('seq'), #RES.changes + 1
   local seen = touch_common(linkable, ts, seq, primary)
   if seen then  -- no graph change to report: no cause needed
-    store_fragment(primary, o, seq, seen)
+    store_fragment(primary, o, attrs, seq, seen)
     return recorded(eid, first)
   end
   local pids, old_of, changes = {}, {}, {}
@@ -543,7 +543,7 @@ local function stitch_event(o)
     partition = BATCH[o + EVENT.partition], offset = BATCH[o + EVENT.offset]}
   local bridged = bridges(linkable)
   if not bridged and fast_link(linkable, ts, seq, cause, changes) then
-    store_fragment(primary, o, seq)
+    store_fragment(primary, o, attrs, seq)
     finish(changes, cause, '4.1 link')
     return recorded(eid, first, cause)
   end
@@ -577,7 +577,7 @@ local function stitch_event(o)
   local fitted = {}
   for _, c in ipairs(comps) do fit(pool, c, changes, fitted) end
   assign(pool, fitted, changes)
-  store_fragment(primary, o, seq)
+  store_fragment(primary, o, attrs, seq)
   local rule = unique_conflict and '4.2 unique-namespace rebuild' or SHARED_DEVICE
   -- fit adds a part per detachment: a split it made is the size limit's.
   finish(changes, cause, conflict and rule or (#fitted > #comps and SIZE_LIMIT or '4.1 link'))
