@@ -69,9 +69,11 @@ do
       SEEN[eid], eids[#eids + 1] = false, eid
     end
     if BATCH[ids] > 0 then known_bucket(BATCH[ids + 1], BATCH[o + EVENT.bucket]) end
-    for j = ids + 1, ids + BATCH[ids] do
-      local k = BATCH[j]
-      if not seen[k] then seen[k], idents[#idents + 1] = true, k end
+    if ANY_SUP or ANY_QUAR then  -- else nothing is looked up by identity
+      for j = ids + 1, ids + BATCH[ids] do
+        local k = BATCH[j]
+        if not seen[k] then seen[k], idents[#idents + 1] = true, k end
+      end
     end
     o = after
   end
@@ -86,16 +88,19 @@ do
   end
 end
 
+-- Without a deleted or quarantined identity stored, nothing is cached per identity.
 local function suppressed(key)
+  if not ANY_SUP then return false end
   if SUPP[key] == nil then
-    SUPP[key] = ANY_SUP and redis.call('SISMEMBER', P .. 'sup', redis.sha1hex(key)) == 1
+    SUPP[key] = redis.call('SISMEMBER', P .. 'sup', redis.sha1hex(key)) == 1
   end
   return SUPP[key]
 end
 
 local function quarantined(key)
+  if not ANY_QUAR then return false end
   if QUAR[key] == nil then
-    QUAR[key] = ANY_QUAR and redis.call('HEXISTS', P .. 'q', key) == 1
+    QUAR[key] = redis.call('HEXISTS', P .. 'q', key) == 1
   end
   return QUAR[key]
 end
@@ -145,12 +150,12 @@ local function count(f, field)
   f.n[field] = (n or 0) + 1
 end
 
--- The fragment writes of the event at offset o of BATCH; seen as in FRAG, or nil.
-local function store_fragment(key, o, seq, seen)
+-- The fragment writes of the event at offset o of BATCH, its attributes at attrs; seen as
+-- in FRAG, or nil.
+local function store_fragment(key, o, attrs, seq, seen)
   local f, ts, channel = FRAG[key], BATCH[o + EVENT.timestamp_ms], BATCH[o + EVENT.channel]
   local text, summary = BATCH[o + EVENT.timestamp_text], BATCH[o + EVENT.summary]
   local typed, channelled = join('#t:', BATCH[o + EVENT.type]), join('#c:', channel)
-  local _, attrs = event_lists(BATCH, o)
   local stored = f and #f.a or 0  -- the pairs the batch's earlier events left in a
   if f then
     local r = f.r
@@ -163,9 +168,9 @@ local function store_fragment(key, o, seq, seen)
       a = {unpack(BATCH, attrs + 1, attrs + BATCH[attrs])}, r = {text, summary}, seen = seen}
     FRAG[key], FRAG_ORDER[#FRAG_ORDER + 1] = f, key
   end
-  local a, packed_seq = f.a, nil
+  local a, packed_seq, prefix = f.a, nil, join(channel, '|')
   for i = 1, BATCH[attrs], 2 do  -- an event's paths are distinct
-    local field = join(join(channel, '|'), BATCH[attrs + i])
+    local field = join(prefix, BATCH[attrs + i])
     local at = stored > 0 and find(a, field, stored, 2)
     local cur = at and a[at + 1]
     if not cur or ts > cur[2] or (ts == cur[2] and seq > cur[3]) then
@@ -230,15 +235,16 @@ local function flush_fragments()
         seen[r[i]] = true
       end
     end
+    local timeline = P .. 'r:' .. key
     if fits or distinct then
-      redis.call('ZADD', P .. 'r:' .. key, unpack(r))
+      redis.call('ZADD', timeline, unpack(r))
       if #r > 2 * CFG.recent_limit then
-        redis.call('ZREMRANGEBYRANK', P .. 'r:' .. key, '0', KEEP)
+        redis.call('ZREMRANGEBYRANK', timeline, '0', KEEP)
       end
     else
       for i = 1, #r, 2 do
-        redis.call('ZADD', P .. 'r:' .. key, r[i], r[i + 1])
-        redis.call('ZREMRANGEBYRANK', P .. 'r:' .. key, '0', KEEP)
+        redis.call('ZADD', timeline, r[i], r[i + 1])
+        redis.call('ZREMRANGEBYRANK', timeline, '0', KEEP)
       end
     end
   end
@@ -382,6 +388,7 @@ end
 -- its fragment is newer, as every event that writes a fragment first touches its
 -- identity (rule 4.1), and a member's times go wherever it goes (rebuilds, eviction).
 local AT = {}  -- member position -> seq of the last event that found it among its identities
+local HIT, LHIT = {}, {}  -- the found members' and their links' positions, per event
 local function touch_common(linkable, ts, seq, primary)
   local pid = pid_of(linkable[1])
   local raw = pid and load_raw(pid)
@@ -391,28 +398,32 @@ local function touch_common(linkable, ts, seq, primary)
     local k = ms[i]
     for j = 1, n do
       if linkable[j] == k then
-        AT[(i + 2) / 3], found = seq, found + 1
+        found = found + 1
+        AT[(i + 2) / 3], HIT[found] = seq, i
         if k == primary then seen = ms[i + 2] end
         break
       end
     end
+    if found == n then break end
   end
   if found < n then return false end
   for j = 1, #ls, LINK do
-    if AT[ls[j]] == seq and AT[ls[j + 1]] == seq then linked = linked + 1 end
+    if AT[ls[j]] == seq and AT[ls[j + 1]] == seq then
+      linked = linked + 1
+      LHIT[linked] = j
+    end
   end
   -- A graph links a pair at most once: all pairs are there when as many links are.
   if linked < n * (n - 1) / 2 then return false end
-  for i = 1, #ms, 3 do
-    if AT[(i + 2) / 3] == seq then
-      ms[i + 1], ms[i + 2] = math.min(ms[i + 1], ts), math.max(ms[i + 2], ts)
-    end
+  for h = 1, found do  -- comparisons, not math.min/max: no call per time
+    local i = HIT[h]
+    if ts < ms[i + 1] then ms[i + 1] = ts end
+    if ts > ms[i + 2] then ms[i + 2] = ts end
   end
-  for j = 1, #ls, LINK do
-    if AT[ls[j]] == seq and AT[ls[j + 1]] == seq then
-      ls[j + 2] = math.min(ls[j + 2], ts)
-      if ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end
-    end
+  for h = 1, linked do
+    local j = LHIT[h]
+    if ts < ls[j + 2] then ls[j + 2] = ts end
+    if ts >= ls[j + 3] then ls[j + 3], ls[j + 4] = ts, seq end
   end
   for j = 2, n do
     if IDX[linkable[j]] == nil then IDX[linkable[j]] = pid end
@@ -513,7 +524,7 @@ end
 local function stitch_event(o)
   local eid, ts, primary = BATCH[o + EVENT.event_id], BATCH[o + EVENT.timestamp_ms],
     BATCH[o + EVENT.primary]
-  local ids = event_lists(BATCH, o)
+  local ids, attrs = event_lists(BATCH, o)
   local stored = SEEN[eid]
   if stored then return duplicate(ids, stored) end
   local linkable, alive = linkable_of(ids)
@@ -524,7 +535,7 @@ local function stitch_event(o)
   local seq, first = next_id('seq'), #RES.changes + 1
   local seen = touch_common(linkable, ts, seq, primary)
   if seen then  -- no graph change to report: no cause needed
-    store_fragment(primary, o, seq, seen)
+    store_fragment(primary, o, attrs, seq, seen)
     return recorded(eid, first)
   end
   local pids, old_of, changes = {}, {}, {}
@@ -532,7 +543,7 @@ local function stitch_event(o)
     partition = BATCH[o + EVENT.partition], offset = BATCH[o + EVENT.offset]}
   local bridged = bridges(linkable)
   if not bridged and fast_link(linkable, ts, seq, cause, changes) then
-    store_fragment(primary, o, seq)
+    store_fragment(primary, o, attrs, seq)
     finish(changes, cause, '4.1 link')
     return recorded(eid, first, cause)
   end
@@ -566,7 +577,7 @@ local function stitch_event(o)
   local fitted = {}
   for _, c in ipairs(comps) do fit(pool, c, changes, fitted) end
   assign(pool, fitted, changes)
-  store_fragment(primary, o, seq)
+  store_fragment(primary, o, attrs, seq)
   local rule = unique_conflict and '4.2 unique-namespace rebuild' or SHARED_DEVICE
   -- fit adds a part per detachment: a split it made is the size limit's.
   finish(changes, cause, conflict and rule or (#fitted > #comps and SIZE_LIMIT or '4.1 link'))

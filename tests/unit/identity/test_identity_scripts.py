@@ -71,13 +71,15 @@ def test_every_key_is_named_in_the_declared_slot() -> None:
         source = script_source(name)
         assert source.index("local P = KEYS[1] .. ':'") < source.index("redis.call"), name
         assert not re.search(r"""['"]cdp:""", source), name
-        # Key variables (hash, done_key, bucket_key, DEDUPE_*, window, legacy_keys, blob)
-        # are built from P where set.
+        # Key variables (hash, done_key, bucket_key, graph_key, timeline, DEDUPE_*, window,
+        # legacy_keys, blob) are built from P where set.
         allowed = (
             "P ..",
             "hash",
             "done_key",
             "bucket_key",
+            "graph_key",
+            "timeline",
             "DEDUPE_",
             "window",
             "unpack(legacy_keys",

@@ -66,6 +66,17 @@ local function meta(g)
   return g
 end
 
+-- A graph's key, made once per call: read and written, it would be concatenated twice.
+local GKEY = {}
+local function graph_key(pid)
+  local k = GKEY[pid]
+  if not k then
+    k = P .. 'g:' .. pid
+    GKEY[pid] = k
+  end
+  return k
+end
+
 -- Member count of each graph as stored when the call began (the overview's counters).
 local STORED_N = {}
 
@@ -74,7 +85,7 @@ local function load_raw(pid)
   if GR[pid] ~= nil then return nil end
   local raw = RAW[pid]
   if raw == nil then
-    local blob = redis.call('GET', P .. 'g:' .. pid)
+    local blob = redis.call('GET', graph_key(pid))
     if not blob then
       GR[pid], STORED_N[pid] = false, 0
       return nil
@@ -131,11 +142,11 @@ local function flush()
   count_changes()
   for pid in pairs(GR_DIRTY) do
     if RAW[pid] then
-      redis.call('SET', P .. 'g:' .. pid, cmsgpack.pack(RAW[pid]))
+      redis.call('SET', graph_key(pid), cmsgpack.pack(RAW[pid]))
     elseif GR[pid] then
-      redis.call('SET', P .. 'g:' .. pid, encode_graph(GR[pid]))
+      redis.call('SET', graph_key(pid), encode_graph(GR[pid]))
     else
-      redis.call('DEL', P .. 'g:' .. pid)
+      redis.call('DEL', graph_key(pid))
     end
   end
   for key in pairs(IDX_DIRTY) do
