@@ -91,10 +91,10 @@ class _Replies(asyncio.Protocol):
 
 
 class ScriptPipe:
-    """Pipelined EVALSHA. Raises what redis-py would for an error reply (NoScriptError
-    when Redis lost the script, BusyLoadingError while it loads, ...), ConnectionError
-    when the connection breaks (the next call reconnects), TimeoutError after the
-    client's socket timeout (to every caller waiting on the connection then)."""
+    """Pipelined EVALSHA (and SCRIPT LOAD). Raises what redis-py would for an error reply
+    (NoScriptError when Redis lost the script, BusyLoadingError while it loads, ...),
+    ConnectionError when the connection breaks (the next call reconnects), TimeoutError
+    after the client's socket timeout (to every caller waiting on the connection then)."""
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._pool = client.connection_pool
@@ -102,11 +102,20 @@ class ScriptPipe:
         self._current: tuple[AbstractConnection, asyncio.WriteTransport, _Replies] | None = None
 
     async def evalsha(self, sha: str, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
+        return await self._send(b"EVALSHA", sha.encode(), b"%d" % len(keys), *keys, *args)
+
+    async def load(self, script: bytes) -> None:
+        """SCRIPT LOAD, on the pipe: what redis-py's Script does on NOSCRIPT (a restarted
+        Redis, a flushed script cache), without a pooled connection a restart may have
+        closed (redis-py 8.1 hands those out unchecked)."""
+        await self._send(b"SCRIPT", b"LOAD", script)
+
+    async def _send(self, *command: bytes) -> Any:
         conn, transport, replies = self._current or await self._connect()
         waiter = asyncio.get_running_loop().create_future()
         # redis-py's default (5 s) is set on the connection, not in the URL's kwargs.
         replies.expect(waiter, conn.socket_timeout)
-        transport.write(_command(b"EVALSHA", sha.encode(), b"%d" % len(keys), *keys, *args))
+        transport.write(_command(*command))
         return await waiter
 
     async def _connect(self) -> tuple[AbstractConnection, asyncio.WriteTransport, _Replies]:
