@@ -42,8 +42,10 @@ SCRIPTS = (
     "tally",
     "overview",
 )
-# Read-only: these share one pipelined connection (the lookup API's and publisher's reads).
-PIPELINED = frozenset({"read", "versions", "lookup"})
+# These share one pipelined connection (pipe.py) on one Redis: the lookup API's and the
+# publisher's reads, and the stitch call (a worker's batch) unless it must be followed by
+# a WAIT on its own connection (CDP_REDIS_MIN_REPLICAS, _replicated).
+PIPELINED = frozenset({"read", "versions", "lookup", "stitch"})
 # Writes whose effects a worker acknowledges, so CDP_REDIS_MIN_REPLICAS waits for them. The
 # dead-letter tally is a statistic: a retry would count twice, a failover may lose a few.
 REPLICATED = frozenset({"stitch", "delete", "release"})
@@ -450,10 +452,18 @@ class GraphStore:
             await self._cluster()
             return await script(keys=[KEYSPACE], args=args)
         if name in PIPELINED:
+            keys = [KEYSPACE.encode()]
             try:
-                return await self._pipe.evalsha(script.sha, [KEYSPACE.encode()], args)
+                try:
+                    return await self._pipe.evalsha(script.sha, keys, args)
+                except NoScriptError:  # a restarted Redis, a flushed cache: load, once
+                    await self._pipe.load(script_source(name).encode())
+                    return await self._pipe.evalsha(script.sha, keys, args)
             except (ConnectionError, TimeoutError, NoScriptError):
-                pass  # below, redis-py reconnects, retries and (re)loads the script
+                # Below, redis-py reconnects and runs it again, as its own retries would:
+                # a stitch that ran finds its events applied and replays their outputs
+                # (stitch.lua's duplicate).
+                pass
         return await script(keys=[KEYSPACE], args=args)
 
     async def _cluster(self) -> RedisCluster:

@@ -1,5 +1,6 @@
-"""The pipelined read path (pipeline/identity/pipe.py): concurrent callers get their own
-answers, and a lost connection or a flushed script cache costs no answer."""
+"""The pipelined path (pipeline/identity/pipe.py) of the reads and the stitch call:
+concurrent callers get their own answers, and a lost connection or a flushed script
+cache costs no answer."""
 
 from __future__ import annotations
 
@@ -52,6 +53,14 @@ async def _answers(store: GraphStore) -> list[tuple[str | None, str]]:
     ]
 
 
+async def _kill_connections(client: redis.asyncio.Redis) -> None:
+    """Close the store's connections from the Redis side, as a restart would."""
+    for line in (await client.execute_command("CLIENT", "LIST")).decode().splitlines():
+        fields = dict(f.split("=", 1) for f in line.split(" ") if "=" in f)
+        if fields.get("name") == NAME:
+            await client.execute_command("CLIENT", "KILL", "ID", fields["id"])
+
+
 async def test_concurrent_callers_get_their_own_answers(store: GraphStore) -> None:
     answers = await _answers(store)
     assert len({pid for pid, _ in answers}) == PEOPLE
@@ -62,14 +71,31 @@ async def test_a_killed_connection_and_a_flushed_script_cache_cost_no_answer(
     store: GraphStore, client: redis.asyncio.Redis
 ) -> None:
     before = await _answers(store)
-    for line in (await client.execute_command("CLIENT", "LIST")).decode().splitlines():
-        fields = dict(f.split("=", 1) for f in line.split(" ") if "=" in f)
-        if fields.get("name") == NAME:
-            await client.execute_command("CLIENT", "KILL", "ID", fields["id"])
+    await _kill_connections(client)
     assert await _answers(store) == before
     await client.script_flush()
     assert await _answers(store) == before
     assert await _answers(store) == before  # and the pipe again, with the script reloaded
+
+
+async def test_a_stitch_goes_through_the_pipe_and_loses_nothing_to_a_restart(
+    store: GraphStore, client: redis.asyncio.Redis
+) -> None:
+    """Without CDP_REDIS_MIN_REPLICAS a batch is one call on the pipe (the fixture's
+    stitch opened it); a killed connection or a flushed script cache costs it nothing,
+    a batch sent again replays its outputs, and a script error still reaches the caller
+    (the stitch stage bisects the batch on it)."""
+    assert store._pipe is not None and store._pipe._current is not None
+    event = make_event("n1", 5000, "email:new@example.org", "crm_id:N1")
+    await _kill_connections(client)
+    first = await store.stitch([event])
+    assert first.outcomes == ["ok"] and first.dirty
+    await client.script_flush()
+    again = await store.stitch([event])
+    assert again.outcomes == ["duplicate"] and again.dirty == first.dirty
+    assert store._pipe._current is not None  # the pipe again, with the script reloaded
+    with pytest.raises(redis.exceptions.ResponseError, match="user_script"):
+        await store._call("stitch", ["not", "a", 3])
 
 
 async def test_error_replies_raise_what_redis_py_raises(client: redis.asyncio.Redis) -> None:
@@ -82,6 +108,33 @@ async def test_error_replies_raise_what_redis_py_raises(client: redis.asyncio.Re
     with pytest.raises(redis.exceptions.ResponseError, match="something else"):
         await pipe.evalsha(sha, [], [])
     assert await pipe.evalsha(await client.script_load("return 'ok'"), [], []) == b"ok"
+
+
+class _CountingWrites:
+    """A transport's writes, counted."""
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self.transport, self.writes = transport, 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+
+async def test_the_calls_of_one_loop_turn_leave_in_one_write(client: redis.asyncio.Redis) -> None:
+    pipe = ScriptPipe(client)
+    sha = await client.script_load("return ARGV[1]")
+    assert await pipe.evalsha(sha, [], [b"first"]) == b"first"  # connected
+    assert pipe._current is not None
+    replies = pipe._current[1]
+    counting = _CountingWrites(replies.transport)
+    replies.transport = counting  # type: ignore[assignment]
+    answers = await asyncio.gather(*(pipe.evalsha(sha, [], [b"%d" % i]) for i in range(10)))
+    assert answers == [b"%d" % i for i in range(10)]
+    assert counting.writes == 1
 
 
 SLOW, SILENT = "0" * 40, "1" * 40  # scripts the fake Redis below answers late, or never
