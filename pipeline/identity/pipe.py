@@ -83,6 +83,8 @@ class _Replies(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.parser.feed(data)
         while (reply := self.parser.gets()) is not False:
+            if not self.waiting:  # late, for callers failed by a timeout: being dropped
+                return
             waiter, _ = self.waiting.popleft()
             if waiter.done():  # its caller gave up
                 continue

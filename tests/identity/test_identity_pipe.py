@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio
 
 from pipeline.identity.commands import GraphStore
-from pipeline.identity.pipe import ScriptPipe
+from pipeline.identity.pipe import ScriptPipe, _Replies
 from tests.identity.support import DEFAULTS, make_event, redis_url
 
 # A real Redis at CDP_REDIS_URL (`make test` starts it).
@@ -193,3 +193,24 @@ async def test_the_timeout_counts_from_each_call_and_fails_every_caller_behind_i
             assert await pipe.evalsha(SLOW, [], []) == b"OK"  # on a new connection
     finally:
         await client.aclose()
+
+
+async def test_a_reply_after_its_caller_timed_out_is_ignored() -> None:
+    """A reply that arrives once a timeout failed every caller (and before the dropped
+    connection is closed) has nobody to go to: it took from an empty queue."""
+
+    class Pipe:
+        def drop(self, replies: object) -> None:
+            pass
+
+    class Transport:
+        def get_protocol(self) -> asyncio.Protocol:
+            return asyncio.Protocol()
+
+    replies = _Replies(Pipe(), Transport())  # type: ignore[arg-type]
+    waiter = asyncio.get_running_loop().create_future()
+    replies.expect(waiter, None)
+    replies.fail(redis.exceptions.TimeoutError("no reply"))
+    replies.data_received(b"+OK\r\n")
+    with pytest.raises(redis.exceptions.TimeoutError):
+        await waiter
