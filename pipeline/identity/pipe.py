@@ -2,9 +2,8 @@
 
 A redis-py call takes a pooled connection (pool lock, bookkeeping, retry wrapper, a
 task for its write timeout, a timeout context for its read): that was half of a
-lookup's CPU. Here a call is one queued command and one future, the commands of one
-event-loop turn leave in one write, and replies are parsed (by hiredis) as they arrive,
-in order, for every caller.
+lookup's CPU. Here a call is one write and one future, and replies are parsed (by
+hiredis) as they arrive, in order, for every caller.
 """
 
 from __future__ import annotations
@@ -32,10 +31,9 @@ def _command(*args: bytes) -> bytes:
 class _Replies(asyncio.Protocol):
     """One connection's replies, parsed as they arrive and handed to its callers in order."""
 
-    def __init__(self, pipe: ScriptPipe, transport: asyncio.WriteTransport) -> None:
+    def __init__(self, pipe: ScriptPipe, stream: asyncio.BaseProtocol) -> None:
         self.pipe = pipe
-        self.transport = transport
-        self.stream = transport.get_protocol()  # redis-py's, which this one replaces
+        self.stream = stream  # redis-py's protocol, which this one replaced
         # Error replies become redis-py's exceptions (LOADING: BusyLoadingError, ...).
         self.parser = hiredis.Reader(
             protocolError=redis_errors.InvalidResponse, replyError=BaseParser.parse_error
@@ -44,20 +42,6 @@ class _Replies(asyncio.Protocol):
         self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self.timeout: float | None = None
         self.watchdog: asyncio.TimerHandle | None = None
-        self.unsent: list[bytes] = []  # commands of this loop turn, written at its end
-
-    def send(self, command: bytes) -> None:
-        """Queue ``command``; the turn's commands leave in one write (one syscall, one
-        wake-up of Redis) once every caller of the turn has queued its own."""
-        if not self.unsent:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self.unsent.append(command)
-
-    def _flush(self) -> None:
-        data = b"".join(self.unsent)
-        self.unsent.clear()
-        if not self.transport.is_closing():  # else its callers have failed already
-            self.transport.write(data)
 
     def expect(self, waiter: asyncio.Future[Any], timeout: float | None) -> None:
         """Queue ``waiter`` for the next reply, failed if none comes within ``timeout``.
@@ -117,7 +101,7 @@ class ScriptPipe:
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._pool = client.connection_pool
         self._connecting = asyncio.Lock()
-        self._current: tuple[AbstractConnection, _Replies] | None = None
+        self._current: tuple[AbstractConnection, asyncio.WriteTransport, _Replies] | None = None
 
     async def evalsha(self, sha: str, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
         return await self._send(b"EVALSHA", sha.encode(), b"%d" % len(keys), *keys, *args)
@@ -129,28 +113,28 @@ class ScriptPipe:
         await self._send(b"SCRIPT", b"LOAD", script)
 
     async def _send(self, *command: bytes) -> Any:
-        conn, replies = self._current or await self._connect()
+        conn, transport, replies = self._current or await self._connect()
         waiter = asyncio.get_running_loop().create_future()
         # redis-py's default (5 s) is set on the connection, not in the URL's kwargs.
         replies.expect(waiter, conn.socket_timeout)
-        replies.send(_command(*command))
+        transport.write(_command(*command))
         return await waiter
 
-    async def _connect(self) -> tuple[AbstractConnection, _Replies]:
+    async def _connect(self) -> tuple[AbstractConnection, asyncio.WriteTransport, _Replies]:
         async with self._connecting:
             if self._current is None:
                 # redis-py connects (TLS, AUTH, SELECT, HELLO as the URL says); then the
                 # socket's bytes come here instead of to its stream reader.
                 conn = await self._pool.get_connection()
                 transport = conn._writer.transport
-                replies = _Replies(self, transport)
+                replies = _Replies(self, transport.get_protocol())
                 transport.set_protocol(replies)
-                self._current = (conn, replies)
+                self._current = (conn, transport, replies)
             return self._current
 
     def drop(self, replies: _Replies) -> None:
         """Give up the connection of ``replies`` (the next call connects anew)."""
-        if self._current is not None and self._current[1] is replies:
+        if self._current is not None and self._current[2] is replies:
             conn = self._current[0]
             self._current = None
             asyncio.get_running_loop().create_task(self._release(conn))

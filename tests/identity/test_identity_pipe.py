@@ -110,33 +110,6 @@ async def test_error_replies_raise_what_redis_py_raises(client: redis.asyncio.Re
     assert await pipe.evalsha(await client.script_load("return 'ok'"), [], []) == b"ok"
 
 
-class _CountingWrites:
-    """A transport's writes, counted."""
-
-    def __init__(self, transport: asyncio.WriteTransport) -> None:
-        self.transport, self.writes = transport, 0
-
-    def write(self, data: bytes) -> None:
-        self.writes += 1
-        self.transport.write(data)
-
-    def is_closing(self) -> bool:
-        return self.transport.is_closing()
-
-
-async def test_the_calls_of_one_loop_turn_leave_in_one_write(client: redis.asyncio.Redis) -> None:
-    pipe = ScriptPipe(client)
-    sha = await client.script_load("return ARGV[1]")
-    assert await pipe.evalsha(sha, [], [b"first"]) == b"first"  # connected
-    assert pipe._current is not None
-    replies = pipe._current[1]
-    counting = _CountingWrites(replies.transport)
-    replies.transport = counting  # type: ignore[assignment]
-    answers = await asyncio.gather(*(pipe.evalsha(sha, [], [b"%d" % i]) for i in range(10)))
-    assert answers == [b"%d" % i for i in range(10)]
-    assert counting.writes == 1
-
-
 SLOW, SILENT = "0" * 40, "1" * 40  # scripts the fake Redis below answers late, or never
 
 
