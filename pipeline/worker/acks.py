@@ -50,9 +50,7 @@ class InOrderAcks:
                 delivered = await self._attempt(batch, work())
                 break
             except Exception:
-                self._failed(batch, "failed", pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, RETRY_MAX_S)
+                pause = await self._paused(batch, "failed", pause)
         previous = self._chain(batch, self._until_delivered(batch, delivered, work))
         if previous is not None:
             await asyncio.shield(previous)
@@ -65,12 +63,11 @@ class InOrderAcks:
             try:
                 return await delivered
             except Exception:
-                self._failed(batch, "was not delivered", pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, RETRY_MAX_S)
+                pause = await self._paused(batch, "was not delivered", pause)
                 delivered = _again(work)
 
-    def _failed(self, batch: Sequence[EventT], what: str, pause: float) -> None:
+    async def _paused(self, batch: Sequence[EventT], what: str, pause: float) -> float:
+        """Count and log a failed run, wait ``pause``; the pause before the next one."""
         metrics.BATCH_RETRIES.labels(self.agent).inc()
         log.exception(
             "%s: a batch of %d events %s; nothing of it is acknowledged, it runs again in %.1f s",
@@ -79,6 +76,8 @@ class InOrderAcks:
             what,
             pause,
         )
+        await asyncio.sleep(pause)
+        return min(pause * 2, RETRY_MAX_S)
 
     async def _attempt(self, batch: Sequence[EventT], work: Work) -> Awaitable[Any]:
         """One run of the work. On shutdown (cancellation) it is finished first, within

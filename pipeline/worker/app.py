@@ -225,8 +225,8 @@ def create_app(
 
     @app.agent(privacy_topic, name="privacy")
     async def privacy(stream: StreamT) -> None:
-        # One request at a time, acknowledged once its outputs and receipt are delivered;
-        # run again while they are refused (a request's effects are idempotent).
+        # Requests applied one after another, each acknowledged once its outputs and
+        # receipt are delivered, and run again while they are refused (idempotent).
         acks = InOrderAcks("privacy", health.processed)
         try:
             async for event in stream.noack().events():  # type: ignore[attr-defined]
