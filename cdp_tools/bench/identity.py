@@ -19,7 +19,8 @@ import redis.asyncio
 
 from pipeline.identity import config as identity_config
 from pipeline.identity import event_fields
-from pipeline.identity.commands import KEYSPACE, GraphStore, StitchEvent, stitch_batch
+from pipeline.identity.arguments import StitchEvent, stitch_batch
+from pipeline.identity.commands import KEYSPACE, GraphStore
 
 # The baseline: the cheapest useful script over the same payload, one HSET per event.
 TRIVIAL_LUA = """

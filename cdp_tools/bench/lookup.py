@@ -24,7 +24,8 @@ import uvloop
 from cdp_tools.bench.cpu import cpu_seconds
 from cdp_tools.workerproc import WorkerProcess, free_port
 from pipeline.identity import config as identity_config
-from pipeline.identity.commands import GraphStore, StitchEvent
+from pipeline.identity.arguments import StitchEvent
+from pipeline.identity.commands import GraphStore
 from pipeline.identity.connect import connect
 from pipeline.settings import Settings
 

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import msgpack
 
 from cdp_tools.bench.e2e import CHANNELS, _events
-from pipeline.identity.commands import AttributeValue, Member, RawProfile
 from pipeline.identity.config import IdentityConfig, load
+from pipeline.identity.replies import AttributeValue, Member, RawProfile
 from pipeline.ingest import parse_event
 from pipeline.profile.assemble import assemble
 from pipeline.publish.encode import encode

@@ -10,8 +10,9 @@ from typing import Any
 
 import msgpack
 
-from pipeline.identity.commands import AttributeValue, GraphStore, Link, RawGraph, RawProfile
+from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import IdentityConfig
+from pipeline.identity.replies import AttributeValue, Link, RawGraph, RawProfile
 from pipeline.ingest import normalise_identity
 from pipeline.ingest.privacy import PrivacyRequest
 from pipeline.model import POLICIES, Identity, Rejected

@@ -1,6 +1,6 @@
 """The fields of a stitch event as the stitch script reads them, defined once.
 
-``commands.stitch_batch`` sends a batch as one flat list: per event the values of FIELDS
+``arguments.stitch_batch`` sends a batch as one flat list: per event the values of FIELDS
 in this order, then each of LISTS as its length and its items. No field names travel,
 and no table per event or per list: Redis's cmsgpack grows every table it builds from
 empty, which made unpacking a batch of nested lists cost twice as much. The Lua side
@@ -29,7 +29,7 @@ FIELDS = (
 )
 LISTS = (
     "identities",  # identity keys, primary included
-    "attributes",  # flat {path, stored value less its seq (commands.stored_head), ...}
+    "attributes",  # flat {path, stored value less its seq (arguments.stored_head), ...}
 )
 
 

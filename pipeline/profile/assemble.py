@@ -8,8 +8,8 @@ from typing import Any
 
 import msgpack
 
-from pipeline.identity.commands import RawProfile
 from pipeline.identity.config import UNKNOWN_PRIORITY, IdentityConfig
+from pipeline.identity.replies import RawProfile
 from pipeline.ingest import unflatten_attributes
 from pipeline.kept import Kept
 from pipeline.model import KEY_SEP

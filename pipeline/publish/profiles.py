@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import metrics
-from pipeline.identity.commands import Fragment, GraphStore
+from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import IdentityConfig
+from pipeline.identity.replies import Fragment
 from pipeline.kept import Kept
 from pipeline.notes import Note, UpdateNote
 from pipeline.profile.assemble import assemble

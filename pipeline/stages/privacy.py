@@ -8,8 +8,9 @@ from functools import partial
 from typing import Any
 
 from pipeline import metrics
-from pipeline.identity.commands import ChangeResult, DeleteResult, GraphStore
+from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import IdentityConfig
+from pipeline.identity.replies import ChangeResult, DeleteResult
 from pipeline.ingest import normalise_identity, parse_privacy_request
 from pipeline.ingest.privacy import PrivacyRequest, given_fields
 from pipeline.model import Identity, Rejected

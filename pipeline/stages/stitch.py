@@ -11,8 +11,10 @@ from typing import Any, NamedTuple
 from redis.exceptions import ResponseError
 
 from pipeline import metrics
-from pipeline.identity.commands import GraphStore, StitchEvent, StitchResult
+from pipeline.identity.arguments import StitchEvent
+from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import NAMESPACE_NAME, IdentityConfig
+from pipeline.identity.replies import StitchResult
 from pipeline.ingest import flatten_attributes, parse_event
 from pipeline.ingest.reasons import REJECT_REASONS
 from pipeline.model import Event, Rejected

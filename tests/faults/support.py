@@ -31,8 +31,9 @@ from cdp_tools.quiesce import lag, wait_caught_up
 from cdp_tools.stack import StackError, control
 from cdp_tools.workerproc import WorkerProcess
 from pipeline.identity import config as identity_config
-from pipeline.identity.commands import AttributeValue, GraphStore, RawProfile
+from pipeline.identity.commands import GraphStore
 from pipeline.identity.connect import connect
+from pipeline.identity.replies import AttributeValue, RawProfile
 from pipeline.kafka import client_kwargs
 from pipeline.model import Rejected
 from pipeline.profile.assemble import merged_attributes

@@ -13,15 +13,11 @@ import msgpack
 import pytest
 import redis.asyncio
 
-from pipeline.identity.commands import (
-    KEYSPACE,
-    DeleteResult,
-    GraphStore,
-    StitchEvent,
-    StitchResult,
-)
+from pipeline.identity.arguments import StitchEvent
+from pipeline.identity.commands import KEYSPACE, GraphStore
 from pipeline.identity.config import IdentityConfig, load
 from pipeline.identity.connect import Client
+from pipeline.identity.replies import DeleteResult, StitchResult
 from pipeline.resources import SHARED_DEVICES_CONFIG, schema_path
 from tests.model.reference import Model
 

@@ -8,8 +8,10 @@ import random
 
 import pytest
 
-from pipeline.identity.commands import GraphStore, StitchEvent, StitchResult
+from pipeline.identity.arguments import StitchEvent
+from pipeline.identity.commands import GraphStore
 from pipeline.identity.connect import Client, connect
+from pipeline.identity.replies import StitchResult
 from tests.identity.support import DEFAULTS, assert_same_state, make_event, without_time
 from tests.model.reference import Model
 

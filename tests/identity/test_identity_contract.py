@@ -10,7 +10,7 @@ import json
 import pytest
 import redis.asyncio
 
-from pipeline.identity.commands import StitchEvent
+from pipeline.identity.arguments import StitchEvent
 from pipeline.identity.config import Namespace, parse
 from pipeline.ingest import parse_event
 from pipeline.records import Record

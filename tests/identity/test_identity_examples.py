@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import pytest
 import redis.asyncio
 
-from pipeline.identity.commands import ChangeResult, GraphStore, StitchResult
+from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import IdentityConfig
+from pipeline.identity.replies import ChangeResult, StitchResult
 from tests.identity.support import (
     DEFAULTS,
     SHARED_DEVICES,

@@ -1,4 +1,4 @@
-"""The index bucket computed by the caller (commands.bucket) is the script's own
+"""The index bucket computed by the caller (arguments.bucket) is the script's own
 (lua/includes/index.lua): an identity is found the same whichever computed it."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import redis.asyncio
 
-from pipeline.identity.commands import KEYSPACE, GraphStore, bucket
+from pipeline.identity.arguments import bucket
+from pipeline.identity.commands import KEYSPACE, GraphStore
 from tests.identity.support import DEFAULTS, make_event
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline.identity.commands import GraphStore, StitchEvent
+from pipeline.identity.arguments import StitchEvent
+from pipeline.identity.commands import GraphStore
 from pipeline.identity.connect import Client
 from pipeline.publish.encode import encode
 from pipeline.publish.profiles import Publisher, PublishSettings

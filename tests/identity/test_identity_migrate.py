@@ -8,8 +8,9 @@ import msgpack
 import pytest
 import redis.asyncio
 
-from pipeline.identity.commands import KEYSPACE, GraphStore, RawGraph
+from pipeline.identity.commands import KEYSPACE, GraphStore
 from pipeline.identity.migrate import holds_old_layout, migrate
+from pipeline.identity.replies import RawGraph
 from pipeline.worker.run import StartupError, check_redis
 from tests.identity.support import DEFAULTS, make_event, redis_url
 

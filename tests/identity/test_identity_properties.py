@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline.identity.commands import GraphStore, StitchEvent
+from pipeline.identity.arguments import StitchEvent
+from pipeline.identity.commands import GraphStore
 from pipeline.identity.config import IdentityConfig, Namespace
 from tests.identity.support import (
     DEFAULTS,

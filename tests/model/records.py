@@ -4,7 +4,7 @@ same events a worker would stitch."""
 from __future__ import annotations
 
 from pipeline.identity import config as identity_config
-from pipeline.identity.commands import StitchEvent
+from pipeline.identity.arguments import StitchEvent
 from pipeline.identity.config import IdentityConfig
 from pipeline.ingest import parse_event
 from pipeline.records import Record

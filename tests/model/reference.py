@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
-from pipeline.identity.commands import StitchEvent
+from pipeline.identity.arguments import StitchEvent
 from pipeline.identity.config import UNKNOWN_PRIORITY, IdentityConfig
 
 KIND_RANK = {"cookie": 0, "device": 0, "partner": 1, "person": 2}  # rule 4.3's tiers

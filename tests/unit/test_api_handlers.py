@@ -9,18 +9,18 @@ import msgpack
 import pytest
 
 from pipeline.api.handlers import Api, BadRequest, NotFound, shortest_path
-from pipeline.identity.commands import (
+from pipeline.identity.commands import GraphStore
+from pipeline.identity.config import IdentityConfig, load
+from pipeline.identity.replies import (
     AttributeValue,
     ChangeResult,
     Counts,
     DeleteResult,
-    GraphStore,
     Link,
     Member,
     RawGraph,
     RawProfile,
 )
-from pipeline.identity.config import IdentityConfig, load
 from pipeline.publish.profiles import PublishSettings
 from pipeline.records import Outputs
 from pipeline.resources import SHARED_DEVICES_CONFIG, schema_path

@@ -9,8 +9,8 @@ import jsonschema
 import msgpack
 import pytest
 
-from pipeline.identity.commands import AttributeValue, Member, RawProfile
 from pipeline.identity.config import IdentityConfig, load
+from pipeline.identity.replies import AttributeValue, Member, RawProfile
 from pipeline.profile.assemble import assemble
 from pipeline.timefmt import iso_ms
 

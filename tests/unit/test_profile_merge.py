@@ -7,7 +7,7 @@ import itertools
 import msgpack
 import pytest
 
-from pipeline.identity.commands import AttributeValue, RawProfile
+from pipeline.identity.replies import AttributeValue, RawProfile
 from pipeline.model import POLICIES
 from pipeline.profile.assemble import merged_attributes
 from pipeline.profile.merge import ranked, winners

@@ -1,4 +1,4 @@
-"""The Lua scripts as commands.py assembles them, and the one definition of a stitch event."""
+"""The Lua scripts as scripts.py assembles them, and the one definition of a stitch event."""
 
 from __future__ import annotations
 
@@ -6,15 +6,10 @@ import re
 
 import msgpack
 
-from pipeline.identity.commands import (
-    SCRIPTS,
-    StitchEvent,
-    bucket,
-    script_source,
-    stitch_batch,
-    stored_head,
-)
+from pipeline.identity.arguments import StitchEvent, bucket, stitch_batch, stored_head
+from pipeline.identity.commands import SCRIPTS
 from pipeline.identity.event_fields import FIELDS, LISTS, lua_table
+from pipeline.identity.scripts import script_source
 from pipeline.resources import lua_text
 
 

@@ -12,8 +12,9 @@ import pytest
 from redis.exceptions import ConnectionError, ResponseError
 
 from pipeline import metrics
-from pipeline.identity.commands import StitchEvent, StitchResult
+from pipeline.identity.arguments import StitchEvent
 from pipeline.identity.config import load
+from pipeline.identity.replies import StitchResult
 from pipeline.model import Event
 from pipeline.notes import UpdateNote
 from pipeline.publish.profiles import Publication, Publisher, PublishSettings

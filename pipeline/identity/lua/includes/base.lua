@@ -1,6 +1,6 @@
 --[[
   base: what every script that names identities shares. Scripts list the includes they
-  use in `--@include <name>` lines (includes list theirs); commands.py loads each one
+  use in `--@include <name>` lines (includes list theirs); scripts.py loads each one
   once, dependencies first, so a script carries only the code it uses.
 
   Keys of the identity graph, all in the slot of the hash tag {cdp} (includes/keyspace.lua:

@@ -19,7 +19,7 @@ end
 
 -- Polynomial string hash (base 31, four bytes a step) modulo a 31-bit prime: every
 -- intermediate stays below 2^52, exact in Lua's doubles. The same in Python:
--- pipeline/identity/commands.py bucket, whose answer a caller may pass (known_bucket).
+-- pipeline/identity/arguments.py bucket, whose answer a caller may pass (known_bucket).
 local BUCKET = {}
 local function known_bucket(key, bucket)
   if not BUCKET[key] then BUCKET[key] = P .. 'i:' .. bucket end
