@@ -19,7 +19,8 @@ from pipeline.model import POLICIES
 from pipeline.settings import CHANNEL, VARIABLES, Settings, Topics
 
 
-def _settings() -> Settings:
+def env_settings() -> Settings:
+    """The settings from the environment; a bad variable ends the command with its message."""
     try:
         return Settings.from_env()
     except ValueError as exc:
@@ -34,7 +35,10 @@ class _Main(click.Group):
     """Loads the tooling's command groups (package cdp_tools) only when they are asked for,
     so `cdp worker` never imports it."""
 
-    LAZY: ClassVar[dict[str, str]] = {"stack": "cdp_tools.stack.cli:stack"}
+    LAZY: ClassVar[dict[str, str]] = {
+        "stack": "cdp_tools.stack.cli:stack",
+        "bench": "cdp_tools.bench.cli:bench",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])
@@ -61,10 +65,10 @@ class _Main(click.Group):
         except RedisConnectionError as exc:
             from pipeline.worker.health import redis_address
 
-            where = redis_address(_settings().redis_url)  # without a password
+            where = redis_address(env_settings().redis_url)  # without a password
             raise click.ClickException(_unreachable("Redis", where, "CDP_REDIS_URL", exc)) from None
         except KafkaConnectionError as exc:
-            where = _settings().kafka_bootstrap
+            where = env_settings().kafka_bootstrap
             raise click.ClickException(
                 _unreachable("Kafka", where, "CDP_KAFKA_BOOTSTRAP", exc)
             ) from None
@@ -96,7 +100,7 @@ def worker() -> None:
     from pipeline.worker.run import StartupError, run
 
     try:
-        run(_settings())
+        run(env_settings())
     except (StartupError, ConfigError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -110,7 +114,7 @@ def migrate_keys() -> None:
     from pipeline.identity.migrate import migrate
 
     async def run() -> int:
-        client = connect(_settings().redis_url)
+        client = connect(env_settings().redis_url)
         try:
             return await migrate(client)
         finally:
@@ -128,7 +132,7 @@ def topology() -> None:
     from pipeline.worker.app import create_app
     from pipeline.worker.topology import render
 
-    settings = _settings()
+    settings = env_settings()
     config = identity_config.load(settings.identity_config or None)
     # Wired as a worker would be, without connecting: the client connects on first use.
     store = GraphStore(connect(settings.redis_url), config)
@@ -224,7 +228,7 @@ def produce(
                         raise click.UsageError("an event has no channel; pass --channel")
                     _check_channel(ch, f"{path}, line {number}: channel")
                     events.append((ch, envelope))
-    sent = asyncio.run(send(_settings(), events, encoding=encoding))
+    sent = asyncio.run(send(env_settings(), events, encoding=encoding))
     click.echo(f"produced {sent} events")
 
 
@@ -268,10 +272,10 @@ def profile_get(
     query = {"merge_policy": merge_policy} if merge_policy else {}
     by_identity = namespace is not None or value is not None
     if profile_id is not None and not by_identity:
-        status, body = api_call(_settings(), "profile_by_id", profile_id, query)
+        status, body = api_call(env_settings(), "profile_by_id", profile_id, query)
     elif namespace and value and profile_id is None:
         status, body = api_call(
-            _settings(), "profile_by_identity", {**query, "namespace": namespace, "id": value}
+            env_settings(), "profile_by_identity", {**query, "namespace": namespace, "id": value}
         )
     else:
         raise click.UsageError("give --namespace and --id, or --profile-id (not both)")
@@ -286,7 +290,7 @@ def profile_tail(follow: bool) -> None:
     from pipeline.publish.reader import read_to_end
 
     async def tail() -> None:
-        s = _settings()
+        s = env_settings()
         async for record in read_to_end(s, Topics(s.topic_prefix).profiles, follow=follow):
             shown = record.value if record.value is not None else "TOMBSTONE"
             click.echo(
@@ -309,7 +313,7 @@ def graph_show(namespace: str, value: str) -> None:
     """The graph holding an identity, with each link's evidence."""
     from cdp_tools.ops import api_call
 
-    status, body = api_call(_settings(), "graph", {"namespace": namespace, "id": value})
+    status, body = api_call(env_settings(), "graph", {"namespace": namespace, "id": value})
     _print(body)
     sys.exit(0 if status == 200 else 1)
 
@@ -328,7 +332,7 @@ def graph_explain(a: str, b: str) -> None:
     """Why two identities (namespace:id) are in one profile, or why not."""
     from cdp_tools.ops import api_call
 
-    status, body = api_call(_settings(), "explain", {"a": a, "b": b})
+    status, body = api_call(env_settings(), "explain", {"a": a, "b": b})
     _print(body)
     sys.exit(0 if status == 200 else 1)
 
@@ -342,7 +346,7 @@ def quarantine() -> None:
 def quarantine_list() -> None:
     from cdp_tools.ops import with_store
 
-    _print(asyncio.run(with_store(_settings(), lambda store: store.quarantined())))
+    _print(asyncio.run(with_store(env_settings(), lambda store: store.quarantined())))
 
 
 @quarantine.command("release")
@@ -355,7 +359,7 @@ def quarantine_release(namespace: str, value: str) -> None:
 
     query = {"namespace": namespace, "id": value}
     try:
-        status, body = worker_call(_settings(), "POST", "/v1/quarantine/release", query)
+        status, body = worker_call(env_settings(), "POST", "/v1/quarantine/release", query)
     except WorkerUnreachable as exc:
         raise click.ClickException(str(exc)) from None
     _print(body)
@@ -395,7 +399,7 @@ def privacy_delete(namespace: str, value: str, whole_profile: bool, wait_s: floa
         "namespace": namespace,
         "id": value,
     }
-    settings = _settings()
+    settings = env_settings()
     receipt = asyncio.run(privacy_request(settings, request, wait_s))
     _print(
         receipt if receipt is not None else {"request_id": request["request_id"], "status": "sent"}
@@ -422,130 +426,4 @@ def demo(stay: bool) -> None:
     """Start the stack and a worker, feed the sample, print profiles, stop everything."""
     from cdp_tools.demo import run_demo
 
-    sys.exit(run_demo(_settings(), stay=stay))
-
-
-@main.group()
-def bench() -> None:
-    """Benchmarks (they print figures; they assert nothing)."""
-
-
-_worker_python = click.option(
-    "--worker-python",
-    default=sys.executable,
-    show_default="this environment's",
-    help="Python that runs the workers (another checkout's venv, for paired runs).",
-)
-
-
-@bench.command("e2e")
-@click.option("--events", type=int, default=20_000, show_default=True)
-@click.option(
-    "--rates", default="100,1000", show_default=True, help="Steady rates for latency (events/s)."
-)
-@click.option("--seconds", type=float, default=10.0, show_default=True, help="Per steady rate.")
-@click.option(
-    "--steady-only", is_flag=True, help="Only the steady rates: no passthroughs, no drains."
-)
-@_worker_python
-def bench_e2e(
-    events: int, rates: str, seconds: float, steady_only: bool, worker_python: str
-) -> None:
-    """Workers end to end (one, two, steady rates), next to raw aiokafka passthroughs."""
-    from cdp_tools.bench.e2e import main as run
-
-    rate_list = tuple(float(r) for r in rates.split(",") if r)
-    run(_settings(), events, rate_list, seconds, steady_only, worker_python)
-
-
-@bench.command("stages")
-@click.option("--events", type=int, default=20_000, show_default=True)
-@click.option("--rounds", type=int, default=7, show_default=True)
-def bench_stages(events: int, rounds: int) -> None:
-    """CPU of ingest and profile documents in-process (no Kafka or Redis)."""
-    from cdp_tools.bench.stages import main as run
-
-    run(events, rounds)
-
-
-@bench.command("identity")
-@click.option("--events", type=int, default=200_000, show_default=True)
-@click.option("--batch", type=int, default=500, show_default=True)
-@click.option("--identities", type=int, default=1_000_000, show_default=True)
-@click.option("--yes", is_flag=True, help="Confirm that the Redis DB may be wiped.")
-@click.option(
-    "--cluster/--no-cluster",
-    default=True,
-    show_default=True,
-    help="Then the same traffic on a temporary local 3-master Redis Cluster.",
-)
-def bench_identity(events: int, batch: int, identities: int, yes: bool, cluster: bool) -> None:
-    """The Redis identity operations alone. WIPES the Redis DB at CDP_REDIS_URL."""
-    from cdp_tools.bench import cluster as on_cluster
-    from cdp_tools.bench.identity import report, run
-
-    if not yes:
-        raise click.UsageError("this wipes the Redis DB at CDP_REDIS_URL: pass --yes")
-    click.echo(report(asyncio.run(run(_settings().redis_url, events, batch, identities))))
-    if cluster:
-        click.echo(on_cluster.report(asyncio.run(on_cluster.run(events, batch))))
-
-
-@bench.command("slots")
-@click.option("--events", type=int, default=100_000, show_default=True)
-@click.option("--batch", type=int, default=500, show_default=True)
-@click.option("--graphs", type=int, default=20_000, show_default=True)
-def bench_slots(events: int, batch: int, graphs: int) -> None:
-    """What a slot per graph would cost Redis (docs/redis-cluster.md section 4): the
-    common event's reads and writes without the rules, on a temporary local cluster."""
-    from cdp_tools.bench import slots
-
-    click.echo(slots.report(slots.run(events, batch, graphs)))
-
-
-@bench.command("quality")
-@click.option("--people", type=int, default=1500, show_default=True)
-@click.option("--seed", type=int, default=None, help="Default: a random seed (printed).")
-@click.option("--duplicates", is_flag=True, help="Deliver every event twice.")
-@click.option("--kill", is_flag=True, help="Two workers; SIGKILL one three times mid-stream.")
-@click.option(
-    "--identity-config",
-    "configs",
-    multiple=True,
-    help="An identity configuration to score, a file or a packaged name as "
-    "CDP_IDENTITY_CONFIG takes (repeatable). Default: default and shared-devices, one run "
-    "each on the same data.",
-)
-@click.option("--yes", is_flag=True, help="Confirm that the Redis DB may be wiped.")
-def bench_quality(
-    people: int, seed: int | None, duplicates: bool, kill: bool, configs: tuple[str, ...], yes: bool
-) -> None:
-    """Stitching quality against ground truth. WIPES the Redis DB at CDP_REDIS_URL."""
-    import random
-
-    from cdp_tools.quality.run import SHIPPED
-    from cdp_tools.quality.run import main as run
-
-    if not yes:
-        raise click.UsageError("this wipes the Redis DB at CDP_REDIS_URL: pass --yes")
-    from pipeline.identity import config as identity_config
-
-    for config in configs:
-        try:
-            identity_config.read(config)
-        except identity_config.ConfigError as exc:
-            raise click.BadParameter(str(exc), param_hint="--identity-config") from exc
-    chosen = {config: config for config in configs} or SHIPPED
-    seed = random.randrange(1 << 30) if seed is None else seed
-    run(_settings(), people, seed, duplicates, kill, chosen)
-
-
-@bench.command("lookup")
-@click.option("--profiles", type=int, default=100_000, show_default=True)
-@click.option("--seconds", type=float, default=10.0, show_default=True)
-@_worker_python
-def bench_lookup(profiles: int, seconds: float, worker_python: str) -> None:
-    """Lookups per second and latency against a worker's HTTP API."""
-    from cdp_tools.bench.lookup import main as run
-
-    run(_settings(), profiles, seconds, worker_python=worker_python)
+    sys.exit(run_demo(env_settings(), stay=stay))
